@@ -1,0 +1,7 @@
+"""`python -m runner` is the same program as the `previz` console script."""
+
+from __future__ import annotations
+
+from runner.cli import main
+
+raise SystemExit(main())

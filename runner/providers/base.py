@@ -1,0 +1,127 @@
+"""The one seam between the engine and a provider's wire API (httpx's transport lesson).
+
+An adapter turns a neutral :class:`SubmitRequest` into its provider's request, and its answers
+back into neutral :class:`TaskStatus` values. It owns request shapes, status words, error mapping
+and cost; the engine owns everything about *when* to call it. Adapters raise only the
+:mod:`runner.errors` tree:
+
+* submit: :class:`~runner.errors.NotSentError` (never reached the server: resend is safe),
+  :class:`~runner.errors.RateLimitedError` / :class:`~runner.errors.TransientError` (429/5xx: the
+  server refused it, resend is safe), :class:`~runner.errors.AmbiguousSubmitError` (sent, no
+  answer: only a ``resend_safe`` provider may resend), :class:`~runner.errors.TerminalError`.
+* poll: transient errors (retry with backoff) or :class:`~runner.errors.TerminalError` (401...).
+  A task the provider says failed is *not* an exception: it is a ``FAILED`` status.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Protocol
+
+from runner.errors import FailureKind
+from runner.takes import Take
+
+
+class TaskState(StrEnum):
+    """Neutral task states (providers.md §4 status mapping). Unknown words map to PENDING."""
+
+    PENDING = "pending"
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def terminal(self) -> bool:
+        return self in (TaskState.SUCCEEDED, TaskState.FAILED, TaskState.CANCELLED)
+
+
+@dataclass(frozen=True)
+class SubmitRequest:
+    """A take ready for the wire: images already encoded (https URL or data: URI)."""
+
+    take: Take
+    image: str
+    last_image: str | None = None
+    attempt: int = 1
+
+
+@dataclass(frozen=True)
+class Submitted:
+    """The provider's handle for a submitted task (AIML/Runway task id, Runware taskUUID)."""
+
+    handle: str
+    already_existed: bool = False  # Runware answered conflictTaskUUID: an earlier send landed
+
+
+@dataclass(frozen=True)
+class TaskStatus:
+    handle: str
+    state: TaskState
+    raw_status: str
+    progress: float | None = None
+    output_url: str | None = None
+    cost_usd: float | None = None  # the provider's own figure, when it gives one
+    seed: int | None = None
+    failure_kind: FailureKind | None = None
+    failure_message: str | None = None
+
+
+class Provider(Protocol):
+    """What the engine needs of a provider. One instance per provider per run."""
+
+    name: str
+    #: How many tasks one poll request can cover (Runware batches; the others take one).
+    max_poll_batch: int
+    #: Seconds the provider asks clients to leave between two polls of the same task.
+    min_poll_interval: float
+    #: True when resending a submit after an ambiguous failure cannot bill twice.
+    resend_safe: bool
+
+    async def submit(self, request: SubmitRequest) -> Submitted: ...
+
+    async def poll(self, handles: Sequence[str]) -> Mapping[str, TaskStatus]:
+        """Status of each handle. Handles missing from the answer are simply absent."""
+        ...
+
+    async def aclose(self) -> None: ...
+
+
+class Secret:
+    """An API key that refuses to be printed: ``repr``/``str`` show ``***``.
+
+    Only :meth:`reveal` gives the value, and only adapters call it, to build a header.
+    """
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('***')"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+
+@dataclass(frozen=True)
+class ProviderConfig:
+    """Where and how to reach one provider; built once at the edge from the environment."""
+
+    name: str
+    base_url: str  # scheme://host[:port], no trailing slash; adapters append their paths
+    api_key: Secret
+    connect_timeout: float = 10.0
+    request_timeout: float = 60.0  # whole request, per attempt
