@@ -1,0 +1,272 @@
+"""Checks that need more than one field: a shot's effective values against its provider's limits.
+
+A shot field's value comes from the shot, else ``defaults``, else the top level (provider and
+model only), else a built-in default; a ``null`` counts as not written. Problems point at the node
+where the offending value was written — a bad ``defaults.duration`` is reported at that line, naming
+the shot that inherits it. A value whose own shape was already reported (``bad``) is not checked
+again, but every other check still runs, so one pass reports everything.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from runner.errors import Problem
+from runner.images import ImageChecker, ImageProblem, size_problem
+from runner.manifest_messages import shown
+from runner.manifest_schema import DEFAULT_DURATION, DEFAULT_MODEL, DEFAULT_RATIO
+from runner.providers.limits import LIMITS, PROVIDERS, RATIO_SIZES, RATIOS
+from runner.takes import ImageRef
+from runner.yamlpos import Loc, Located, format_loc
+
+_TOP_LEVEL = {"provider": ("provider",), "model": ("model",)}
+_BUILTIN: dict[str, Any] = {"duration": DEFAULT_DURATION, "ratio": DEFAULT_RATIO, "model": DEFAULT_MODEL}
+_IMAGE_FORMS = "a local file relative to the manifest, an https URL or a data: URI"
+
+
+@dataclass(frozen=True)
+class Src:
+    """A shot field's effective value and where it was written (``loc`` None: built-in default)."""
+
+    value: Any
+    loc: Loc | None
+
+
+@dataclass(frozen=True)
+class RuleResult:
+    problems: tuple[Problem, ...]
+    shots: tuple[dict[str, Any], ...]  # each shot's effective fields; complete only without problems
+
+
+@dataclass
+class _Ctx:
+    located: Located
+    file: str
+    bad: frozenset[Loc]
+    images: ImageChecker
+    problems: list[Problem] = field(default_factory=list)
+
+    def usable(self, loc: Loc) -> bool:
+        """False when this value, a part of it or a container of it already has a shape problem."""
+        return not any(loc[: len(b)] == b or b[: len(loc)] == loc for b in self.bad)
+
+    def report(self, loc: Loc, message: str) -> None:
+        line, column = self.located.where(loc)
+        self.problems.append(Problem(self.file, line, column, format_loc(loc), message))
+
+    def value_at(self, loc: Loc) -> Any:
+        node = self.located.data
+        for part in loc:
+            node = node[part]
+        return node
+
+
+class _Shot:
+    """One shot's view of the manifest: effective values with their origin."""
+
+    def __init__(self, ctx: _Ctx, index: int) -> None:
+        self.ctx = ctx
+        self.loc: Loc = ("shots", index)
+
+    def get(self, name: str) -> Src | None:
+        """The effective value; None when it is unusable (its problem is already reported)."""
+        for loc in ((*self.loc, name), ("defaults", name), _TOP_LEVEL.get(name)):
+            if loc is None or not self.ctx.located.has(loc) or self.ctx.value_at(loc) is None:
+                continue
+            return Src(self.ctx.value_at(loc), loc) if self.ctx.usable(loc) else None
+        return Src(_BUILTIN.get(name), None)
+
+    def where(self, src: Src, name: str) -> Loc:
+        return src.loc if src.loc is not None else (*self.loc, name)
+
+    def inherited(self, src: Src) -> str:
+        """Suffix naming the shot when the value was written in defaults or at the top level."""
+        if src.loc is None or src.loc[0] == "shots":
+            return ""
+        shot_id = self.ctx.value_at(self.loc).get("id")
+        return f" (inherited by {format_loc(self.loc)} {shown(shot_id)})"
+
+
+def _allowed_durations(durations: tuple[int, ...]) -> str:
+    contiguous = len(durations) > 2 and durations == tuple(range(durations[0], durations[-1] + 1))
+    return f"{durations[0]}–{durations[-1]}" if contiguous else ", ".join(map(str, durations))
+
+
+def _provider_model(shot: _Shot) -> tuple[str, str] | None:
+    provider, model = shot.get("provider"), shot.get("model")
+    if provider is None or provider.value is None:
+        return None
+    if provider.value not in LIMITS:
+        message = f"unknown provider {shown(provider.value)} (allowed: {', '.join(PROVIDERS)})"
+        shot.ctx.report(shot.where(provider, "provider"), message)
+        return None
+    models = LIMITS[provider.value].models
+    if model is None:
+        return None
+    if model.value in models:
+        return provider.value, model.value
+    hint = next((f"; write the neutral name {n}" for n, wire in models.items() if wire == model.value), "")
+    message = f"unknown model {shown(model.value)} for {provider.value} (allowed: {', '.join(models)}){hint}"
+    shot.ctx.report(shot.where(model, "model"), message)
+    return None
+
+
+def _duration(shot: _Shot, pm: tuple[str, str] | None) -> None:
+    src = shot.get("duration")
+    if src is None or pm is None or src.value in LIMITS[pm[0]].durations:
+        return
+    allowed = _allowed_durations(LIMITS[pm[0]].durations)
+    message = f"{shown(src.value)} is not allowed for {pm[0]} {pm[1]} (allowed: {allowed})"
+    shot.ctx.report(shot.where(src, "duration"), message + shot.inherited(src))
+
+
+def _ratio(shot: _Shot, pm: tuple[str, str] | None) -> None:
+    src = shot.get("ratio")
+    if src is None or src.value in RATIOS:
+        return
+    target = f" for {pm[0]} {pm[1]}" if pm else ""
+    pixels = {f"{w}:{h}": name for name, (w, h) in RATIO_SIZES.items()}
+    hint = f"; {src.value} is the pixel size of {pixels[src.value]}" if src.value in pixels else ""
+    message = f"{shown(src.value)} is not allowed{target} (allowed: {', '.join(RATIOS)}){hint}"
+    shot.ctx.report(shot.where(src, "ratio"), message + shot.inherited(src))
+
+
+def _prompt(shot: _Shot, pm: tuple[str, str] | None) -> None:
+    src = shot.get("prompt")
+    if src is None:
+        return
+    where = shot.where(src, "prompt")
+    if src.value is None or not src.value.strip():
+        what = "is required (set it on the shot or in defaults)" if src.value is None else "is blank"
+        shot.ctx.report(where, what)
+        return
+    limits = LIMITS[pm[0]] if pm else None
+    if limits is None or limits.prompt_length(src.value) <= limits.max_prompt:
+        return
+    length, cap = limits.prompt_length(src.value), limits.max_prompt
+    if limits.prompt_utf16:
+        message = (
+            f"is {length} UTF-16 code units long; {limits.name} allows at most {cap} "
+            "(emoji and other characters outside the Basic Multilingual Plane count as 2)"
+        )
+    else:
+        message = f"is {length} characters long; {limits.name} allows at most {cap}"
+    shot.ctx.report(where, message + shot.inherited(src))
+
+
+def _image(shot: _Shot, name: str, pm: tuple[str, str] | None) -> ImageRef | None:
+    src = shot.get(name)
+    if src is None or src.value is None:
+        if src is not None and name == "image":
+            shot.ctx.report((*shot.loc, name), f"is required: the first frame, {_IMAGE_FORMS}")
+        return None
+    where = shot.where(src, name)
+    try:
+        ref = shot.ctx.images.check(src.value)
+    except ImageProblem as problem:
+        shot.ctx.report(where, str(problem))
+        return None
+    too_big = size_problem(ref, pm[0]) if pm else None
+    if too_big:
+        shot.ctx.report(where, too_big)
+    return ref
+
+
+def _last_frame_support(shot: _Shot, pm: tuple[str, str] | None) -> None:
+    src = shot.get("last_image")
+    if src is None or src.value is None or pm is None or LIMITS[pm[0]].last_image:
+        return
+    able = ", ".join(n for n, lim in LIMITS.items() if lim.last_image)
+    message = f"{pm[0]} has no last frame; last_image works only with {able}"
+    shot.ctx.report(shot.where(src, "last_image"), message + shot.inherited(src))
+
+
+def _seeds_takes(shot: _Shot) -> tuple[tuple[int, ...] | None, int | None]:
+    """Seeds or takes from the nearest level that sets either; both on one level is an error."""
+    ctx = shot.ctx
+    for level in (shot.loc, ("defaults",)):
+        seeds_loc, takes_loc = (*level, "seeds"), (*level, "takes")
+        has_seeds = ctx.located.has(seeds_loc) and ctx.value_at(seeds_loc) is not None
+        has_takes = ctx.located.has(takes_loc) and ctx.value_at(takes_loc) is not None
+        if has_seeds:
+            _repeated_seeds(ctx, seeds_loc)
+        if has_seeds and has_takes:
+            message = "give either seeds (one take per seed) or takes (N takes, seeds derived), not both"
+            ctx.report(takes_loc, message)
+        if has_seeds or has_takes:
+            seeds = tuple(ctx.value_at(seeds_loc)) if has_seeds and ctx.usable(seeds_loc) else None
+            takes = ctx.value_at(takes_loc) if has_takes and ctx.usable(takes_loc) else None
+            return seeds, takes
+    return None, None
+
+
+def _repeated_seeds(ctx: _Ctx, loc: Loc) -> None:
+    """A seed listed twice would be the same take twice; checked even if other items are bad."""
+    seeds = ctx.value_at(loc)
+    if not isinstance(seeds, list):
+        return
+    seen: set[int] = set()
+    for j, seed in enumerate(seeds):
+        if not isinstance(seed, int) or not ctx.usable((*loc, j)):
+            continue
+        if seed in seen:
+            ctx.report((*loc, j), f"seed {seed} is listed twice (a repeated seed would be the same take)")
+        seen.add(seed)
+
+
+def _resolve(shot: _Shot) -> dict[str, Any]:
+    pm = _provider_model(shot)
+    _duration(shot, pm)
+    _ratio(shot, pm)
+    _prompt(shot, pm)
+    _last_frame_support(shot, pm)
+    seeds, takes = _seeds_takes(shot)
+    values = {
+        name: getattr(shot.get(name), "value", None) for name in ("id", "prompt", "duration", "ratio", "tags")
+    }
+    provider, model = pm if pm else (None, None)
+    return values | {
+        "image": _image(shot, "image", pm),
+        "last_image": _image(shot, "last_image", pm),
+        "provider": provider,
+        "model": model,
+        "seeds": seeds,
+        "takes": takes,
+        "tags": tuple(values["tags"] or ()),
+    }
+
+
+def _unique_ids(ctx: _Ctx, shots: list[Any]) -> None:
+    first: dict[str, int] = {}
+    for i, raw in enumerate(shots):
+        loc: Loc = ("shots", i, "id")
+        if not isinstance(raw, dict) or not isinstance(raw.get("id"), str) or not ctx.usable(loc):
+            continue
+        shot_id: str = raw["id"]
+        j = first.setdefault(shot_id.casefold(), i)
+        if j == i:
+            continue
+        other, line = shots[j]["id"], ctx.located.where(("shots", j, "id"))[0]
+        if other == shot_id:
+            ctx.report(loc, f"duplicate shot id '{shot_id}' (first used on line {line})")
+        else:
+            message = f"shot id '{shot_id}' differs from '{other}' (line {line}) only in letter case"
+            ctx.report(loc, message + "; ids name folders, so they must differ by more")
+
+
+def check_rules(located: Located, file: str, bad: frozenset[Loc], base_dir: Path) -> RuleResult:
+    """Cross-field checks of every shot, images included; returns problems and resolved shots."""
+    ctx = _Ctx(located, file, bad, ImageChecker(base_dir))
+    data = located.data
+    shots = data.get("shots") if isinstance(data, dict) else None
+    if not isinstance(shots, list):
+        return RuleResult((), ())
+    resolved = tuple(
+        _resolve(_Shot(ctx, i))
+        for i, raw in enumerate(shots)
+        if isinstance(raw, dict) and ("shots", i) not in bad
+    )
+    _unique_ids(ctx, shots)
+    return RuleResult(tuple(ctx.problems), resolved)
