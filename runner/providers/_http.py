@@ -1,0 +1,324 @@
+"""Wire plumbing shared by the three adapters: one request, one error translation.
+
+Every adapter speaks JSON over HTTPS with a bearer key, and every adapter must turn the same
+handful of aiohttp failures into the same :mod:`runner.errors` classes (DESIGN §4). Keeping that
+here means the question "could this submit have landed?" is answered in one place:
+
+* the connection was never made (connector error, connect timeout) → :class:`NotSentError`;
+* the request left and the answer did not come back whole → :class:`AmbiguousSubmitError` on a
+  submit, :class:`TransientError` on a poll;
+* the server answered → an :class:`Answer`, whatever its status; the adapter decides, usually via
+  :meth:`Wire.error`, which applies the common status table with per-provider overrides.
+
+The key is revealed only inside :meth:`Wire._headers` and is scrubbed from every message.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+import aiohttp
+from yarl import URL
+
+from runner.errors import (
+    AmbiguousSubmitError,
+    FailureKind,
+    NotSentError,
+    ProviderError,
+    RateLimitedError,
+    TerminalError,
+    TransientError,
+)
+from runner.providers.base import ProviderConfig, SubmitRequest, TaskState, TaskStatus
+from runner.providers.limits import LIMITS, RATIO_SIZES
+
+#: HTTP statuses that end a request for good unless an adapter says otherwise.
+DEFAULT_KINDS: Mapping[int, FailureKind] = {
+    400: FailureKind.INPUT,
+    401: FailureKind.AUTH,
+    402: FailureKind.CREDITS,
+    403: FailureKind.AUTH,
+    422: FailureKind.INPUT,
+}
+_SECRET_PARAMS = ("key", "token", "secret", "jwt", "sig", "auth", "password", "credential")
+_MODERATION_WORDS = ("moderat", "safety", "nsfw", "contentpolicy", "unsafe")
+_SNIPPET = 300
+
+
+def safe_url(url: URL | str) -> str:
+    """``url`` without query parameters that look like credentials (signed CDN links, keys)."""
+    parsed = URL(url) if isinstance(url, str) else url
+    kept = [(k, v) for k, v in parsed.query.items() if not any(s in k.lower() for s in _SECRET_PARAMS)]
+    return str(parsed.with_user(None).with_query(kept).with_fragment(None))
+
+
+def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
+    """Seconds to wait from a Retry-After header: delta-seconds or an HTTP-date; None if unusable."""
+    if value is None or not value.strip():
+        return None
+    text = value.strip()
+    try:
+        seconds = float(text)
+    except ValueError:
+        try:
+            when = parsedate_to_datetime(text)
+        except (TypeError, ValueError, IndexError):
+            return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        seconds = (when - (now or datetime.now(UTC))).total_seconds()
+    return max(0.0, seconds) if math.isfinite(seconds) else None
+
+
+def mentions_moderation(*texts: str | None) -> bool:
+    """True when a provider's error name/code/message speaks of moderation or safety filters."""
+    squashed = "".join(t for t in texts if t).lower().replace("_", "").replace("-", "").replace(" ", "")
+    return any(word in squashed for word in _MODERATION_WORDS)
+
+
+# --- lenient JSON access -------------------------------------------------------------------------
+
+
+def as_dict(value: object) -> dict[str, Any] | None:
+    return value if isinstance(value, dict) else None
+
+
+def as_list(value: object) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def as_str(value: object) -> str | None:
+    if isinstance(value, str) and value:
+        return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    return None
+
+
+def as_int(value: object) -> int | None:
+    """An integer (seeds), never a bool."""
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def as_float(value: object) -> float | None:
+    """A number, or a numeric string (providers are loose about this); never a bool."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return None
+    return None
+
+
+def dig(value: object, *path: str) -> object:
+    """``value[p0][p1]...`` through dicts, or None as soon as a step is missing."""
+    for step in path:
+        node = as_dict(value)
+        if node is None:
+            return None
+        value = node.get(step)
+    return value
+
+
+def message_of(data: object, text: str) -> str:
+    """The human message in an error body, whichever provider's envelope it uses."""
+    node = as_dict(data)
+    if node is not None:
+        errors = as_list(node.get("errors"))
+        first_error = errors[0] if errors else None
+        for candidate in (node.get("message"), node.get("error"), node.get("detail"), first_error):
+            found = _message_text(candidate)
+            if found:
+                return found
+    return text.strip() or "(empty body)"
+
+
+def _message_text(candidate: object) -> str | None:
+    if isinstance(candidate, str) and candidate:
+        return candidate
+    if isinstance(candidate, list) and candidate:
+        return "; ".join(str(item) for item in candidate)
+    node = as_dict(candidate)
+    if node is not None:
+        parts = [as_str(node.get(k)) for k in ("code", "name", "message")]
+        return ": ".join(p for p in parts if p) or None
+    return None
+
+
+def not_found_status(handle: str) -> TaskStatus:
+    """A task the provider does not know (404 on its poll): it ended, and nothing will change that."""
+    return TaskStatus(
+        handle=handle,
+        state=TaskState.FAILED,
+        raw_status="not_found",
+        failure_kind=FailureKind.PROVIDER,
+        failure_message="the provider does not know this task (HTTP 404)",
+    )
+
+
+# --- the neutral take, checked before anything is spent ------------------------------------------
+
+
+def model_id(provider: str, request: SubmitRequest) -> str:
+    """The provider's model id for the take, after checking what the provider cannot accept.
+
+    ``validate`` catches these offline; checking again here keeps an adapter from sending
+    something the provider would reject, or silently ignore (a last frame, an odd duration).
+    """
+    take, limits = request.take, LIMITS[provider]
+    problem: str | None = None
+    if take.model not in limits.models:
+        problem = f"model {take.model!r} is not offered (offered: {', '.join(limits.models)})"
+    elif take.duration not in limits.durations:
+        problem = f"duration {take.duration} is not allowed (allowed: {limits.durations})"
+    elif take.ratio not in RATIO_SIZES:
+        problem = f"ratio {take.ratio!r} is not allowed (allowed: {', '.join(RATIO_SIZES)})"
+    elif request.last_image is not None and not limits.last_image:
+        problem = "a last frame is not supported"
+    if problem:
+        raise TerminalError(problem, kind=FailureKind.INPUT, provider=provider, take=take.label)
+    return limits.models[take.model]
+
+
+# --- the request -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What the server said: status, parsed JSON (None when the body is not JSON) and a text snippet."""
+
+    status: int
+    url: str
+    data: Any
+    text: str
+    retry_after: float | None = None
+
+    @property
+    def ok(self) -> bool:
+        return 200 <= self.status < 300
+
+    @classmethod
+    def build(cls, status: int, url: URL, headers: Mapping[str, str], body: bytes) -> Answer:
+        try:
+            data = json.loads(body) if body.strip() else None
+        except ValueError:
+            data = None
+        text = body[:_SNIPPET].decode("utf-8", "replace")
+        return cls(status, safe_url(url), data, text, parse_retry_after(headers.get("Retry-After")))
+
+
+class Wire:
+    """One provider's HTTP edge: builds headers per request and translates every failure."""
+
+    def __init__(
+        self,
+        config: ProviderConfig,
+        session: aiohttp.ClientSession,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        self.provider = config.name
+        self._config = config
+        self._session = session
+        self._extra = dict(headers or {})
+        self._timeout = aiohttp.ClientTimeout(
+            total=config.request_timeout, sock_connect=config.connect_timeout
+        )
+
+    def _headers(self) -> dict[str, str]:
+        return {
+            "Authorization": f"Bearer {self._config.api_key.reveal()}",
+            "Accept": "application/json",
+            **self._extra,
+        }
+
+    async def call(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: object = None,
+        params: Mapping[str, str] | None = None,
+        submit: bool = False,
+        take: str | None = None,
+    ) -> Answer:
+        """Send one request; return the answer whatever its status, or raise a transport error."""
+        url = self._config.base_url + path
+        shown = safe_url(URL(url).with_query(params or {}))
+        try:
+            async with self._session.request(
+                method,
+                url,
+                json=body,
+                params=params,
+                headers=self._headers(),
+                timeout=self._timeout,
+                allow_redirects=False,
+            ) as resp:
+                raw = await resp.read()
+                return Answer.build(resp.status, resp.url, resp.headers, raw)
+        except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as exc:
+            raise NotSentError(
+                f"could not connect ({type(exc).__name__})", provider=self.provider, url=shown, take=take
+            ) from exc
+        except aiohttp.InvalidURL as exc:
+            raise TerminalError(
+                "invalid URL", kind=FailureKind.PROVIDER, provider=self.provider, url=shown, take=take
+            ) from exc
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            raise self._lost(exc, shown, submit=submit, take=take) from exc
+
+    def _lost(self, exc: BaseException, url: str, *, submit: bool, take: str | None) -> ProviderError:
+        what = "timed out" if isinstance(exc, TimeoutError) else f"connection lost ({type(exc).__name__})"
+        if submit:
+            return AmbiguousSubmitError(
+                f"{what} after the submit was sent: it may have landed",
+                provider=self.provider,
+                url=url,
+                take=take,
+            )
+        return TransientError(what, provider=self.provider, url=url, take=take)
+
+    def scrub(self, text: str) -> str:
+        """``text`` cut to a readable length, with the key removed should a server echo it."""
+        key = self._config.api_key.reveal()
+        cleaned = text.replace(key, "***") if key else text
+        return cleaned if len(cleaned) <= _SNIPPET else cleaned[:_SNIPPET] + "…"
+
+    def error(
+        self,
+        answer: Answer,
+        *,
+        kinds: Mapping[int, FailureKind] | None = None,
+        take: str | None = None,
+    ) -> ProviderError:
+        """The exception for a non-2xx answer: 429 rate, 408/5xx transient, the rest terminal."""
+        detail = self.scrub(message_of(answer.data, answer.text))
+        where: dict[str, Any] = {"provider": self.provider, "status": answer.status, "url": answer.url}
+        if take:
+            where["take"] = take
+        if answer.status == 429:
+            return RateLimitedError(detail, retry_after=answer.retry_after, **where)
+        if answer.status == 408 or answer.status >= 500:
+            return TransientError(detail, **where)
+        kind = {**DEFAULT_KINDS, **(kinds or {})}.get(answer.status, FailureKind.PROVIDER)
+        if kind is FailureKind.INPUT and mentions_moderation(detail):
+            kind = FailureKind.MODERATION
+        if 300 <= answer.status < 400:
+            detail = f"unexpected redirect: {detail}"
+        return TerminalError(detail, kind=kind, **where)
+
+    def malformed(self, answer: Answer, why: str, *, submit: bool, take: str | None = None) -> ProviderError:
+        """A 2xx whose body we cannot read: a submit may have landed; a poll can simply be asked again."""
+        detail = self.scrub(f"unreadable answer ({why}): {answer.text.strip() or '(empty body)'}")
+        cls = AmbiguousSubmitError if submit else TransientError
+        return cls(detail, provider=self.provider, status=answer.status, url=answer.url, take=take)

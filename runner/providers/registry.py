@@ -1,0 +1,141 @@
+"""Providers from the environment (DESIGN §1): which variable holds which key, where each API lives.
+
+This is the edge where a key enters the program: it is wrapped in a :class:`Secret` at once and
+never appears in a message. Base URLs are checked here, once, so an adapter can trust its
+``config.base_url``: plain ``http://`` would send the key in clear text, so it is refused except to
+a loopback host (the simulator, a local proxy).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from collections.abc import Mapping
+from urllib.parse import urlsplit
+
+import aiohttp
+
+from runner.errors import ConfigError
+from runner.providers.aimlapi import AimlApiProvider
+from runner.providers.base import Provider, ProviderConfig, Secret
+from runner.providers.runware import RunwareProvider
+from runner.providers.runway import RunwayProvider
+
+#: Variables holding each provider's key, in order of preference.
+KEY_VARS: Mapping[str, tuple[str, ...]] = {
+    "aimlapi": ("AIMLAPI_API_KEY", "AIML_API_KEY"),
+    "runware": ("RUNWARE_API_KEY",),
+    "runway": ("RUNWAYML_API_SECRET",),
+}
+URL_VARS: Mapping[str, str] = {
+    "aimlapi": "AIMLAPI_BASE_URL",
+    "runware": "RUNWARE_BASE_URL",
+    "runway": "RUNWAYML_BASE_URL",
+}
+#: Public base URLs; each adapter appends its own paths (``/v2/…``, ``/v1``, ``/v1/…``).
+DEFAULT_URLS: Mapping[str, str] = {
+    "aimlapi": "https://api.aimlapi.com",
+    "runware": "https://api.runware.ai",
+    "runway": "https://api.dev.runwayml.com",
+}
+_LABELS: Mapping[str, str] = {"aimlapi": "AIML API", "runware": "Runware", "runway": "Runway"}
+_CLASSES: Mapping[str, type[AimlApiProvider | RunwareProvider | RunwayProvider]] = {
+    "aimlapi": AimlApiProvider,
+    "runware": RunwareProvider,
+    "runway": RunwayProvider,
+}
+
+
+def _known(name: str) -> str:
+    if name not in _CLASSES:
+        raise ConfigError(f"unknown provider {name!r} (known: {', '.join(_CLASSES)})")
+    return name
+
+
+def is_loopback(host: str) -> bool:
+    """127.0.0.0/8, ::1 or ``localhost``: traffic that never leaves the machine."""
+    if host.lower().rstrip(".") == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_base_url(url: str, source: str) -> str:
+    """``url`` normalised (no trailing slash), or ConfigError naming ``source`` and the rule broken."""
+    try:
+        parts = urlsplit(url.strip())
+        host, _port = parts.hostname, parts.port  # .port raises on a bad port
+    except ValueError as exc:
+        raise ConfigError(f"{source}: {url!r} is not a valid URL") from exc
+    problem: str | None = None
+    if parts.scheme not in ("https", "http") or not host:
+        problem = "must be an https:// URL with a host"
+    elif parts.username is not None or parts.password is not None:
+        problem = "must not carry credentials; keys come from their own variables"
+    elif parts.query or parts.fragment:
+        problem = "must not have a query or fragment"
+    elif parts.scheme == "http" and not is_loopback(host):
+        problem = "plain http:// is refused (the key would travel in clear text) except to loopback hosts"
+    if problem:
+        shown = f"{parts.scheme}://{host}" if host else "the given value"
+        raise ConfigError(f"{source}: {shown}: {problem}")
+    return url.strip().rstrip("/")
+
+
+def missing_key_message(name: str) -> str:
+    """Why the run cannot start, and the two ways forward: set the key, or simulate."""
+    names = " or ".join(KEY_VARS[name])
+    return (
+        f"no {_LABELS[name]} key: set {names} in the environment, "
+        f"or run with --simulate to use the built-in simulator (no key needed)"
+    )
+
+
+def provider_config_from_env(
+    name: str,
+    environ: Mapping[str, str] | None = None,
+    *,
+    connect_timeout: float = 10.0,
+    request_timeout: float = 60.0,
+) -> ProviderConfig:
+    """The config for ``name`` from ``environ`` (default ``os.environ``); ConfigError if unusable."""
+    env = os.environ if environ is None else environ
+    _known(name)
+    key = next((env[var].strip() for var in KEY_VARS[name] if env.get(var, "").strip()), None)
+    if key is None:
+        raise ConfigError(missing_key_message(name))
+    url_var = URL_VARS[name]
+    raw_url = env.get(url_var, "").strip()
+    base_url = check_base_url(raw_url, url_var) if raw_url else DEFAULT_URLS[name]
+    return ProviderConfig(
+        name=name,
+        base_url=base_url,
+        api_key=Secret(key),
+        connect_timeout=connect_timeout,
+        request_timeout=request_timeout,
+    )
+
+
+def simulated_config(
+    name: str,
+    base_url: str,
+    key: str,
+    *,
+    connect_timeout: float = 10.0,
+    request_timeout: float = 60.0,
+) -> ProviderConfig:
+    """The config for ``name`` pointed at a running simulator (whose keys are not secrets)."""
+    return ProviderConfig(
+        name=_known(name),
+        base_url=check_base_url(base_url, "simulator URL"),
+        api_key=Secret(key),
+        connect_timeout=connect_timeout,
+        request_timeout=request_timeout,
+    )
+
+
+def build_provider(config: ProviderConfig, session: aiohttp.ClientSession) -> Provider:
+    """The adapter for ``config.name``, speaking through ``session`` (which the caller closes)."""
+    return _CLASSES[_known(config.name)](config, session)

@@ -1,0 +1,141 @@
+"""Runway developer API adapter for ``gen4_turbo`` (providers.md §3).
+
+Submit ``POST /v1/image_to_video``, poll ``GET /v1/tasks/{id}``; every request carries
+``X-Runway-Version: 2024-11-06`` or Runway refuses it. Runway has no idempotency key (its own SDK
+retries creates blindly and can bill twice), so ``resend_safe`` is False, and it asks clients not to
+poll a task more often than every 5 s. ``THROTTLED`` tasks are accepted and queued: neutral QUEUED.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+from urllib.parse import quote
+
+import aiohttp
+
+from runner.errors import FailureKind
+from runner.providers._http import (
+    Wire,
+    as_dict,
+    as_float,
+    as_list,
+    as_str,
+    dig,
+    mentions_moderation,
+    model_id,
+    not_found_status,
+)
+from runner.providers.base import ProviderConfig, SubmitRequest, Submitted, TaskState, TaskStatus
+from runner.providers.limits import RATIO_SIZES
+
+API_VERSION = "2024-11-06"
+SUBMIT_PATH = "/v1/image_to_video"
+TASK_PATH = "/v1/tasks/"
+#: USD per credit (providers.md §3, [M]: 5 credits/s at $0.01).
+USD_PER_CREDIT = 0.01
+
+STATES: Mapping[str, TaskState] = {
+    "PENDING": TaskState.QUEUED,
+    "THROTTLED": TaskState.QUEUED,
+    "RUNNING": TaskState.RUNNING,
+    "SUCCEEDED": TaskState.SUCCEEDED,
+    "FAILED": TaskState.FAILED,
+    "CANCELLED": TaskState.CANCELLED,
+}
+
+
+def build_body(request: SubmitRequest) -> dict[str, Any]:
+    """The JSON Runway expects for one take: ratio as pixels (``1280:720``), explicit seed."""
+    take = request.take
+    model = model_id("runway", request)  # checks the ratio too
+    width, height = RATIO_SIZES[take.ratio]
+    body: dict[str, Any] = {
+        "model": model,
+        "promptImage": request.image,
+        "ratio": f"{width}:{height}",
+        "duration": take.duration,
+        "seed": take.seed,
+    }
+    if take.prompt:
+        body["promptText"] = take.prompt
+    return body
+
+
+def classify_failure(code: str | None, message: str | None) -> FailureKind:
+    """``SAFETY.*`` is moderation, ``ASSET.*``/``INPUT.*`` the input, ``INTERNAL*`` and the rest Runway's."""
+    upper = (code or "").upper()
+    if upper.startswith("SAFETY"):
+        return FailureKind.MODERATION
+    if upper.startswith(("ASSET", "INPUT")):
+        return FailureKind.INPUT
+    if not upper and mentions_moderation(message):
+        return FailureKind.MODERATION
+    return FailureKind.PROVIDER
+
+
+def parse_task(handle: str, data: Mapping[str, Any]) -> TaskStatus:
+    """One task object as a neutral status; cost only from a terminal task's ``cost.credits``."""
+    raw = as_str(data.get("status")) or ""
+    state = STATES.get(raw.upper(), TaskState.PENDING)
+    credits = as_float(dig(data, "cost", "credits"))
+    progress = as_float(data.get("progress"))
+    outputs = as_list(data.get("output"))
+    kind: FailureKind | None = None
+    message: str | None = None
+    if state is TaskState.FAILED:
+        code = as_str(data.get("failureCode"))
+        failure = as_str(data.get("failure"))
+        kind = classify_failure(code, failure)
+        message = ": ".join(p for p in (code, failure) if p) or "the task failed (no reason given)"
+    return TaskStatus(
+        handle=handle,
+        state=state,
+        raw_status=raw,
+        progress=min(1.0, max(0.0, progress)) if progress is not None else None,
+        output_url=as_str(outputs[0]) if outputs and state is TaskState.SUCCEEDED else None,
+        cost_usd=credits * USD_PER_CREDIT if credits is not None else None,
+        failure_kind=kind,
+        failure_message=message,
+    )
+
+
+class RunwayProvider:
+    """Runway Gen-4 Turbo through Runway's own developer API."""
+
+    name = "runway"
+    max_poll_batch = 1
+    #: Runway: "do not expect updates more often than every 5 seconds" per task.
+    min_poll_interval = 5.0
+    resend_safe = False
+
+    def __init__(self, config: ProviderConfig, session: aiohttp.ClientSession) -> None:
+        self._wire = Wire(config, session, headers={"X-Runway-Version": API_VERSION})
+
+    async def submit(self, request: SubmitRequest) -> Submitted:
+        label = request.take.label
+        answer = await self._wire.call("POST", SUBMIT_PATH, body=build_body(request), submit=True, take=label)
+        if not answer.ok:
+            raise self._wire.error(answer, take=label)
+        handle = as_str(dig(answer.data, "id"))
+        if handle is None:
+            raise self._wire.malformed(answer, "no task id", submit=True, take=label)
+        return Submitted(handle=handle)
+
+    async def poll(self, handles: Sequence[str]) -> Mapping[str, TaskStatus]:
+        """One GET per handle (Runway has no batch query); the engine normally passes one."""
+        return {handle: await self._poll_one(handle) for handle in handles}
+
+    async def _poll_one(self, handle: str) -> TaskStatus:
+        answer = await self._wire.call("GET", TASK_PATH + quote(handle, safe=""))
+        if answer.status == 404:
+            return not_found_status(handle)
+        if not answer.ok:
+            raise self._wire.error(answer)
+        data = as_dict(answer.data)
+        if data is None:
+            raise self._wire.malformed(answer, "expected a JSON object", submit=False)
+        return parse_task(handle, data)
+
+    async def aclose(self) -> None:
+        """Nothing to release: the session belongs to whoever built this provider."""
