@@ -11,9 +11,16 @@ import json
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from runner import __version__
 from runner.errors import InputError, LockHeldError, PrevizError
+
+if TYPE_CHECKING:
+    from rich.table import Table
+
+    from runner.engine import Summary
+    from runner.manifest import Manifest
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -24,11 +31,18 @@ EXIT_INTERRUPTED = 130
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
+    from runner.errors import ManifestError
     from runner.manifest import load_manifest
 
-    manifest = load_manifest(Path(args.manifest))
-    takes = list(manifest.takes())
-    print(f"{args.manifest}: ok — {len(manifest.shots)} shots, {len(takes)} takes")
+    try:
+        manifest = load_manifest(Path(args.manifest))
+    except ManifestError as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        count = len(exc.problems)
+        print(f"{args.manifest}: {count} problem{'' if count == 1 else 's'}", file=sys.stderr)
+        return EXIT_INPUT
+    print(f"{args.manifest}: ok — {len(manifest.shots)} shots, {manifest.take_count()} takes")
     return EXIT_OK
 
 
@@ -45,13 +59,11 @@ def _cmd_plan(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _done_keys(manifest: object) -> set[str]:
-    """Keys of takes already finished in this manifest's run directory (none until a run exists)."""
-    try:
-        from runner.record import done_keys_for
-    except ImportError:
-        return set()
-    return done_keys_for(manifest)
+def _done_keys(manifest: Manifest) -> set[str]:
+    """Keys of takes already done in this manifest's run directory (empty before the first run)."""
+    from runner.ledger import History
+
+    return History.load(manifest.run_dir).done_keys()
 
 
 def _cmd_schema(args: argparse.Namespace) -> int:
@@ -77,6 +89,57 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_run(args: argparse.Namespace) -> int:
+    import anyio
+    from rich.console import Console
+
+    from runner.app import INTERRUPTED, RunOptions, execute, prepare
+    from runner.progress import Progress
+
+    options = RunOptions(
+        manifest=Path(args.manifest),
+        simulate=args.simulate,
+        concurrency=args.concurrency,
+        output=Path(args.output) if args.output else None,
+        retry_failed=args.retry_failed,
+        sim_profile=args.sim_profile,
+        sim_time_scale=args.sim_time_scale,
+    )
+    prepared = prepare(options)
+    console = Console(highlight=False)
+    mode = "simulator (no key needed)" if prepared.simulate else "live providers"
+    console.print(f"previz run {prepared.manifest.name}: {len(prepared.takes)} takes on {mode}", markup=False)
+    console.print(f"run directory: {prepared.run_dir}", markup=False)
+    progress = Progress(console)
+    with progress.live():
+        summary = anyio.run(execute, prepared, progress)
+    console.print(render_summary(summary, prepared.run_dir))
+    if summary.stopped == INTERRUPTED:
+        console.print("interrupted: takes that finished are recorded; run the same command again to go on")
+        return EXIT_INTERRUPTED
+    return EXIT_OK if summary.ok else EXIT_FAILED
+
+
+def render_summary(summary: Summary, run_dir: Path) -> Table:
+    from rich.table import Table
+
+    table = Table(title="summary", show_header=False)
+    table.add_column("what")
+    table.add_column("value", justify="right")
+    rows = [
+        ("done", summary.done),
+        ("failed", summary.failed),
+        ("cancelled", summary.cancelled),
+        ("skipped (earlier runs)", summary.skipped),
+        ("not started", summary.not_started),
+        ("spent (USD)", f"{summary.spent_usd:.4f}"),
+        ("ledger", run_dir / "ledger.csv"),
+    ]
+    for what, value in rows:
+        table.add_row(what, str(value))
+    return table
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="previz", description=__doc__.splitlines()[0] if __doc__ else None)
     p.add_argument("--version", action="version", version=f"previz-runner {__version__}")
@@ -93,6 +156,22 @@ def _parser() -> argparse.ArgumentParser:
 
     sc = sub.add_parser("schema", help="JSON Schema of the manifest, for editors")
     sc.set_defaults(func=_cmd_schema)
+
+    r = sub.add_parser("run", help="run a manifest: submit, poll, download; resumes by itself")
+    r.add_argument("manifest")
+    r.add_argument("--simulate", action="store_true", help="use the built-in simulator (no key needed)")
+    r.add_argument("--concurrency", type=int, help="tasks in flight per provider (default: manifest)")
+    r.add_argument("--output", help="output directory (default: manifest output_dir, else ./outputs)")
+    r.add_argument(
+        "--retry-failed", action="store_true", dest="retry_failed", help="retry moderation/input failures"
+    )
+    r.add_argument(
+        "--sim-profile", default="clean", choices=("clean", "flaky", "hostile"), dest="sim_profile"
+    )
+    r.add_argument(
+        "--sim-time-scale", type=float, default=0.05, dest="sim_time_scale", help=argparse.SUPPRESS
+    )
+    r.set_defaults(func=_cmd_run)
 
     sim = sub.add_parser("simulate", help="run the built-in provider simulator as a server")
     sim.add_argument("--host", default="127.0.0.1")

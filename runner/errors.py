@@ -41,6 +41,7 @@ class FailureKind(StrEnum):
     CREDITS = "credits"
     BUDGET = "budget"
     DOWNLOAD = "download"
+    UNCERTAIN = "uncertain"  # a submit may have landed; not resent so as not to pay twice
 
 
 class PrevizError(Exception):

@@ -1,0 +1,88 @@
+"""What the engine says while it runs. Progress, the ledger and the log subscribe; nothing prints.
+
+Events are delivered synchronously, in order, to every subscriber: a subscriber that must be
+durable (the ledger, later the journal) has written its row before the engine moves on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+
+from runner.errors import FailureKind
+from runner.providers.base import TaskState
+from runner.takes import Take
+
+
+class Kind(StrEnum):
+    RUN_STARTED = "run_started"
+    SKIPPED = "skipped"  # already done in an earlier run
+    SUBMITTING = "submitting"
+    SUBMITTED = "submitted"
+    STATUS = "status"  # the provider's state of a task changed (or progressed)
+    DOWNLOADING = "downloading"
+    FINISHED = "finished"  # the take reached an end: see Event.outcome
+    RETRYING = "retrying"
+    WARNING = "warning"
+    STOPPING = "stopping"
+    RUN_FINISHED = "run_finished"
+
+
+class TakeStatus(StrEnum):
+    """How a take ended (the ledger's ``status`` column)."""
+
+    DONE = "done"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """A take's end, as the ledger records it."""
+
+    take: Take
+    status: TakeStatus
+    task_id: str | None = None
+    failure_kind: FailureKind | None = None
+    failure_message: str | None = None
+    cost_usd: float | None = None
+    cost_source: str = "estimated"  # "reported" when the provider gave its own figure
+    submitted_at: datetime | None = None
+    finished_at: datetime | None = None
+    generation_s: float | None = None
+    attempts: int = 0
+    output: str | None = None  # path relative to the run directory
+    bytes: int | None = None
+    sha256: str | None = None
+    flags: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Event:
+    kind: Kind
+    take: Take | None = None
+    message: str = ""
+    state: TaskState | None = None
+    progress: float | None = None
+    handle: str | None = None
+    outcome: Outcome | None = None
+    at: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+
+Subscriber = Callable[[Event], None]
+
+
+class Bus:
+    """Fan-out of events to subscribers, in subscription order."""
+
+    def __init__(self, *subscribers: Subscriber) -> None:
+        self._subscribers = list(subscribers)
+
+    def subscribe(self, subscriber: Subscriber) -> None:
+        self._subscribers.append(subscriber)
+
+    def emit(self, event: Event) -> None:
+        for subscriber in self._subscribers:
+            subscriber(event)

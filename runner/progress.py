@@ -1,0 +1,181 @@
+"""Live progress, fed by engine events: a rich live view on a terminal, plain lines otherwise.
+
+The CLI owns the console and hands it in; this module only decides what to show. On a terminal
+the view is a small table redrawn in place (takes queued / in flight / downloading / done /
+failed, spend, elapsed, ETA). Piped to a file or a CI log, it writes one line per event that
+matters and a summary line every ``every`` seconds, so an overnight log stays readable.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+
+from runner.events import Event, Kind, TakeStatus
+from runner.providers.base import TaskState
+
+
+@dataclass
+class Counts:
+    total: int = 0
+    skipped: int = 0
+    submitting: int = 0
+    queued: int = 0
+    running: int = 0
+    downloading: int = 0
+    done: int = 0
+    failed: int = 0
+    spent_usd: float = 0.0
+
+    @property
+    def finished(self) -> int:
+        return self.done + self.failed
+
+    @property
+    def in_flight(self) -> int:
+        return self.submitting + self.queued + self.running
+
+
+class Progress:
+    """Subscriber: keeps counts per take phase and renders them."""
+
+    def __init__(self, console: Console, *, every: float = 30.0) -> None:
+        self.console = console
+        self.counts = Counts()
+        self._phase: dict[str, str] = {}
+        self._started = time.monotonic()
+        self._every = every
+        self._last_line = self._started
+        self._live: Live | None = None
+
+    @contextmanager
+    def live(self) -> Iterator[Progress]:
+        """Show the live view for the duration of the block (terminals only)."""
+        if not self.console.is_terminal:
+            yield self
+            return
+        with Live(self.render(), console=self.console, refresh_per_second=4, transient=True) as live:
+            self._live = live
+            try:
+                yield self
+            finally:
+                self._live = None
+
+    def __call__(self, event: Event) -> None:
+        self._count(event)
+        if self._live is not None:
+            self._live.update(self.render())
+        else:
+            self._plain(event)
+
+    def _count(self, event: Event) -> None:
+        c = self.counts
+        if event.kind is Kind.RUN_STARTED:
+            c.total = int(event.message or 0)
+        elif event.kind is Kind.SKIPPED:
+            c.skipped += 1
+        elif event.take is not None:
+            self._move(event.take.label, _phase_of(event))
+        if event.kind is Kind.FINISHED and event.outcome is not None:
+            c.spent_usd += event.outcome.cost_usd or 0.0
+
+    def _move(self, label: str, phase: str | None) -> None:
+        if phase is None:
+            return
+        old = self._phase.get(label)
+        if old is not None:
+            setattr(self.counts, old, getattr(self.counts, old) - 1)
+        setattr(self.counts, phase, getattr(self.counts, phase) + 1)
+        self._phase[label] = phase
+
+    def _plain(self, event: Event) -> None:
+        line = _line_of(event)
+        if line:
+            self.console.print(line, highlight=False, markup=False)
+        now = time.monotonic()
+        if now - self._last_line >= self._every:
+            self._last_line = now
+            self.console.print(self.summary_line(), highlight=False, markup=False)
+
+    def eta_s(self) -> float | None:
+        c = self.counts
+        if c.finished == 0:
+            return None
+        remaining = c.total - c.finished
+        return (time.monotonic() - self._started) / c.finished * remaining
+
+    def summary_line(self) -> str:
+        c = self.counts
+        eta = self.eta_s()
+        return (
+            f"[{_clock(time.monotonic() - self._started)}] {c.done}/{c.total} done · {c.failed} failed · "
+            f"{c.in_flight} in flight · {c.downloading} downloading · ${c.spent_usd:.2f}"
+            + (f" · ETA {_clock(eta)}" if eta is not None else "")
+        )
+
+    def render(self) -> Table:
+        c = self.counts
+        table = Table(title="previz run", show_header=True, header_style="bold")
+        for col in (
+            "queued",
+            "in flight",
+            "downloading",
+            "done",
+            "failed",
+            "skipped",
+            "spent",
+            "elapsed",
+            "ETA",
+        ):
+            table.add_column(col, justify="right")
+        eta = self.eta_s()
+        waiting = max(0, c.total - c.finished - c.in_flight - c.downloading)
+        table.add_row(
+            str(waiting),
+            str(c.in_flight),
+            str(c.downloading),
+            f"[green]{c.done}[/]",
+            f"[red]{c.failed}[/]" if c.failed else "0",
+            str(c.skipped),
+            f"${c.spent_usd:.2f}",
+            _clock(time.monotonic() - self._started),
+            _clock(eta) if eta is not None else "–",
+        )
+        return table
+
+
+def _phase_of(event: Event) -> str | None:
+    if event.kind is Kind.SUBMITTING:
+        return "submitting"
+    if event.kind is Kind.STATUS and event.state is not None:
+        return "running" if event.state is TaskState.RUNNING else "queued"
+    if event.kind is Kind.DOWNLOADING:
+        return "downloading"
+    if event.kind is Kind.FINISHED and event.outcome is not None:
+        return "done" if event.outcome.status is TakeStatus.DONE else "failed"
+    return None
+
+
+def _line_of(event: Event) -> str | None:
+    label = event.take.label if event.take else ""
+    if event.kind is Kind.SUBMITTED:
+        return f"submitted  {label}  ({event.take.provider if event.take else ''} task {event.handle})"
+    if event.kind is Kind.FINISHED and event.outcome is not None:
+        o = event.outcome
+        if o.status is TakeStatus.DONE:
+            return f"done       {label}  {o.output}  ${o.cost_usd or 0:.4f} ({o.cost_source})"
+        return f"{o.status.value:<10} {label}  {o.failure_kind}: {o.failure_message}"
+    if event.kind in (Kind.RETRYING, Kind.WARNING, Kind.STOPPING):
+        return f"{event.kind.value:<10} {label}  {event.message}".rstrip()
+    return None
+
+
+def _clock(seconds: float) -> str:
+    s = int(seconds)
+    return f"{s // 3600:d}:{s // 60 % 60:02d}:{s % 60:02d}"
