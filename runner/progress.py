@@ -97,11 +97,11 @@ class Progress:
     def _plain(self, event: Event) -> None:
         line = _line_of(event)
         if line:
-            self.console.print(line, highlight=False, markup=False)
+            self.console.print(line, highlight=False, markup=False, soft_wrap=True)
         now = time.monotonic()
         if now - self._last_line >= self._every:
             self._last_line = now
-            self.console.print(self.summary_line(), highlight=False, markup=False)
+            self.console.print(self.summary_line(), highlight=False, markup=False, soft_wrap=True)
 
     def eta_s(self) -> float | None:
         c = self.counts
