@@ -19,8 +19,8 @@ demo: install
 	$(BIN)/previz run manifests/demo.yaml
 
 lint: install-dev
-	$(BIN)/ruff check runner tests benchmarks scripts
-	$(BIN)/ruff format --check runner tests benchmarks scripts
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
 test: lint
