@@ -25,16 +25,15 @@ from runner.clock import REAL_TIME, Clock
 from runner.engine import Engine, EngineOptions, Summary
 from runner.errors import ConfigError, LockHeldError
 from runner.events import Bus, Subscriber
+from runner.gate import Gate, StopReason
 from runner.images import ImageEncoder
 from runner.lanes import LaneOptions
 from runner.ledger import History, Ledger
-from runner.manifest import Manifest, load_manifest
+from runner.manifest import Manifest, load_manifest, parse_deadline
 from runner.providers.base import ProviderConfig
 from runner.providers.registry import build_provider, provider_config_from_env, simulated_config
 from runner.runlog import Redactor, RunLog
 from runner.takes import Take
-
-INTERRUPTED = "interrupted"
 
 
 @dataclass(frozen=True)
@@ -44,6 +43,8 @@ class RunOptions:
     concurrency: int | None = None
     output: Path | None = None
     retry_failed: bool = False
+    budget_usd: float | None = None  # overrides the manifest's budget_usd
+    deadline: str | None = None  # overrides the manifest's deadline
     sim_profile: str = "clean"
     sim_time_scale: float = 0.05
     downloads: int = 4
@@ -60,6 +61,8 @@ class Prepared:
     run_dir: Path
     simulate: bool
     configs: Mapping[str, ProviderConfig]  # empty when simulating: the simulator supplies them
+    budget_usd: float | None
+    deadline: datetime | None
 
     @property
     def providers(self) -> tuple[str, ...]:
@@ -78,7 +81,12 @@ def prepare(options: RunOptions) -> Prepared:
     configs = {} if simulate else {n: provider_config_from_env(n, env, request_timeout=timeout) for n in used}
     if options.concurrency is not None and options.concurrency < 1:
         raise ConfigError("--concurrency must be at least 1")
-    return Prepared(options, manifest, takes, run_dir.resolve(), simulate, configs)
+    if options.budget_usd is not None and options.budget_usd <= 0:
+        raise ConfigError(f"--budget must be more than 0 USD, got {options.budget_usd}")
+    budget = options.budget_usd if options.budget_usd is not None else manifest.budget_usd
+    deadline_text = options.deadline or manifest.deadline
+    deadline = parse_deadline(deadline_text, datetime.now().astimezone()) if deadline_text else None
+    return Prepared(options, manifest, takes, run_dir.resolve(), simulate, configs, budget, deadline)
 
 
 async def execute(prepared: Prepared, *subscribers: Subscriber) -> Summary:
@@ -103,6 +111,8 @@ async def _run(
         retry_failed=opts.retry_failed,
         clock=opts.clock,
     )
+    history = History.load(prepared.run_dir)
+    gate = Gate(budget_usd=prepared.budget_usd, deadline=prepared.deadline, spent_before=history.spent_usd)
     try:
         async with aiohttp.ClientSession() as session:
             providers = {name: build_provider(config, session) for name, config in configs.items()}
@@ -111,9 +121,10 @@ async def _run(
                 session=session,
                 run_dir=prepared.run_dir,
                 encoder=ImageEncoder(),
-                history=History.load(prepared.run_dir),
+                history=history,
                 bus=bus,
                 options=options,
+                gate=gate,
             )
             async with anyio.create_task_group() as tg:
                 tg.start_soon(_on_signals, engine, tg.cancel_scope)
@@ -129,10 +140,12 @@ async def _on_signals(engine: Engine, scope: anyio.CancelScope) -> None:
     """First Ctrl-C/SIGTERM: stop submitting and drain. Second: stop at once."""
     with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         async for _ in signals:
-            if engine.summary.stopped == INTERRUPTED:
+            if engine.summary.stopped is StopReason.INTERRUPTED:
                 scope.cancel()
                 return
-            engine.stop(INTERRUPTED)
+            engine.stop(
+                StopReason.INTERRUPTED, "interrupted: finishing takes in flight; again to stop at once"
+            )
 
 
 @contextlib.asynccontextmanager

@@ -93,7 +93,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     import anyio
     from rich.console import Console
 
-    from runner.app import INTERRUPTED, RunOptions, execute, prepare
+    from runner.app import RunOptions, execute, prepare
+    from runner.gate import StopReason
     from runner.progress import Progress
 
     options = RunOptions(
@@ -102,6 +103,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
         concurrency=args.concurrency,
         output=Path(args.output) if args.output else None,
         retry_failed=args.retry_failed,
+        budget_usd=args.budget,
+        deadline=args.deadline,
         sim_profile=args.sim_profile,
         sim_time_scale=args.sim_time_scale,
     )
@@ -114,9 +117,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
     with progress.live():
         summary = anyio.run(execute, prepared, progress)
     console.print(render_summary(summary, prepared.run_dir))
-    if summary.stopped == INTERRUPTED:
+    if summary.stopped is StopReason.INTERRUPTED:
         console.print("interrupted: takes that finished are recorded; run the same command again to go on")
         return EXIT_INTERRUPTED
+    if summary.stopped in (StopReason.BUDGET, StopReason.DEADLINE) and summary.not_started:
+        console.print(f"stopped by the {summary.stopped}: {summary.not_started} takes left for a later run")
+        return EXIT_STOPPED
     return EXIT_OK if summary.ok else EXIT_FAILED
 
 
@@ -163,13 +169,25 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--concurrency", type=int, help="tasks in flight per provider (default: manifest)")
     r.add_argument("--output", help="output directory (default: manifest output_dir, else ./outputs)")
     r.add_argument(
+        "--budget", type=float, metavar="USD", help="cap on spend, all runs of the manifest together"
+    )
+    r.add_argument(
+        "--deadline",
+        metavar="TIME",
+        help='no new submissions after this local time ("06:30") or ISO datetime',
+    )
+    r.add_argument(
         "--retry-failed", action="store_true", dest="retry_failed", help="retry moderation/input failures"
     )
     r.add_argument(
         "--sim-profile", default="clean", choices=("clean", "flaky", "hostile"), dest="sim_profile"
     )
     r.add_argument(
-        "--sim-time-scale", type=float, default=0.05, dest="sim_time_scale", help=argparse.SUPPRESS
+        "--sim-time-scale",
+        type=float,
+        default=0.05,
+        dest="sim_time_scale",
+        help="simulator speed: 0.05 makes a 60 s generation last 3 s",
     )
     r.set_defaults(func=_cmd_run)
 
@@ -185,7 +203,10 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse already printed usage or help; keep main() returning codes
+        return exc.code if isinstance(exc.code, int) else EXIT_INPUT
     func: Callable[[argparse.Namespace], int] = args.func
     try:
         return func(args)

@@ -33,6 +33,7 @@ from runner.errors import (
     TransientError,
 )
 from runner.events import Bus, Event, Kind, Outcome, TakeStatus
+from runner.gate import Gate, StopReason
 from runner.lanes import Lane, LaneOptions, group_of
 from runner.ledger import History
 from runner.polling import Backoff
@@ -69,7 +70,7 @@ class Summary:
     skipped: int = 0
     not_started: int = 0
     spent_usd: float = 0.0
-    stopped: str | None = None
+    stopped: StopReason | None = None
 
     @property
     def ok(self) -> bool:
@@ -85,6 +86,7 @@ class _TakeFailed(Exception):
         self.flags = flags
         self.cancelled = cancelled
         self.cost_usd: float | None = None
+        self.cost_source = "reported"
 
 
 @dataclass
@@ -114,6 +116,7 @@ class Engine:
         history: History,
         bus: Bus,
         options: EngineOptions,
+        gate: Gate | None = None,
     ) -> None:
         self._opt = options
         self._clock = options.clock
@@ -128,13 +131,17 @@ class Engine:
         self._history = history
         self._bus = bus
         self._downloads = anyio.CapacityLimiter(options.downloads)
+        self._gate = gate or Gate(budget_usd=None, deadline=None)
         self.summary = Summary()
 
-    def stop(self, reason: str) -> None:
-        """Submit nothing new; takes in flight still finish and download (first Ctrl-C, budget...)."""
-        if self.summary.stopped is None:
+    def stop(self, reason: StopReason, message: str) -> None:
+        """Submit nothing new; takes in flight still finish and download (Ctrl-C, budget, deadline).
+
+        The first reason sticks, except that an interrupt overrides: the user asked to stop.
+        """
+        if self.summary.stopped is None or reason is StopReason.INTERRUPTED:
             self.summary.stopped = reason
-            self._bus.emit(Event(Kind.STOPPING, message=reason))
+            self._bus.emit(Event(Kind.STOPPING, message=message))
 
     async def run(self, takes: Iterable[Take]) -> Summary:
         queues = self._admit(takes)
@@ -165,7 +172,7 @@ class Engine:
         async with anyio.create_task_group() as tg:
             while queue:
                 await lane.slots.acquire()
-                if self.summary.stopped or lane.closed_reason:
+                if not self._may_start(lane, queue[0]):
                     await lane.slots.release(clean=False)
                     break
                 tg.start_soon(self._run_take, lane, queue.popleft())
@@ -175,6 +182,15 @@ class Engine:
             self._bus.emit(
                 Event(Kind.WARNING, message=f"{lane.name}: {len(queue)} takes not started ({why})")
             )
+
+    def _may_start(self, lane: Lane, take: Take) -> bool:
+        if self.summary.stopped or lane.closed_reason:
+            return False
+        refusal = self._gate.admit(take)
+        if refusal is not None:
+            self.stop(refusal.reason, refusal.message)
+            return False
+        return True
 
     async def _run_take(self, lane: Lane, take: Take) -> None:
         flight = _Flight(take, attempt=self._history.next_attempt(take))
@@ -345,6 +361,10 @@ class Engine:
         )
 
     def _failed(self, flight: _Flight, failure: _TakeFailed) -> Outcome:
+        take = flight.take
+        if failure.cost_usd is None and failure.kind is FailureKind.UNCERTAIN:
+            failure.cost_usd = estimate_usd(take.provider, take.model, take.duration)  # may have been billed
+            failure.cost_source = "estimated"
         return Outcome(
             take=flight.take,
             status=TakeStatus.CANCELLED if failure.cancelled else TakeStatus.FAILED,
@@ -352,7 +372,7 @@ class Engine:
             failure_kind=failure.kind,
             failure_message=str(failure),
             cost_usd=failure.cost_usd,
-            cost_source="reported" if failure.cost_usd is not None else "estimated",
+            cost_source=failure.cost_source if failure.cost_usd is not None else "",
             submitted_at=flight.submitted_at,
             finished_at=datetime.now(UTC),
             generation_s=flight.generation_s,
@@ -369,4 +389,6 @@ class Engine:
         else:
             s.failed += 1
         s.spent_usd += outcome.cost_usd or 0.0
+        unbilled = outcome.cost_usd is None and outcome.task_id is None  # never accepted anywhere
+        self._gate.settle(outcome.take, 0.0 if unbilled else outcome.cost_usd)
         self._bus.emit(Event(Kind.FINISHED, outcome.take, outcome=outcome))

@@ -135,13 +135,18 @@ class Past:
 class History:
     """The ledger rows of earlier runs, by take key: what to skip and which attempt comes next."""
 
-    def __init__(self, past: dict[str, Past]) -> None:
+    def __init__(self, past: dict[str, Past], spent_usd: float = 0.0) -> None:
         self._past = past
+        #: What earlier runs of this manifest cost, by the ledger (for the budget across runs).
+        self.spent_usd = spent_usd
 
     @classmethod
     def load(cls, run_dir: Path) -> History:
         past: dict[str, Past] = {}
+        spent = 0.0
         for row in _rows(run_dir / "ledger.jsonl"):
+            cost = row.get("cost_usd")
+            spent += cost if isinstance(cost, int | float) else 0.0
             key = row.get("key")
             if not isinstance(key, str):
                 continue
@@ -153,7 +158,7 @@ class History:
                 last_status=str(row.get("status")),
                 last_failure=row.get("failure_kind"),
             )
-        return cls(past)
+        return cls(past, spent)
 
     def done(self, take: Take) -> bool:
         past = self._past.get(take.key)
