@@ -60,7 +60,9 @@ class Progress:
         if not self.console.is_terminal:
             yield self
             return
-        with Live(self.render(), console=self.console, refresh_per_second=4, transient=True) as live:
+        with Live(
+            console=self.console, get_renderable=self.render, refresh_per_second=4, transient=True
+        ) as live:
             self._live = live
             try:
                 yield self
@@ -69,10 +71,10 @@ class Progress:
 
     def __call__(self, event: Event) -> None:
         self._count(event)
-        if self._live is not None:
-            self._live.update(self.render())
-        else:
+        if self._live is None:
             self._plain(event)
+        elif _worth_a_line_above_the_table(event):
+            self._live.console.print(_line_of(event), highlight=False, markup=False, soft_wrap=True)
 
     def _count(self, event: Event) -> None:
         c = self.counts
@@ -148,6 +150,13 @@ class Progress:
             _clock(eta) if eta is not None else "–",
         )
         return table
+
+
+def _worth_a_line_above_the_table(event: Event) -> bool:
+    """On a terminal the table shows the routine; failures and warnings still get their own line."""
+    if event.kind is Kind.FINISHED:
+        return event.outcome is not None and event.outcome.status is not TakeStatus.DONE
+    return event.kind in (Kind.WARNING, Kind.STOPPING)
 
 
 def _phase_of(event: Event) -> str | None:
