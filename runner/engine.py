@@ -121,18 +121,22 @@ class Engine:
         self._opt = options
         self._clock = options.clock
         self._rng = random.Random(options.seed)
-        self._lanes = {
-            name: Lane(p, options.lanes[name], options.clock, random.Random(f"{options.seed}/{name}"))
-            for name, p in providers.items()
-        }
+        self._bus = bus
+        self._lanes = {name: self._lane(p, options) for name, p in providers.items()}
         self._session = session
         self._run_dir = run_dir
         self._encoder = encoder
         self._history = history
-        self._bus = bus
         self._downloads = anyio.CapacityLimiter(options.downloads)
         self._gate = gate or Gate(budget_usd=None, deadline=None)
         self.summary = Summary()
+
+    def _lane(self, provider: Provider, options: EngineOptions) -> Lane:
+        def on_retry(message: str) -> None:
+            self._bus.emit(Event(Kind.RETRYING, message=f"{provider.name}: {message}"))
+
+        rng = random.Random(f"{options.seed}/{provider.name}")
+        return Lane(provider, options.lanes[provider.name], options.clock, rng, on_retry)
 
     def stop(self, reason: StopReason, message: str) -> None:
         """Submit nothing new; takes in flight still finish and download (Ctrl-C, budget, deadline).

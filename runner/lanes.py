@@ -8,6 +8,7 @@ engine's, not the lane's, because a download does not hold a provider slot.
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from runner.clock import Clock
@@ -27,7 +28,14 @@ class LaneOptions:
 
 
 class Lane:
-    def __init__(self, provider: Provider, options: LaneOptions, clock: Clock, rng: random.Random) -> None:
+    def __init__(
+        self,
+        provider: Provider,
+        options: LaneOptions,
+        clock: Clock,
+        rng: random.Random,
+        on_retry: Callable[[str], None] | None = None,
+    ) -> None:
         self.provider = provider
         self.name = provider.name
         self.options = options
@@ -36,7 +44,13 @@ class Lane:
         self.rate = RateLimiter(options.requests_per_second, clock)
         self.times = GenerationTimes()
         self.poller = BatchPoller(
-            provider, self.rate, clock, backoff=options.backoff, rng=rng, coalesce=options.coalesce
+            provider,
+            self.rate,
+            clock,
+            backoff=options.backoff,
+            rng=rng,
+            coalesce=options.coalesce,
+            on_retry=on_retry,
         )
         self.closed_reason: str | None = None
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 import random
 import statistics
 from collections import defaultdict, deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 import anyio
@@ -135,6 +135,7 @@ class BatchPoller:
         rng: random.Random,
         coalesce: float = 1.0,
         max_failures: int = 40,
+        on_retry: Callable[[str], None] | None = None,
     ) -> None:
         self._provider = provider
         self._rate = rate
@@ -143,6 +144,7 @@ class BatchPoller:
         self._rng = rng
         self._coalesce = coalesce
         self._max_failures = max_failures
+        self._on_retry = on_retry
         self._waiting: dict[str, _Waiter] = {}
         self._sleep_scope: anyio.CancelScope | None = None
         self._sleep_until = float("inf")
@@ -215,6 +217,9 @@ class BatchPoller:
 
     def _retry(self, batch: Mapping[str, _Waiter], exc: Exception | None, retry_after: float | None) -> None:
         now = self._clock.now()
+        if exc is not None and self._on_retry is not None:
+            tasks = f"{len(batch)} tasks" if len(batch) > 1 else "a task"
+            self._on_retry(f"poll of {tasks} failed, retrying with backoff: {exc}")
         for handle, waiter in batch.items():
             waiter.failures += 1
             if exc is not None and waiter.failures >= self._max_failures:

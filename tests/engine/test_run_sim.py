@@ -75,11 +75,14 @@ async def test_max_in_flight_never_above_cap(sim: Simulator, tmp_path: Path) -> 
 async def test_flaky_profile_finishes_every_take(sim_factory: SimFactory, tmp_path: Path) -> None:
     shots = [shot(f"s{i}", p, takes=3) for i, p in enumerate(["runware", "aimlapi", "runway"] * 2)]
     manifest = write_manifest(tmp_path, shots, concurrency=3)
+    events: list[Event] = []
     async with sim_factory("flaky", seed=11) as sim:
-        summary, run_dir = await run_against(sim, manifest)
+        summary, run_dir = await run_against(sim, manifest, events=events)
         stats = sim.stats()
     assert (summary.done, summary.failed) == (18, 0)
     assert sum(stats["faults"].values()) > 0, "the flaky profile injected no fault"
+    retries = [e.message for e in events if e.kind is Kind.RETRYING]
+    assert any("poll of" in m for m in retries), "poll retries must be visible in events (and run.log)"
     rows = ledger_rows(run_dir)
     _assert_verified(run_dir, rows)
     assert sum(r["cost_usd"] for r in rows) == pytest.approx(stats["billed_usd"])
