@@ -1,0 +1,59 @@
+"""The CLI as a user starts it: `python -m runner` is the same program as `previz`."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import signal
+import subprocess
+import sys
+
+import aiohttp
+import pytest
+
+from runner import __version__
+
+
+def test_python_dash_m_runner_is_the_cli() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "runner", "--version"], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0
+    assert done.stdout.strip() == f"previz-runner {__version__}"
+
+
+def test_unknown_command_is_exit_2_without_traceback() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "runner", "frobnicate"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert "invalid choice" in done.stderr and "Traceback" not in done.stderr
+
+
+@pytest.mark.anyio
+async def test_previz_simulate_serves_and_stops_on_ctrl_c() -> None:
+    argv = ["-m", "runner", "simulate", "--port", "0", "--profile", "flaky", "--time-scale", "0.01"]
+    pipe = asyncio.subprocess.PIPE
+    proc = await asyncio.create_subprocess_exec(sys.executable, *argv, stdout=pipe, stderr=pipe)
+    assert proc.stdout is not None
+    try:
+        first = (await asyncio.wait_for(proc.stdout.readline(), 30)).decode()
+        match = re.search(r"on (http://127\.0\.0\.1:\d+)", first)
+        assert match, first
+        assert "flaky" in first
+        async with aiohttp.ClientSession() as session, session.get(f"{match.group(1)}/_sim/stats") as resp:
+            assert resp.status == 200
+            assert set((await resp.json())["providers"]) == {"aimlapi", "runware", "runway"}
+        proc.send_signal(signal.SIGINT)
+        out, err = await asyncio.wait_for(proc.communicate(), 30)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    assert proc.returncode == 0
+    assert b"Traceback" not in err
+    assert b"export RUNWARE_BASE_URL=" in out
