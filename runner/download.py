@@ -97,7 +97,9 @@ async def _fetch(
             await _stream(resp, part)
     except aiohttp.ClientConnectorError as exc:
         raise NotSentError(f"cannot connect: {exc}", provider=provider, take=take, url=shown) from exc
-    except aiohttp.ClientPayloadError:
+    except aiohttp.ClientPayloadError as exc:
+        if part.total is None:  # no length to resume against: only a fresh, whole download will do
+            raise TransientError("download cut short", provider=provider, take=take, url=shown) from exc
         return  # body cut short: the caller resumes with Range
     except (aiohttp.ClientError, TimeoutError) as exc:
         raise TransientError(

@@ -33,11 +33,11 @@ from runner.errors import (
     TransientError,
 )
 from runner.events import Bus, Event, Kind, Outcome, TakeStatus
+from runner.flight import Flight, NotStarted, TakeFailed, done_outcome, failed_outcome
 from runner.gate import Gate, StopReason
 from runner.lanes import Lane, LaneOptions, group_of
 from runner.ledger import History
 from runner.polling import Backoff
-from runner.prices import estimate_usd
 from runner.providers.base import Provider, SubmitRequest, Submitted, TaskState, TaskStatus
 from runner.takes import ImageRef, Take
 
@@ -75,34 +75,6 @@ class Summary:
     @property
     def ok(self) -> bool:
         return self.failed == 0 and self.cancelled == 0 and self.not_started == 0
-
-
-class _TakeFailed(Exception):
-    def __init__(
-        self, kind: FailureKind, message: str, *, flags: tuple[str, ...] = (), cancelled: bool = False
-    ):
-        super().__init__(message)
-        self.kind = kind
-        self.flags = flags
-        self.cancelled = cancelled
-        self.cost_usd: float | None = None
-        self.cost_source = "reported"
-
-
-@dataclass
-class _Flight:
-    """A take while it is in the air: what the ledger will want to know about it."""
-
-    take: Take
-    attempt: int
-    submits: int = 0
-    handle: str | None = None
-    submitted_at: datetime | None = None
-    submitted_clock: float = 0.0
-    generation_s: float | None = None
-    last_poll: float = float("-inf")
-    last_seen: float = 0.0
-    flags: list[str] = field(default_factory=list)
 
 
 class Engine:
@@ -197,15 +169,20 @@ class Engine:
         return True
 
     async def _run_take(self, lane: Lane, take: Take) -> None:
-        flight = _Flight(take, attempt=self._history.next_attempt(take))
+        flight = Flight(take, attempt=self._history.next_attempt(take))
         try:
             status = await self._generate(lane, flight)
             outcome = await self._collect(lane, flight, status)
-        except _TakeFailed as failure:
-            outcome = self._failed(flight, failure)
+        except NotStarted as why:
+            self._gate.release(take)
+            self.summary.not_started += 1
+            self._bus.emit(Event(Kind.WARNING, take, message=f"not submitted: {why}"))
+            return
+        except TakeFailed as failure:
+            outcome = failed_outcome(flight, failure)
         self._finish(outcome)
 
-    async def _generate(self, lane: Lane, flight: _Flight) -> TaskStatus:
+    async def _generate(self, lane: Lane, flight: Flight) -> TaskStatus:
         """Submit and wait for a terminal status, holding one of the lane's slots throughout."""
         clean = False
         try:
@@ -221,12 +198,13 @@ class Engine:
             with anyio.CancelScope(shield=True):
                 await lane.slots.release(clean=clean)
 
-    async def _submit(self, lane: Lane, flight: _Flight, request: SubmitRequest) -> Submitted:
+    async def _submit(self, lane: Lane, flight: Flight, request: SubmitRequest) -> Submitted:
         self._bus.emit(Event(Kind.SUBMITTING, flight.take, message=f"attempt {flight.attempt}"))
         error: ProviderError | None = None
         for attempt in range(1, self._opt.submit_attempts + 1):
-            flight.submits = attempt
             await lane.rate.wait()
+            self._check_may_send(lane, error)
+            flight.submits = attempt
             try:
                 submitted = await lane.provider.submit(request)
             except TerminalError as exc:
@@ -244,9 +222,19 @@ class Engine:
                 self._submitted(flight, submitted)
                 return submitted
             await self._pause(flight, "submit", attempt, error)
-        raise _TakeFailed(FailureKind.PROVIDER, f"submit failed {self._opt.submit_attempts} times: {error}")
+        raise TakeFailed(FailureKind.PROVIDER, f"submit failed {self._opt.submit_attempts} times: {error}")
 
-    def _submitted(self, flight: _Flight, submitted: Submitted) -> None:
+    def _check_may_send(self, lane: Lane, previous: ProviderError | None) -> None:
+        """A bad key or Ctrl-C stops submits still waiting, unless an earlier send may have landed."""
+        if isinstance(previous, AmbiguousSubmitError):
+            return  # a resend-safe provider: resending is how we learn whether it landed
+        why = lane.closed_reason or (
+            self.summary.stopped if self.summary.stopped is StopReason.INTERRUPTED else None
+        )
+        if why:
+            raise NotStarted(str(why))
+
+    def _submitted(self, flight: Flight, submitted: Submitted) -> None:
         flight.submitted_at = datetime.now(UTC)
         flight.submitted_clock = self._clock.now()
         if submitted.already_existed:
@@ -254,7 +242,7 @@ class Engine:
             self._bus.emit(Event(Kind.WARNING, flight.take, message="already submitted earlier; polling it"))
         self._bus.emit(Event(Kind.SUBMITTED, flight.take, handle=submitted.handle))
 
-    async def _await_terminal(self, lane: Lane, flight: _Flight) -> TaskStatus:
+    async def _await_terminal(self, lane: Lane, flight: Flight) -> TaskStatus:
         schedule = lane.schedule_for(flight.take)
         running = 0.0
         seen: tuple[TaskState | None, float | None] = (None, None)
@@ -270,42 +258,44 @@ class Engine:
             if status.state.terminal:
                 return self._terminal_status(lane, flight, status)
             if running > self._opt.take_timeout:
-                raise _TakeFailed(FailureKind.TIMEOUT, f"still running after {running:.0f} s at the provider")
+                raise TakeFailed(FailureKind.TIMEOUT, f"still running after {running:.0f} s at the provider")
 
-    def _terminal_status(self, lane: Lane, flight: _Flight, status: TaskStatus) -> TaskStatus:
+    def _terminal_status(self, lane: Lane, flight: Flight, status: TaskStatus) -> TaskStatus:
         flight.generation_s = self._clock.now() - flight.submitted_clock
         if status.state is TaskState.SUCCEEDED:
             lane.times.record(group_of(flight.take), flight.generation_s)
             return status
         cancelled = status.state is TaskState.CANCELLED
         kind = status.failure_kind or FailureKind.PROVIDER
-        failure = _TakeFailed(kind, status.failure_message or status.raw_status, cancelled=cancelled)
+        failure = TakeFailed(kind, status.failure_message or status.raw_status, cancelled=cancelled)
         failure.cost_usd = status.cost_usd
         raise failure
 
-    async def _poll(self, lane: Lane, flight: _Flight, when: float) -> TaskStatus:
+    async def _poll(self, lane: Lane, flight: Flight, when: float) -> TaskStatus:
         assert flight.handle is not None
-        when = max(when, flight.last_poll + lane.provider.min_poll_interval)
+        not_before = flight.last_poll + lane.provider.min_poll_interval
         try:
-            status = await lane.poller.status_at(flight.handle, when)
+            status = await lane.poller.status_at(flight.handle, max(when, not_before), not_before=not_before)
         except TerminalError as exc:
             raise self._terminal(lane, exc) from exc
+        except ProviderError as exc:  # the poller retries transient trouble itself; this is a last resort
+            raise TakeFailed(FailureKind.PROVIDER, str(exc)) from exc
         flight.last_poll = self._clock.now()
         return status
 
-    async def _collect(self, lane: Lane, flight: _Flight, status: TaskStatus) -> Outcome:
+    async def _collect(self, lane: Lane, flight: Flight, status: TaskStatus) -> Outcome:
         """Download the clip, refreshing an expired URL by polling the task again."""
         url, refreshes = status.output_url, 0
         error: Exception | None = None
         for attempt in range(1, self._opt.download_attempts + 1):
             if url is None:
-                raise _TakeFailed(FailureKind.PROVIDER, "task succeeded without an output URL")
+                raise TakeFailed(FailureKind.PROVIDER, "task succeeded without an output URL")
             try:
                 got = await self._download(flight, url)
             except ExpiredURLError as exc:
                 refreshes += 1
                 if refreshes > self._opt.url_refreshes:
-                    raise _TakeFailed(
+                    raise TakeFailed(
                         FailureKind.DOWNLOAD, f"URL still expired after refreshing: {exc}"
                     ) from exc
                 url = (await self._poll(lane, flight, self._clock.now())).output_url
@@ -314,12 +304,12 @@ class Engine:
                 error = exc
                 await self._pause(flight, "download", attempt, exc)
                 continue
-            return self._done(flight, status, got)
-        raise _TakeFailed(
+            return done_outcome(flight, status, got)
+        raise TakeFailed(
             FailureKind.DOWNLOAD, f"download failed {self._opt.download_attempts} times: {error}"
         )
 
-    async def _download(self, flight: _Flight, url: str) -> Downloaded:
+    async def _download(self, flight: Flight, url: str) -> Downloaded:
         take = flight.take
         async with self._downloads:
             self._bus.emit(Event(Kind.DOWNLOADING, take))
@@ -327,7 +317,7 @@ class Engine:
                 self._session, url, self._run_dir / take.relpath, provider=take.provider, take=take.label
             )
 
-    async def _pause(self, flight: _Flight, what: str, attempt: int, error: Exception | None) -> None:
+    async def _pause(self, flight: Flight, what: str, attempt: int, error: Exception | None) -> None:
         retry_after = error.retry_after if isinstance(error, RateLimitedError) else None
         delay = self._opt.backoff.delay(attempt, self._rng, retry_after)
         self._bus.emit(
@@ -335,54 +325,15 @@ class Engine:
         )
         await self._clock.sleep(delay)
 
-    def _terminal(self, lane: Lane, exc: TerminalError) -> _TakeFailed:
+    def _terminal(self, lane: Lane, exc: TerminalError) -> TakeFailed:
         if exc.kind in STOPPING_KINDS:
             lane.close(f"{exc.kind.value}: {exc}")
-        return _TakeFailed(exc.kind, str(exc))
+        return TakeFailed(exc.kind, str(exc))
 
     @staticmethod
-    def _uncertain(exc: AmbiguousSubmitError) -> _TakeFailed:
+    def _uncertain(exc: AmbiguousSubmitError) -> TakeFailed:
         message = f"submit may have landed but no answer came ({exc}); not resent, to avoid paying twice"
-        return _TakeFailed(FailureKind.UNCERTAIN, message, flags=("uncertain",))
-
-    def _done(self, flight: _Flight, status: TaskStatus, got: Downloaded) -> Outcome:
-        take = flight.take
-        reported = status.cost_usd is not None
-        return Outcome(
-            take=take,
-            status=TakeStatus.DONE,
-            task_id=flight.handle,
-            cost_usd=status.cost_usd if reported else estimate_usd(take.provider, take.model, take.duration),
-            cost_source="reported" if reported else "estimated",
-            submitted_at=flight.submitted_at,
-            finished_at=datetime.now(UTC),
-            generation_s=flight.generation_s,
-            attempts=flight.submits,
-            output=take.relpath,
-            bytes=got.bytes,
-            sha256=got.sha256,
-            flags=tuple(flight.flags),
-        )
-
-    def _failed(self, flight: _Flight, failure: _TakeFailed) -> Outcome:
-        take = flight.take
-        if failure.cost_usd is None and failure.kind is FailureKind.UNCERTAIN:
-            failure.cost_usd = estimate_usd(take.provider, take.model, take.duration)  # may have been billed
-            failure.cost_source = "estimated"
-        return Outcome(
-            take=flight.take,
-            status=TakeStatus.CANCELLED if failure.cancelled else TakeStatus.FAILED,
-            task_id=flight.handle,
-            failure_kind=failure.kind,
-            failure_message=str(failure),
-            cost_usd=failure.cost_usd,
-            cost_source=failure.cost_source if failure.cost_usd is not None else "",
-            submitted_at=flight.submitted_at,
-            finished_at=datetime.now(UTC),
-            generation_s=flight.generation_s,
-            attempts=flight.submits,
-            flags=(*flight.flags, *failure.flags),
-        )
+        return TakeFailed(FailureKind.UNCERTAIN, message, flags=("uncertain",))
 
     def _finish(self, outcome: Outcome) -> None:
         s = self.summary

@@ -97,6 +97,8 @@ class Ledger:
         run_dir.mkdir(parents=True, exist_ok=True)
         csv_path = run_dir / "ledger.csv"
         new_csv = not csv_path.exists() or csv_path.stat().st_size == 0
+        for path in (csv_path, run_dir / "ledger.jsonl"):
+            _end_torn_line(path)
         self._csv: TextIO = csv_path.open("a", newline="", encoding="utf-8")
         self._jsonl: TextIO = (run_dir / "ledger.jsonl").open("a", encoding="utf-8")
         self._writer = csv.DictWriter(self._csv, fieldnames=COLUMNS)
@@ -177,6 +179,16 @@ class History:
     def next_attempt(self, take: Take) -> int:
         past = self._past.get(take.key)
         return 1 if past is None else past.attempts + 1
+
+
+def _end_torn_line(path: Path) -> None:
+    """A crash mid-write leaves a last line without its newline: end it, so the next row stands alone."""
+    if not path.exists() or path.stat().st_size == 0:
+        return
+    with path.open("rb+") as fh:
+        fh.seek(-1, os.SEEK_END)
+        if fh.read(1) != b"\n":
+            fh.write(b"\n")
 
 
 def _rows(path: Path) -> Iterator[dict[str, Any]]:

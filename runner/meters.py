@@ -64,7 +64,7 @@ class RateLimiter:
         self._interval = 1.0 / rate
         self._burst = burst
         self._clock = clock
-        self._next_free = clock.now()
+        self._next_free = clock.now() - self._interval * (burst - 1)  # a full bucket to start
         self._lock = anyio.Lock()
 
     async def wait(self) -> None:

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 import anyio
 
 from runner.clock import Clock
-from runner.errors import RateLimitedError, TerminalError, TransientError
+from runner.errors import FailureKind, ProviderError, RateLimitedError, TerminalError, TransientError
 from runner.meters import RateLimiter
 from runner.providers.base import Provider, TaskStatus
 
@@ -80,8 +80,8 @@ class PollSchedule:
         elif self._polls == 1:
             delay = p.lead * self._expected
         else:
-            step = max(p.floor, p.share * self._expected)
-            delay = step * (1.0 + p.jitter * (2.0 * self._rng.random() - 1.0))
+            step = p.share * self._expected * (1.0 + p.jitter * (2.0 * self._rng.random() - 1.0))
+            delay = max(p.floor, step)
         return max(delay, self._min)
 
 
@@ -109,7 +109,8 @@ class GenerationTimes:
 
 @dataclass
 class _Waiter:
-    due: float
+    due: float  # poll by then at the latest
+    ride_from: float  # may ride along in a batch that goes out anyway from then on
     done: anyio.Event = field(default_factory=anyio.Event)
     status: TaskStatus | None = None
     error: Exception | None = None
@@ -121,8 +122,11 @@ class BatchPoller:
 
     A take calls :meth:`status_at` and gets the task's status at (or just after) that time; the
     poller's own loop (:meth:`run`, started once in the engine's task group) does the requests.
-    Transient errors are retried here with backoff, so a take only ever sees a status, or a
-    terminal error (a bad key, or a provider that stayed down for ``max_failures`` tries).
+    Where the provider batches, a task due within ``coalesce`` seconds rides along with a batch
+    that is going out anyway — never before its ``not_before``, and never on a retry.
+    Transient errors are retried here with backoff (never sooner than the provider's
+    ``min_poll_interval``), so a take only ever sees a status, or a :class:`TerminalError`: a bad
+    key, or ``max_failures`` polls in a row that failed or did not mention the task.
     """
 
     def __init__(
@@ -150,8 +154,9 @@ class BatchPoller:
         self._sleep_until = float("inf")
         self.requests = 0
 
-    async def status_at(self, handle: str, when: float) -> TaskStatus:
-        waiter = _Waiter(due=when)
+    async def status_at(self, handle: str, when: float, *, not_before: float | None = None) -> TaskStatus:
+        early = when - self._coalesce if self._provider.max_poll_batch > 1 else when
+        waiter = _Waiter(due=when, ride_from=max(early, not_before if not_before is not None else early))
         self._waiting[handle] = waiter
         self._wake_if_earlier(when)
         try:
@@ -186,9 +191,12 @@ class BatchPoller:
         self._sleep_scope = None
 
     def _take_due_batches(self) -> list[dict[str, _Waiter]]:
-        horizon = self._clock.now() + self._coalesce
-        due = sorted((w.due, h) for h, w in self._waiting.items() if w.due <= horizon)
+        now = self._clock.now()
+        due = sorted((w.due, h) for h, w in self._waiting.items() if w.due <= now)
         size = max(1, self._provider.max_poll_batch)
+        if due and size > 1:
+            riders = sorted((w.due, h) for h, w in self._waiting.items() if w.ride_from <= now < w.due)
+            due += riders[: -len(due) % size]
         batches: list[dict[str, _Waiter]] = []
         for start in range(0, len(due), size):
             batches.append({h: self._waiting.pop(h) for _, h in due[start : start + size]})
@@ -210,24 +218,38 @@ class BatchPoller:
         missing = {h: w for h, w in batch.items() if h not in answers}
         for handle, waiter in batch.items():
             if handle in answers:
+                waiter.failures = 0
                 waiter.status = answers[handle]
                 waiter.done.set()
         if missing:
-            self._retry(missing, None, None)
+            name = self._provider.name
+            self._retry(
+                missing, TransientError("the task was not in the provider's answer", provider=name), None
+            )
 
-    def _retry(self, batch: Mapping[str, _Waiter], exc: Exception | None, retry_after: float | None) -> None:
+    def _retry(self, batch: Mapping[str, _Waiter], exc: ProviderError, retry_after: float | None) -> None:
         now = self._clock.now()
-        if exc is not None and self._on_retry is not None:
+        if self._on_retry is not None:
             tasks = f"{len(batch)} tasks" if len(batch) > 1 else "a task"
             self._on_retry(f"poll of {tasks} failed, retrying with backoff: {exc}")
         for handle, waiter in batch.items():
             waiter.failures += 1
-            if exc is not None and waiter.failures >= self._max_failures:
-                self._fail({handle: waiter}, exc)
+            if waiter.failures >= self._max_failures:
+                self._fail({handle: waiter}, self._gave_up(waiter, exc))
                 continue
-            waiter.due = now + self._backoff.delay(waiter.failures, self._rng, retry_after)
+            wait = max(
+                self._backoff.delay(waiter.failures, self._rng, retry_after), self._provider.min_poll_interval
+            )
+            waiter.due = waiter.ride_from = now + wait
             self._waiting[handle] = waiter
             self._wake_if_earlier(waiter.due)
+
+    def _gave_up(self, waiter: _Waiter, exc: ProviderError) -> TerminalError:
+        return TerminalError(
+            f"gave up after {waiter.failures} polls in a row failed; last: {exc}",
+            kind=FailureKind.PROVIDER,
+            provider=self._provider.name,
+        )
 
     @staticmethod
     def _fail(batch: Mapping[str, _Waiter], exc: Exception) -> None:

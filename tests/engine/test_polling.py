@@ -1,0 +1,384 @@
+"""Backoff, PollSchedule, GenerationTimes and BatchPoller (runner/polling.py).
+
+The poller is exercised with a scripted provider at the Provider seam and a virtual clock
+(tests/engine/fakes.py), so every assertion about *when* a request went out is exact and no test
+waits on wall time.
+"""
+
+from __future__ import annotations
+
+import random
+import statistics
+from collections.abc import Mapping, Sequence
+
+import anyio
+import pytest
+
+from runner.errors import FailureKind, RateLimitedError, TerminalError, TransientError
+from runner.meters import RateLimiter
+from runner.polling import Backoff, BatchPoller, GenerationTimes, PollPolicy, PollSchedule
+from runner.providers.base import TaskState, TaskStatus
+from tests.engine.fakes import FakeProvider, VirtualClock, all_running, driven, status
+
+# -- Backoff --------------------------------------------------------------------------------------
+
+
+def test_backoff_grows_geometrically_and_is_capped() -> None:
+    backoff = Backoff(base=1.0, factor=2.0, cap=60.0, jitter=0.0)
+    rng = random.Random(0)
+    delays = [backoff.delay(n, rng) for n in range(1, 10)]
+    assert delays == [1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 60.0, 60.0, 60.0]
+    assert backoff.delay(0, rng) == 1.0, "attempt numbers start at 1; 0 is treated as the first"
+
+
+def test_backoff_jitter_stays_within_its_band_on_both_sides() -> None:
+    backoff = Backoff(base=2.0, factor=3.0, cap=100.0, jitter=0.25)
+    rng = random.Random(7)
+    for attempt in range(1, 8):
+        step = min(100.0, 2.0 * 3.0 ** (attempt - 1))
+        ratios = [backoff.delay(attempt, rng) / step for _ in range(300)]
+        assert min(ratios) >= 0.75
+        assert max(ratios) <= 1.25
+        assert min(ratios) < 0.85 and max(ratios) > 1.15, "the jitter spreads over the whole band"
+
+
+def test_capped_steps_are_jittered_around_the_cap() -> None:
+    backoff = Backoff(base=1.0, cap=10.0, jitter=0.2)
+    rng = random.Random(3)
+    delays = [backoff.delay(30, rng) for _ in range(200)]
+    assert all(8.0 <= d <= 12.0 for d in delays)
+
+
+def test_retry_after_wins_only_when_longer() -> None:
+    backoff = Backoff(base=1.0, jitter=0.0)
+    rng = random.Random(0)
+    assert backoff.delay(1, rng, retry_after=30.0) == 30.0
+    assert backoff.delay(3, rng, retry_after=0.5) == 4.0
+    assert backoff.delay(2, rng, retry_after=None) == 2.0
+    assert backoff.delay(2, rng, retry_after=0.0) == 2.0
+
+
+# -- PollSchedule ---------------------------------------------------------------------------------
+
+
+def _delays(schedule: PollSchedule, n: int) -> list[float]:
+    return [schedule.next_delay() for _ in range(n)]
+
+
+def test_unlearned_schedule_is_short_geometric_and_capped() -> None:
+    schedule = PollSchedule(PollPolicy(), None, 0.0, random.Random(0))
+    assert _delays(schedule, 7) == [1.0, 2.0, 4.0, 8.0, 10.0, 10.0, 10.0]
+
+
+def test_unlearned_schedule_respects_the_provider_minimum() -> None:
+    schedule = PollSchedule(PollPolicy(), None, 5.0, random.Random(0))
+    assert _delays(schedule, 6) == [5.0, 5.0, 5.0, 8.0, 10.0, 10.0]
+
+
+def test_learned_schedule_polls_first_just_before_the_expected_time() -> None:
+    policy = PollPolicy()
+    schedule = PollSchedule(policy, 60.0, 0.0, random.Random(5))
+    first, *later = _delays(schedule, 40)
+    assert first == pytest.approx(policy.lead * 60.0)
+    step = policy.share * 60.0  # 4.8 s, jittered ±20 %
+    assert all(step * 0.8 <= d <= step * 1.2 for d in later)
+    assert all(d >= policy.floor for d in later)
+    assert len({round(d, 6) for d in later}) > 10, "later polls are jittered, not in lockstep"
+
+
+@pytest.mark.parametrize("expected", [0.01, 1.0, 12.0, 60.0, 600.0])
+def test_no_delay_is_ever_below_the_provider_minimum(expected: float) -> None:
+    for seed in range(20):
+        learned = PollSchedule(PollPolicy(), expected, 5.0, random.Random(seed))
+        unlearned = PollSchedule(PollPolicy(), None, 5.0, random.Random(seed))
+        assert min(_delays(learned, 30)) >= 5.0
+        assert min(_delays(unlearned, 30)) >= 5.0
+
+
+def test_learned_steps_never_go_below_the_floor() -> None:
+    policy = PollPolicy()
+    schedule = PollSchedule(policy, 1.0, 0.0, random.Random(11))
+    _first, *later = _delays(schedule, 50)
+    assert min(later) >= policy.floor
+
+
+# -- GenerationTimes ------------------------------------------------------------------------------
+
+GROUP = ("runway", "gen4_turbo", 5)
+
+
+def test_generation_times_unknown_group_is_none() -> None:
+    times = GenerationTimes()
+    assert times.expected(GROUP) is None
+    times.record(("runway", "gen4_turbo", 10), 90.0)
+    assert times.expected(GROUP) is None, "groups do not mix"
+
+
+def test_generation_times_few_observations_give_the_fastest() -> None:
+    times = GenerationTimes()
+    for seconds in (64.0, 51.5, 70.0):
+        times.record(GROUP, seconds)
+    assert times.expected(GROUP) == 51.5
+
+
+def test_generation_times_many_observations_give_the_lower_quartile() -> None:
+    times = GenerationTimes()
+    for seconds in (80.0, 10.0, 70.0, 20.0, 60.0, 30.0, 50.0, 40.0):
+        times.record(GROUP, seconds)
+    # exclusive-method lower quartile of 10..80: position 2.25 of 8 → 20 + 0.25 × 10
+    assert times.expected(GROUP) == pytest.approx(22.5)
+    assert times.expected(GROUP) == pytest.approx(statistics.quantiles(range(10, 90, 10), n=4)[0])
+
+
+def test_generation_times_forget_beyond_the_window() -> None:
+    times = GenerationTimes(window=4)
+    for seconds in (1.0, 1.0, 1.0, 1.0, 10.0, 20.0, 30.0, 40.0):
+        times.record(GROUP, seconds)
+    assert times.expected(GROUP) == pytest.approx(12.5)
+
+
+# -- BatchPoller ----------------------------------------------------------------------------------
+
+Outcome = TaskStatus | Exception
+
+
+def _poller(
+    provider: FakeProvider,
+    clock: VirtualClock,
+    *,
+    rate: float = 100.0,
+    backoff: Backoff | None = None,
+    coalesce: float = 1.0,
+    max_failures: int = 40,
+) -> BatchPoller:
+    return BatchPoller(
+        provider,
+        RateLimiter(rate, clock),
+        clock,
+        backoff=backoff or Backoff(base=1.0, jitter=0.0),
+        rng=random.Random(1),
+        coalesce=coalesce,
+        max_failures=max_failures,
+    )
+
+
+async def _ask(
+    poller: BatchPoller, clock: VirtualClock, due: Mapping[str, float], *, within: float = 3600.0
+) -> dict[str, Outcome]:
+    """Every ``status_at(handle, when)`` concurrently; each handle's status or exception.
+
+    Gives up after ``within`` seconds of virtual time, so a handle that never gets an answer shows
+    up as missing from the result instead of hanging the test.
+    """
+    results: dict[str, Outcome] = {}
+
+    async def one(handle: str, when: float) -> None:
+        try:
+            results[handle] = await poller.status_at(handle, when)
+        except Exception as exc:
+            results[handle] = exc
+
+    async with anyio.create_task_group() as outer:
+
+        async def every() -> None:
+            async with anyio.create_task_group() as tg:
+                for handle, when in due.items():
+                    tg.start_soon(one, handle, when)
+            outer.cancel_scope.cancel()
+
+        async def deadline() -> None:
+            await clock.sleep(within)
+            outer.cancel_scope.cancel()
+
+        outer.start_soon(every)
+        outer.start_soon(deadline)
+    return results
+
+
+@pytest.mark.anyio
+async def test_tasks_due_together_go_out_in_batches_of_the_provider_size() -> None:
+    clock = VirtualClock()
+    provider = FakeProvider(clock, max_poll_batch=3)
+    poller = _poller(provider, clock)
+    handles = [f"h{i}" for i in range(7)]
+    async with driven(clock) as tg:
+        tg.start_soon(poller.run)
+        results = await _ask(poller, clock, dict.fromkeys(handles, 10.0))
+    assert {h: r.state for h, r in results.items() if isinstance(r, TaskStatus)} == dict.fromkeys(
+        handles, TaskState.RUNNING
+    )
+    assert sorted(len(hs) for _, hs in provider.polls) == [1, 3, 3]
+    asked = [h for _, hs in provider.polls for h in hs]
+    assert sorted(asked) == handles, "each task asked exactly once"
+    assert all(10.0 <= when < 10.1 for when, _ in provider.polls)
+    assert poller.requests == 3
+
+
+@pytest.mark.anyio
+async def test_a_provider_without_batches_gets_one_task_per_request() -> None:
+    clock = VirtualClock()
+    provider = FakeProvider(clock, max_poll_batch=1)
+    poller = _poller(provider, clock, rate=2.0)
+    async with driven(clock) as tg:
+        tg.start_soon(poller.run)
+        await _ask(poller, clock, dict.fromkeys(("a", "b", "c", "d"), 10.0))
+    assert [len(hs) for _, hs in provider.polls] == [1, 1, 1, 1]
+    assert [when for when, _ in provider.polls] == [10.0, 10.5, 11.0, 11.5], "through the rate limiter"
+
+
+@pytest.mark.anyio
+async def test_tasks_due_far_apart_are_polled_separately_and_on_time() -> None:
+    clock = VirtualClock()
+    provider = FakeProvider(clock, max_poll_batch=50)
+    poller = _poller(provider, clock)
+    async with driven(clock) as tg:
+        tg.start_soon(poller.run)
+        await _ask(poller, clock, {"early": 10.0, "near": 10.4, "late": 30.0})
+    assert [set(hs) for _, hs in provider.polls] == [{"early", "near"}, {"late"}]
+    assert provider.polls[0][0] == pytest.approx(10.0)
+    assert provider.polls[1][0] == pytest.approx(30.0)
+
+
+@pytest.mark.anyio
+async def test_an_earlier_task_wakes_a_sleeping_poller() -> None:
+    clock = VirtualClock()
+    provider = FakeProvider(clock)
+    poller = _poller(provider, clock)
+    got: dict[str, Outcome] = {}
+
+    async def later() -> None:
+        got.update(await _ask(poller, clock, {"late": 500.0}))
+
+    async with driven(clock) as tg:
+        tg.start_soon(poller.run)
+        tg.start_soon(later)
+        await clock.sleep(1.0)  # the poller is now asleep until 500
+        got.update(await _ask(poller, clock, {"soon": 5.0}))
+        assert clock.now() < 10.0
+        await clock.sleep(600.0)
+    assert [(when, hs) for when, hs in provider.polls] == [(5.0, ("soon",)), (500.0, ("late",))]
+    assert set(got) == {"soon", "late"}
+
+
+@pytest.mark.anyio
+async def test_transient_errors_are_retried_and_the_waiter_still_gets_its_status() -> None:
+    clock = VirtualClock()
+
+    def answer(call: int, handles: Sequence[str]) -> Mapping[str, TaskStatus]:
+        if call <= 2:
+            raise TransientError("502 from the gateway", provider="fake", status=502)
+        return {h: status(h, TaskState.SUCCEEDED) for h in handles}
+
+    provider = FakeProvider(clock, answer=answer, max_poll_batch=5)
+    poller = _poller(provider, clock, backoff=Backoff(base=1.0, factor=2.0, jitter=0.0))
+    async with driven(clock) as tg:
+        tg.start_soon(poller.run)
+        results = await _ask(poller, clock, {"a": 10.0, "b": 10.0})
+    assert all(isinstance(r, TaskStatus) and r.state is TaskState.SUCCEEDED for r in results.values())
+    assert len(provider.polls) == 3
+    assert all(set(hs) == {"a", "b"} for _, hs in provider.polls), "the batch is retried together"
+    times = [when for when, _ in provider.polls]
+    assert times[2] - times[1] == pytest.approx(2.0), "the second retry waits the second backoff step"
+
+
+@pytest.mark.anyio
+async def test_poll_retries_wait_out_their_backoff() -> None:
+    clock = VirtualClock()
+
+    def answer(call: int, handles: Sequence[str]) -> Mapping[str, TaskStatus]:
+        if call <= 2:
+            raise TransientError("502 from the gateway", provider="fake", status=502)
+        return all_running(call, handles)
+
+    provider = FakeProvider(clock, answer=answer)
+    poller = _poller(provider, clock, backoff=Backoff(base=1.0, factor=2.0, jitter=0.0))
+    async with driven(clock) as tg:
+        tg.start_soon(poller.run)
+        await _ask(poller, clock, {"a": 10.0})
+    times = [when for when, _ in provider.polls]
+    assert times == [pytest.approx(t, abs=0.05) for t in (10.0, 11.0, 13.0)], "backoff 1 s, then 2 s"
+
+
+@pytest.mark.anyio
+async def test_retry_after_is_honoured_on_poll_retries() -> None:
+    clock = VirtualClock()
+
+    def answer(call: int, handles: Sequence[str]) -> Mapping[str, TaskStatus]:
+        if call == 1:
+            raise RateLimitedError("slow down", retry_after=7.0, provider="fake", status=429)
+        return all_running(call, handles)
+
+    provider = FakeProvider(clock, answer=answer)
+    poller = _poller(provider, clock)
+    async with driven(clock) as tg:
+        tg.start_soon(poller.run)
+        results = await _ask(poller, clock, {"a": 10.0})
+    assert isinstance(results["a"], TaskStatus)
+    assert [when for when, _ in provider.polls] == [pytest.approx(10.0), pytest.approx(17.0)]
+
+
+@pytest.mark.anyio
+async def test_a_terminal_error_reaches_every_waiter_of_the_batch() -> None:
+    clock = VirtualClock()
+    bad_key = TerminalError("bad key", kind=FailureKind.AUTH, provider="fake", status=401)
+
+    def answer(_call: int, _handles: Sequence[str]) -> Mapping[str, TaskStatus]:
+        raise bad_key
+
+    provider = FakeProvider(clock, answer=answer, max_poll_batch=10)
+    poller = _poller(provider, clock)
+    async with driven(clock) as tg:
+        tg.start_soon(poller.run)
+        results = await _ask(poller, clock, dict.fromkeys(("a", "b", "c"), 10.0))
+    assert results == dict.fromkeys(("a", "b", "c"), bad_key)
+    assert len(provider.polls) == 1, "a terminal error is not retried"
+
+
+@pytest.mark.anyio
+async def test_handles_missing_from_an_answer_are_asked_again() -> None:
+    clock = VirtualClock()
+
+    def answer(call: int, handles: Sequence[str]) -> Mapping[str, TaskStatus]:
+        if call == 1:
+            return {"a": status("a", TaskState.QUEUED)}
+        return all_running(call, handles)
+
+    provider = FakeProvider(clock, answer=answer, max_poll_batch=10)
+    poller = _poller(provider, clock)
+    async with driven(clock) as tg:
+        tg.start_soon(poller.run)
+        results = await _ask(poller, clock, dict.fromkeys(("a", "b", "c"), 10.0))
+    assert [set(hs) for _, hs in provider.polls] == [{"a", "b", "c"}, {"b", "c"}]
+    assert {h: r.state for h, r in results.items() if isinstance(r, TaskStatus)} == {
+        "a": TaskState.QUEUED,
+        "b": TaskState.RUNNING,
+        "c": TaskState.RUNNING,
+    }
+
+
+@pytest.mark.anyio
+async def test_a_provider_down_for_max_failures_gives_the_waiter_a_terminal_error() -> None:
+    clock = VirtualClock()
+
+    def answer(_call: int, _handles: Sequence[str]) -> Mapping[str, TaskStatus]:
+        raise TransientError("503", provider="fake", status=503)
+
+    provider = FakeProvider(clock, answer=answer)
+    poller = _poller(provider, clock, max_failures=3)
+    async with driven(clock) as tg:
+        tg.start_soon(poller.run)
+        results = await _ask(poller, clock, {"a": 1.0})
+    assert len(provider.polls) == 3
+    assert isinstance(results["a"], TerminalError)
+
+
+@pytest.mark.anyio
+async def test_a_handle_never_answered_for_ends_in_an_error() -> None:
+    clock = VirtualClock()
+    provider = FakeProvider(clock, answer=lambda _call, _handles: {})
+    poller = _poller(provider, clock, backoff=Backoff(base=1.0, cap=10.0, jitter=0.0), max_failures=5)
+    async with driven(clock) as tg:
+        tg.start_soon(poller.run)
+        results = await _ask(poller, clock, {"ghost": 1.0}, within=3600.0)  # 360+ polls
+    assert len(provider.polls) <= 5
+    assert isinstance(results.get("ghost"), Exception)
