@@ -23,8 +23,8 @@ What is measured, per scenario:
   subscriber when the terminal STATUS event arrives, minus the task's end; split into ``cold``
   takes (submitted before their provider's first noticed end: unlearned geometric poll schedule)
   and ``warm`` ones (learned schedule).
-* ``retries``: RETRYING events (submit and download retries; the batch poller retries polls
-  internally without events, so those only show in the fault counts).
+* ``retries``: RETRYING events, by what was retried (submit, download, poll — a poll retry is
+  one event per failed batch request).
 * ``billed`` vs ``ledger``, ``duplicates`` (takes registered more than once at the provider).
 
 ``--takes N`` sets the Runware scenario's size; the AIML and Runway scenarios get 0.3 N and the
@@ -125,7 +125,7 @@ class Recorder:
 
     def __call__(self, event: Event) -> None:
         if event.kind is Kind.RETRYING:
-            self.retries[event.message.split(" ", 1)[0]] += 1
+            self.retries["poll" if "poll of" in event.message else event.message.split(" ", 1)[0]] += 1
         elif event.kind is Kind.SUBMITTED and event.take is not None and event.handle:
             self._handles[event.take.key] = event.handle
         elif event.kind is Kind.STATUS and event.state is not None and event.state.terminal:
