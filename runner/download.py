@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 import aiofiles
 import aiofiles.os
 import aiohttp
+import anyio
 import anyio.to_thread
 
 from runner.errors import DownloadError, ExpiredURLError, NotSentError, TransientError
@@ -72,7 +73,8 @@ async def download(
                 break
         return await _finish(part, dest, url=url, provider=provider, take=take)
     except BaseException:
-        await _remove(part.path)
+        with anyio.CancelScope(shield=True):  # also on a hard stop: leave no half-written clip behind
+            await _remove(part.path)
         raise
 
 
