@@ -17,6 +17,7 @@ from typing import Any
 
 from runner.manifest import Manifest
 from runner.prices import estimate_usd, expected_generation_s
+from runner.takes import Take
 
 
 @dataclass(frozen=True)
@@ -116,7 +117,7 @@ def _wall_s(durations: list[float], slots: int) -> float:
     return finish
 
 
-def _row(take: Any, done_keys: set[str]) -> PlanRow:
+def _row(take: Take, done_keys: set[str]) -> PlanRow:
     return PlanRow(
         shot=take.shot,
         take=take.index,

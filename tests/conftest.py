@@ -14,6 +14,9 @@ if TYPE_CHECKING:
 #: Time scale for tests: a 60 s generation lasts 0.6 s.
 TEST_TIME_SCALE = 0.01
 
+#: The type of the ``sim_factory`` fixture, for annotations in test modules.
+SimFactory = Callable[..., AbstractAsyncContextManager["Simulator"]]
+
 
 @pytest.fixture
 def anyio_backend() -> str:

@@ -11,8 +11,8 @@ import hashlib
 import random
 import tracemalloc
 from collections import defaultdict
-from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,10 +24,10 @@ from aiohttp import web
 from runner.download import download
 from runner.errors import DownloadError, ExpiredURLError, TransientError
 from runner.simulator import Simulator
+from tests.conftest import SimFactory
 from tests.simulator.helpers import aiml_body, aiml_headers, assert_mp4, eventually, get_json, post_json
 
 pytestmark = pytest.mark.anyio
-SimFactory = Callable[..., AbstractAsyncContextManager[Simulator]]
 
 #: Sim speed for these tests: only the clip matters here, not the engine's timing.
 FAST = 0.002

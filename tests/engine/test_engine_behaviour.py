@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Callable, Mapping, Sequence
-from contextlib import AbstractAsyncContextManager
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -29,14 +28,13 @@ from runner.progress import Progress
 from runner.providers.base import TaskStatus
 from runner.runlog import REDACTED, Redactor, RunLog
 from runner.simulator import Simulator
-from tests.conftest import TEST_TIME_SCALE
+from tests.conftest import TEST_TIME_SCALE, SimFactory
 from tests.engine.direct import run_engine
 from tests.engine.fakes import FakeProvider, VirtualClock, all_running, driven, moderated, poll_gaps
 from tests.engine.helpers import KEY_VARS, ledger_rows, run_against, shot, sim_env, write_manifest
 from tests.providers.helpers import make_take
 
 pytestmark = pytest.mark.anyio
-SimFactory = Callable[..., AbstractAsyncContextManager[Simulator]]
 
 #: Runway asks for 5 s between two polls of one task.
 RUNWAY_MIN_GAP = 5.0

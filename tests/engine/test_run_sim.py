@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
-from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import Any
 
@@ -12,10 +10,10 @@ import pytest
 
 from runner.events import Event, Kind
 from runner.simulator import Simulator
+from tests.conftest import SimFactory
 from tests.engine.helpers import ledger_rows, run_against, shot, write_manifest
 
 pytestmark = pytest.mark.anyio
-SimFactory = Callable[..., AbstractAsyncContextManager[Simulator]]
 
 
 def _assert_verified(run_dir: Path, rows: list[dict[str, Any]]) -> None:

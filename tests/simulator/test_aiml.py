@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 import aiohttp
 import pytest
 
 from runner.simulator import Simulator
+from tests.conftest import SimFactory
 from tests.simulator.helpers import (
     PNG_DATA_URI,
     aiml_body,
@@ -23,7 +22,6 @@ from tests.simulator.helpers import (
 
 pytestmark = pytest.mark.anyio
 
-SimFactory = Callable[..., AbstractAsyncContextManager[Simulator]]
 FAST = 0.002  # 60 simulated seconds last 0.12 s
 ERROR_KEYS = {"message", "path", "requestId", "statusCode", "timestamp"}
 

@@ -8,20 +8,18 @@ is not installed (it is a dev extra).
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 import pytest
 
 from runner.simulator import Simulator
+from tests.conftest import SimFactory
 from tests.simulator.helpers import IMAGE, assert_mp4
 
 aimlapi = pytest.importorskip("aimlapi")
 
 pytestmark = pytest.mark.anyio
 
-SimFactory = Callable[..., AbstractAsyncContextManager[Simulator]]
 FAST = 0.002
 
 

@@ -7,13 +7,13 @@ import hashlib
 import json
 import uuid
 from collections.abc import Callable
-from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 import aiohttp
 import pytest
 
 from runner.simulator import Simulator
+from tests.conftest import SimFactory
 from tests.simulator.helpers import (
     aiml_body,
     aiml_headers,
@@ -29,7 +29,6 @@ from tests.simulator.helpers import (
 
 pytestmark = pytest.mark.anyio
 
-SimFactory = Callable[..., AbstractAsyncContextManager[Simulator]]
 FAST = 0.002
 
 

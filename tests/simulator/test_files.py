@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
-from contextlib import AbstractAsyncContextManager
 from urllib.parse import parse_qs, urlsplit
 
 import aiohttp
 import pytest
 
 from runner.simulator import Simulator
+from tests.conftest import SimFactory
 from tests.simulator.helpers import (
     aiml_body,
     aiml_headers,
@@ -24,7 +23,6 @@ from tests.simulator.helpers import (
 
 pytestmark = pytest.mark.anyio
 
-SimFactory = Callable[..., AbstractAsyncContextManager[Simulator]]
 FAST = 0.002
 
 

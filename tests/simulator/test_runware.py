@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import copy
 import uuid
-from collections.abc import Callable
-from contextlib import AbstractAsyncContextManager
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -13,6 +11,7 @@ import aiohttp
 import pytest
 
 from runner.simulator import Simulator
+from tests.conftest import SimFactory
 from tests.simulator.helpers import (
     IMAGE,
     PNG_DATA_URI,
@@ -27,7 +26,6 @@ from tests.simulator.helpers import (
 
 pytestmark = pytest.mark.anyio
 
-SimFactory = Callable[..., AbstractAsyncContextManager[Simulator]]
 FAST = 0.002
 ERROR_KEYS = {"code", "message", "parameter", "taskType"}
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from contextlib import AbstractAsyncContextManager
 from datetime import datetime
 from typing import Any
 
@@ -11,6 +9,7 @@ import aiohttp
 import pytest
 
 from runner.simulator import Simulator
+from tests.conftest import SimFactory
 from tests.simulator.helpers import (
     IMAGE,
     PNG_DATA_URI,
@@ -25,7 +24,6 @@ from tests.simulator.helpers import (
 
 pytestmark = pytest.mark.anyio
 
-SimFactory = Callable[..., AbstractAsyncContextManager[Simulator]]
 FAST = 0.002
 ACTIVE = ("PENDING", "RUNNING")
 TERMINAL = ("SUCCEEDED", "FAILED", "CANCELLED")

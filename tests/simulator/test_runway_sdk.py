@@ -7,9 +7,6 @@ here so the test runs at the simulator's time scale.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from contextlib import AbstractAsyncContextManager
-
 import aiohttp
 import pytest
 import runwayml
@@ -17,11 +14,11 @@ from runwayml import AsyncRunwayML, TaskFailedError
 from runwayml.lib import polling
 
 from runner.simulator import Simulator
+from tests.conftest import SimFactory
 from tests.simulator.helpers import IMAGE, PNG_DATA_URI, assert_mp4, fetch
 
 pytestmark = pytest.mark.anyio
 
-SimFactory = Callable[..., AbstractAsyncContextManager[Simulator]]
 FAST = 0.002
 
 
