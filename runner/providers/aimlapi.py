@@ -113,6 +113,7 @@ class AimlApiProvider:
     max_poll_batch = 1
     #: AIML asks for nothing; its SDK polls every 10 s. The engine adapts above this floor.
     min_poll_interval = 1.0
+    can_cancel = False
     resend_safe = False
 
     def __init__(self, config: ProviderConfig, session: aiohttp.ClientSession) -> None:
@@ -155,6 +156,10 @@ class AimlApiProvider:
         if data is None:
             raise self._wire.malformed(answer, "expected a JSON object", submit=False)
         return parse_generation(handle, data)
+
+    async def cancel(self, handle: str) -> bool:
+        """AIML API has no cancel endpoint: a task in flight runs (and bills) to its end."""
+        return False
 
     async def aclose(self) -> None:
         """Nothing to release: the session belongs to whoever built this provider."""

@@ -80,11 +80,20 @@ class Provider(Protocol):
     min_poll_interval: float
     #: True when resending a submit after an ambiguous failure cannot bill twice.
     resend_safe: bool
+    #: True when a task in flight can be cancelled at the provider (Runway only).
+    can_cancel: bool
 
     async def submit(self, request: SubmitRequest) -> Submitted: ...
 
     async def poll(self, handles: Sequence[str]) -> Mapping[str, TaskStatus]:
         """Status of each handle. Handles missing from the answer are simply absent."""
+        ...
+
+    async def cancel(self, handle: str) -> bool:
+        """Cancel a task in flight; True when the provider confirmed (or already forgot) it.
+
+        Providers that cannot cancel (``can_cancel`` False) return False without a request.
+        """
         ...
 
     async def aclose(self) -> None: ...

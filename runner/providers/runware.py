@@ -168,6 +168,7 @@ class RunwareProvider:
     max_poll_batch = 100
     #: Runware asks for nothing; its REST SDK starts at 0.5 s. The engine adapts above this floor.
     min_poll_interval = 1.0
+    can_cancel = False
     resend_safe = True
 
     def __init__(self, config: ProviderConfig, session: aiohttp.ClientSession) -> None:
@@ -216,6 +217,10 @@ class RunwareProvider:
         if envelope is None:
             raise self._wire.malformed(answer, "expected {data} or {errors}", submit=False)
         return found
+
+    async def cancel(self, handle: str) -> bool:
+        """Runware has no cancel endpoint: a task in flight runs (and bills) to its end."""
+        return False
 
     async def aclose(self) -> None:
         """Nothing to release: the session belongs to whoever built this provider."""

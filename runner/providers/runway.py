@@ -108,6 +108,7 @@ class RunwayProvider:
     #: Runway: "do not expect updates more often than every 5 seconds" per task.
     min_poll_interval = 5.0
     resend_safe = False
+    can_cancel = True
 
     def __init__(self, config: ProviderConfig, session: aiohttp.ClientSession) -> None:
         self._wire = Wire(config, session, headers={"X-Runway-Version": API_VERSION})
@@ -136,6 +137,13 @@ class RunwayProvider:
         if data is None:
             raise self._wire.malformed(answer, "expected a JSON object", submit=False)
         return parse_task(handle, data)
+
+    async def cancel(self, handle: str) -> bool:
+        """``DELETE /v1/tasks/{id}``: cancels a task in flight (Runway refunds it); 404 means gone."""
+        answer = await self._wire.call("DELETE", TASK_PATH + quote(handle, safe=""))
+        if answer.ok or answer.status == 404:
+            return True
+        raise self._wire.error(answer)
 
     async def aclose(self) -> None:
         """Nothing to release: the session belongs to whoever built this provider."""

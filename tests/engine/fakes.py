@@ -116,6 +116,7 @@ class FakeProvider:
     max_poll_batch: int = 1
     min_poll_interval: float = 0.0
     resend_safe: bool = True
+    can_cancel: bool = False
     #: seconds each submit takes (virtual), so takes can be made to land at chosen times
     submit_latency: Callable[[SubmitRequest], float] = lambda _request: 0.0
     polls: list[tuple[float, tuple[str, ...]]] = field(default_factory=list)
@@ -132,6 +133,9 @@ class FakeProvider:
         await anyio.lowlevel.checkpoint()
         return self.answer(len(self.polls), handles)
 
+    async def cancel(self, handle: str) -> bool:
+        return False
+
     async def aclose(self) -> None:
         return None
 
@@ -146,6 +150,7 @@ class Recording:
         self.max_poll_batch = inner.max_poll_batch
         self.min_poll_interval = inner.min_poll_interval
         self.resend_safe = inner.resend_safe
+        self.can_cancel = inner.can_cancel
         self.polls: list[tuple[float, tuple[str, ...]]] = []
         self.submits: list[tuple[float, str]] = []
 
@@ -156,6 +161,9 @@ class Recording:
     async def poll(self, handles: Sequence[str]) -> Mapping[str, TaskStatus]:
         self.polls.append((self.clock.now(), tuple(handles)))
         return await self.inner.poll(handles)
+
+    async def cancel(self, handle: str) -> bool:
+        return await self.inner.cancel(handle)
 
     async def aclose(self) -> None:
         await self.inner.aclose()

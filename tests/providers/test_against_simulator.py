@@ -199,3 +199,21 @@ async def test_runway_throttled_is_queued(sim_factory: SimFactory, session: aioh
         second = (await provider.poll(handles[1:]))[handles[1]]
     assert (second.raw_status, second.state) == ("THROTTLED", TaskState.QUEUED)
     assert second.cost_usd is None  # an estimate is not a cost
+
+
+async def test_runway_cancel_refunds_the_task(sim: Any, session: aiohttp.ClientSession) -> None:
+    """DELETE /v1/tasks/{id} cancels a task in flight; the simulator, like Runway, bills it 0."""
+    provider = connect(sim, "runway", session)
+    handle = (await provider.submit(make_request("runway", duration=5))).handle
+    assert provider.can_cancel
+    assert await provider.cancel(handle)
+    answers = await provider.poll([handle])
+    assert answers[handle].state is TaskState.CANCELLED
+    assert await provider.cancel("no-such-task")  # already gone counts as cancelled
+
+
+@pytest.mark.parametrize("name", ["aimlapi", "runware"])
+async def test_providers_without_cancel_say_so(sim: Any, session: aiohttp.ClientSession, name: str) -> None:
+    provider = connect(sim, name, session)
+    assert not provider.can_cancel
+    assert await provider.cancel("any") is False
