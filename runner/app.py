@@ -1,19 +1,20 @@
 """``previz run``: from options to a finished run directory.
 
 Everything that can fail on bad input happens in :func:`prepare`, before any network: the
-manifest, its images, the keys of every provider it uses. Only then does :func:`execute` take the
-run lock, start the in-process simulator if asked, and hand the takes to the engine with the
-ledger, the log and the caller's progress view subscribed.
+manifest, its images, the keys of every provider it uses, the run directory. Only then does
+:func:`execute` take the run lock, open the journal (whose rows say where every take stands), start
+the in-process simulator if asked, and hand the takes to the engine with the ledger, the log and
+the caller's progress view subscribed. :func:`run_takes` is the part after the providers exist, so
+tests can wrap the real adapters at the seam and still run exactly what ``previz run`` runs.
 """
 
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
 import secrets
 import signal
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,28 +22,35 @@ from pathlib import Path
 import aiohttp
 import anyio
 
+from runner.clips import ClipDownloader, Downloader
 from runner.clock import REAL_TIME, Clock
 from runner.engine import Engine, EngineOptions, Summary
-from runner.errors import ConfigError, LockHeldError
-from runner.events import Bus, Subscriber
+from runner.errors import ConfigError
+from runner.events import Bus, Event, Kind, Subscriber
 from runner.gate import Gate, StopReason
 from runner.images import ImageEncoder
+from runner.journal import AsyncJournal, Journal
 from runner.lanes import LaneOptions
-from runner.ledger import History, Ledger
+from runner.ledger import LedgerFiles, spec_of
 from runner.manifest import Manifest, load_manifest, parse_deadline
-from runner.providers.base import ProviderConfig
+from runner.providers.base import Provider, ProviderConfig
 from runner.providers.registry import build_provider, provider_config_from_env, simulated_config
+from runner.runlock import run_lock
 from runner.runlog import Redactor, RunLog
+from runner.summary import write_summary
 from runner.takes import Take
 
 
 @dataclass(frozen=True)
 class RunOptions:
+    """``previz run``'s options, as parsed from the command line (or built by a test)."""
+
     manifest: Path
     simulate: bool = False
     concurrency: int | None = None
-    output: Path | None = None
+    output: Path | None = None  # relative to the current directory, unlike the manifest's output_dir
     retry_failed: bool = False
+    hold_uncertain: bool = False
     budget_usd: float | None = None  # overrides the manifest's budget_usd
     deadline: str | None = None  # overrides the manifest's deadline
     sim_profile: str = "clean"
@@ -74,7 +82,8 @@ def prepare(options: RunOptions) -> Prepared:
     manifest = load_manifest(options.manifest)
     takes = tuple(manifest.takes())
     simulate = options.simulate or manifest.simulate
-    run_dir = (options.output or manifest.output_dir) / manifest.name
+    run_dir = ((options.output / manifest.name) if options.output else manifest.run_dir).resolve()
+    check_run_dir(run_dir)
     used = sorted({t.provider for t in takes})
     env = os.environ if options.environ is None else options.environ
     timeout = options.request_timeout
@@ -86,59 +95,115 @@ def prepare(options: RunOptions) -> Prepared:
     budget = options.budget_usd if options.budget_usd is not None else manifest.budget_usd
     deadline_text = options.deadline or manifest.deadline
     deadline = parse_deadline(deadline_text, datetime.now().astimezone()) if deadline_text else None
-    return Prepared(options, manifest, takes, run_dir.resolve(), simulate, configs, budget, deadline)
+    return Prepared(options, manifest, takes, run_dir, simulate, configs, budget, deadline)
+
+
+def check_run_dir(run_dir: Path) -> None:
+    """The run directory, or the first of its parents that exists, must be a writable folder."""
+    for place in (run_dir, *run_dir.parents):
+        if not place.exists():
+            continue
+        if not place.is_dir():
+            raise ConfigError(f"output path {place} is not a folder (needed for {run_dir})")
+        if not os.access(place, os.W_OK | os.X_OK):
+            raise ConfigError(f"output folder {place} is not writable (needed for {run_dir})")
+        return
 
 
 async def execute(prepared: Prepared, *subscribers: Subscriber) -> Summary:
     """Run the prepared takes; the run directory's lock is held throughout."""
-    run_dir = prepared.run_dir
-    with _lock(run_dir):
-        async with _provider_configs(prepared) as configs:
-            return await _run(prepared, configs, subscribers)
-
-
-async def _run(
-    prepared: Prepared, configs: Mapping[str, ProviderConfig], subscribers: tuple[Subscriber, ...]
-) -> Summary:
-    opts, manifest = prepared.options, prepared.manifest
-    ledger = Ledger(prepared.run_dir, run_id=_run_id(), manifest=str(manifest.path))
-    log = RunLog(prepared.run_dir / "run.log", Redactor(c.api_key.reveal() for c in configs.values()))
-    bus = Bus(log, ledger, *subscribers)
-    concurrency = opts.concurrency or manifest.concurrency
-    options = EngineOptions(
-        lanes={name: LaneOptions(concurrency=concurrency) for name in configs},
-        downloads=opts.downloads,
-        retry_failed=opts.retry_failed,
-        clock=opts.clock,
-    )
-    history = History.load(prepared.run_dir)
-    gate = Gate(budget_usd=prepared.budget_usd, deadline=prepared.deadline, spent_before=history.spent_usd)
-    try:
-        async with aiohttp.ClientSession() as session:
+    warnings: list[str] = []
+    with run_lock(prepared.run_dir, warn=warnings.append):
+        early = tuple(Event(Kind.WARNING, message=w) for w in warnings)
+        async with _provider_configs(prepared) as configs, aiohttp.ClientSession() as session:
             providers = {name: build_provider(config, session) for name, config in configs.items()}
-            engine = Engine(
-                providers,
-                session=session,
-                run_dir=prepared.run_dir,
-                encoder=ImageEncoder(),
-                history=history,
-                bus=bus,
-                options=options,
-                gate=gate,
+            keys = [c.api_key.reveal() for c in configs.values()]
+            return await run_takes(
+                prepared, providers, session=session, subscribers=subscribers, keys=keys, early=early
             )
-            async with anyio.create_task_group() as tg:
-                tg.start_soon(_on_signals, engine, tg.cancel_scope)
-                await engine.run(prepared.takes)
-                tg.cancel_scope.cancel()
-            return engine.summary
+
+
+@dataclass(frozen=True)
+class Wiring:
+    """What a test may change about a run beyond RunOptions (engine limits, the downloader)."""
+
+    lanes: Mapping[str, LaneOptions] | None = None
+    take_timeout: float = 900.0
+    downloader: Downloader | None = None
+
+
+async def run_takes(
+    prepared: Prepared,
+    providers: Mapping[str, Provider],
+    *,
+    session: aiohttp.ClientSession,
+    subscribers: tuple[Subscriber, ...] = (),
+    keys: list[str] | None = None,
+    early: tuple[Event, ...] = (),
+    wiring: Wiring = Wiring(),
+) -> Summary:
+    """The journal, ledger, log and engine for one run over ``providers`` (the lock already held)."""
+    run_dir, opts = prepared.run_dir, prepared.options
+    run_dir.mkdir(parents=True, exist_ok=True)
+    journal = Journal.open(run_dir)
+    ledger = LedgerFiles(run_dir)
+    log = RunLog(run_dir / "run.log", Redactor(keys or ()))
+    started = datetime.now(UTC)
+    try:
+        ledger.sync(journal)  # rows a kill left unwritten to the files
+        records = journal.plan((t.key, t.label, t.provider, spec_of(t), t.relpath) for t in prepared.takes)
+        bus = Bus(log, *subscribers)
+        for event in early:
+            bus.emit(event)
+        engine = Engine(
+            providers,
+            downloader=wiring.downloader or ClipDownloader(session, run_dir, limit=opts.downloads),
+            encoder=ImageEncoder(),
+            journal=AsyncJournal(journal, on_row=lambda: ledger.sync(journal)),
+            bus=bus,
+            options=_engine_options(prepared, providers, wiring),
+            gate=Gate(budget_usd=prepared.budget_usd, deadline=prepared.deadline),
+            run_dir=run_dir,
+        )
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(_on_signals, engine, tg.cancel_scope)
+            await engine.run(prepared.takes, records)
+            tg.cancel_scope.cancel()
+        write_summary(prepared, engine.summary, journal, started=started)
+        return engine.summary
     finally:
         ledger.close()
         log.close()
+        journal.close()
+
+
+def _engine_options(prepared: Prepared, providers: Mapping[str, Provider], wiring: Wiring) -> EngineOptions:
+    opts, manifest = prepared.options, prepared.manifest
+    concurrency = opts.concurrency or manifest.concurrency
+    return EngineOptions(
+        lanes=wiring.lanes or {name: LaneOptions(concurrency=concurrency) for name in providers},
+        take_timeout=wiring.take_timeout,
+        retry_failed=opts.retry_failed,
+        hold_uncertain=opts.hold_uncertain,
+        clock=opts.clock,
+        run_id=_run_id(),
+        manifest=str(manifest.path),
+    )
+
+
+def _interrupts() -> list[signal.Signals]:
+    """Ctrl-C, SIGTERM and — where the platform has it — SIGHUP (a closed SSH session)."""
+    names = ("SIGINT", "SIGTERM", "SIGHUP")
+    return [getattr(signal, n) for n in names if hasattr(signal, n)]
 
 
 async def _on_signals(engine: Engine, scope: anyio.CancelScope) -> None:
-    """First Ctrl-C/SIGTERM: stop submitting and drain. Second: stop at once."""
-    with anyio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+    """First interrupt: stop submitting and drain. Second: stop at once (the journal keeps the rest)."""
+    try:
+        receiver = anyio.open_signal_receiver(*_interrupts())
+    except NotImplementedError:  # Windows: Ctrl-C arrives as KeyboardInterrupt instead
+        return
+    with receiver as signals:
         async for _ in signals:
             if engine.summary.stopped is StopReason.INTERRUPTED:
                 scope.cancel()
@@ -162,22 +227,6 @@ async def _provider_configs(prepared: Prepared) -> AsyncIterator[Mapping[str, Pr
             name: simulated_config(name, sim.base_url, sim.keys[name], request_timeout=opts.request_timeout)
             for name in prepared.providers
         }
-
-
-@contextlib.contextmanager
-def _lock(run_dir: Path) -> Iterator[None]:
-    """One run per run directory: a second one gets LockHeldError (exit 4)."""
-    run_dir.mkdir(parents=True, exist_ok=True)
-    path = run_dir / ".lock"
-    with path.open("a+") as fh:
-        try:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError as exc:
-            raise LockHeldError(f"another run of this manifest is going (lock {path})") from exc
-        try:
-            yield
-        finally:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
 
 
 def _run_id() -> str:

@@ -51,7 +51,8 @@ def _cmd_plan(args: argparse.Namespace) -> int:
     from runner.plan import build_plan, render_plan_text
 
     manifest = load_manifest(Path(args.manifest))
-    plan = build_plan(manifest, done_keys=_done_keys(manifest))
+    done_keys, spent = _history(manifest)
+    plan = build_plan(manifest, done_keys=done_keys, spent_before_usd=spent)
     if args.json:
         print(json.dumps(plan.to_json(), indent=2))
     else:
@@ -59,11 +60,18 @@ def _cmd_plan(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _done_keys(manifest: Manifest) -> set[str]:
-    """Keys of takes already done in this manifest's run directory (empty before the first run)."""
-    from runner.ledger import History
+def _history(manifest: Manifest) -> tuple[set[str], float]:
+    """Keys already done and USD spent in this manifest's run directory (none before the first run)."""
+    from runner.journal import FILENAME, Journal
 
-    return History.load(manifest.run_dir).done_keys()
+    if not (manifest.run_dir / FILENAME).exists():
+        return set(), 0.0
+    journal = Journal.open(manifest.run_dir, readonly=True)
+    try:
+        done = {k for k, r in journal.records().items() if r.state == "done"}
+        return done, journal.money().spent_usd
+    finally:
+        journal.close()
 
 
 def _cmd_schema(args: argparse.Namespace) -> int:

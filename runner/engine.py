@@ -1,27 +1,35 @@
-"""The run: submit under each provider's slots, poll in parallel, download as results land.
+"""The run: a take's life — submit, wait for a terminal status, download, record.
 
 One task group holds a poller per provider lane and a feeder per lane; a feeder starts a take
 only when a slot is free, so a manifest of 10,000 takes never has more coroutines than slots plus
-downloads. A take reads top to bottom — submit, wait for a terminal status, release the slot,
-download, record — and every change of its state goes out as an :class:`~runner.events.Event`
-(progress, ledger and log subscribe; the durable journal will too).
+downloads. Every fact that money depends on is in the journal before the step that relies on it:
+the reservation before anything is sent, ``submitting`` before each POST, the task id when the
+answer arrives, the cost when the provider says the task finished, the ledger row when the take
+ends. A rerun reads those rows (:meth:`Engine._mode_of`) and picks each take up where it stood:
+in-flight tasks are polled by their id before anything new is submitted.
+
+The engine never prints and never picks exit codes; it emits :class:`~runner.events.Event` values
+that progress and the run log subscribe to.
 """
 
 from __future__ import annotations
 
+import errno
 import random
 from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Protocol
 
-import aiohttp
 import anyio
 
+from runner.clips import Downloader
 from runner.clock import REAL_TIME, Clock
-from runner.download import Downloaded, download
+from runner.cost import Cost, decide_cost, failed_cost, uncertain_cost
+from runner.download import Downloaded
 from runner.errors import (
     AmbiguousSubmitError,
     DownloadError,
@@ -33,15 +41,18 @@ from runner.errors import (
     TransientError,
 )
 from runner.events import Bus, Event, Kind, Outcome, TakeStatus
-from runner.flight import Flight, NotStarted, TakeFailed, done_outcome, failed_outcome
+from runner.flight import Job, Mode, NotStarted, TakeFailed, done_outcome, failed_outcome
 from runner.gate import Gate, StopReason
+from runner.journal import AsyncJournal, Record
 from runner.lanes import Lane, LaneOptions, group_of
-from runner.ledger import History
+from runner.ledger import STICKY_FAILURES, row_of
 from runner.polling import Backoff
+from runner.prices import estimate_usd
 from runner.providers.base import Provider, SubmitRequest, Submitted, TaskState, TaskStatus
 from runner.takes import ImageRef, Take
 
 STOPPING_KINDS = frozenset({FailureKind.AUTH, FailureKind.CREDITS})
+RESUMED = frozenset({Mode.POLL, Mode.RESEND, Mode.FETCH})
 
 
 class Encoder(Protocol):
@@ -50,57 +61,68 @@ class Encoder(Protocol):
 
 @dataclass(frozen=True)
 class EngineOptions:
-    lanes: Mapping[str, LaneOptions]
-    downloads: int = 4
-    take_timeout: float = 900.0  # seconds the provider reports a task RUNNING
-    submit_attempts: int = 8
-    download_attempts: int = 6
-    url_refreshes: int = 3
+    """How one run behaves; built once by ``runner.app`` and passed down."""
+
+    lanes: Mapping[str, LaneOptions]  # per provider: slots, request rate, poll policy
+    take_timeout: float = 900.0  # seconds a task may stay RUNNING at the provider
+    submit_attempts: int = 8  # sends of one submit before the take fails (only where safe)
+    download_attempts: int = 6  # tries of one clip's download (URL refreshes not counted)
+    url_refreshes: int = 3  # times an expired result URL is refreshed by polling again
     backoff: Backoff = field(default_factory=Backoff)
-    retry_failed: bool = False
+    retry_failed: bool = False  # also retry takes that failed for input/moderation, and cancelled ones
+    hold_uncertain: bool = False  # leave takes whose submit may have landed for a person to decide
     clock: Clock = REAL_TIME
-    seed: int = 0
+    seed: int = 0  # jitter is reproducible under a seed
+    run_id: str = ""
+    manifest: str = ""
 
 
 @dataclass
 class Summary:
+    """What this run did, for the CLI's summary and exit code."""
+
     done: int = 0
-    failed: int = 0
+    failed: int = 0  # ended failed in this run (paid-but-not-saved included)
     cancelled: int = 0
-    skipped: int = 0
+    skipped: int = 0  # done earlier, or failed/cancelled earlier and not retried
+    failed_earlier: int = 0  # of the skipped: failed in an earlier run (still a failure: exit 1)
     not_started: int = 0
+    uncertain: int = 0  # submits that may have landed unseen, written off and resubmitted
+    held: int = 0  # uncertain takes left alone (--hold-uncertain)
+    resumed: int = 0  # takes picked up in flight from an earlier run
     spent_usd: float = 0.0
     stopped: StopReason | None = None
 
     @property
     def ok(self) -> bool:
-        return self.failed == 0 and self.cancelled == 0 and self.not_started == 0
+        return not (self.failed or self.cancelled or self.not_started or self.failed_earlier or self.held)
 
 
 class Engine:
+    """Runs takes through their providers, the journal recording every step (see the module doc)."""
+
     def __init__(
         self,
         providers: Mapping[str, Provider],
         *,
-        session: aiohttp.ClientSession,
-        run_dir: Path,
+        downloader: Downloader,
         encoder: Encoder,
-        history: History,
+        journal: AsyncJournal,
         bus: Bus,
         options: EngineOptions,
         gate: Gate | None = None,
+        run_dir: Path | None = None,
     ) -> None:
         self._opt = options
         self._clock = options.clock
         self._rng = random.Random(options.seed)
         self._bus = bus
         self._lanes = {name: self._lane(p, options) for name, p in providers.items()}
-        self._session = session
-        self._run_dir = run_dir
+        self._downloader = downloader
         self._encoder = encoder
-        self._history = history
-        self._downloads = anyio.CapacityLimiter(options.downloads)
+        self._journal = journal
         self._gate = gate or Gate(budget_usd=None, deadline=None)
+        self._run_dir = run_dir or journal.sync.path.parent
         self.summary = Summary()
 
     def _lane(self, provider: Provider, options: EngineOptions) -> Lane:
@@ -119,8 +141,13 @@ class Engine:
             self.summary.stopped = reason
             self._bus.emit(Event(Kind.STOPPING, message=message))
 
-    async def run(self, takes: Iterable[Take]) -> Summary:
-        queues = self._admit(takes)
+    async def run(self, takes: Iterable[Take], records: Mapping[str, Record]) -> Summary:
+        """Every take to its end (or as far as the budget, deadline or user allow)."""
+        queues = self._admit(takes, records)
+        for queue in queues.values():
+            for job in queue:
+                if job.mode is Mode.UNCERTAIN:
+                    await self._write_off(job)
         self._bus.emit(Event(Kind.RUN_STARTED, message=str(sum(len(q) for q in queues.values()))))
         async with anyio.create_task_group() as pollers:
             for lane in self._lanes.values():
@@ -132,25 +159,116 @@ class Engine:
         self._bus.emit(Event(Kind.RUN_FINISHED, message=self.summary.stopped or ""))
         return self.summary
 
-    def _admit(self, takes: Iterable[Take]) -> dict[str, deque[Take]]:
-        queues: dict[str, deque[Take]] = {name: deque() for name in self._lanes}
-        for take in takes:
-            sticky = None if self._opt.retry_failed else self._history.sticky_failure(take)
-            if self._history.done(take) or sticky:
-                self.summary.skipped += 1
-                why = "done in an earlier run" if sticky is None else f"failed earlier ({sticky})"
-                self._bus.emit(Event(Kind.SKIPPED, take, message=why))
-            else:
-                queues[take.provider].append(take)
-        return queues
+    # --- which takes, and how each rejoins ------------------------------------------------------
 
-    async def _feed(self, lane: Lane, queue: deque[Take]) -> None:
+    def _admit(self, takes: Iterable[Take], records: Mapping[str, Record]) -> dict[str, deque[Job]]:
+        """Per provider: the takes in flight from earlier runs first, then the new ones."""
+        resumed: dict[str, deque[Job]] = {name: deque() for name in self._lanes}
+        fresh: dict[str, deque[Job]] = {name: deque() for name in self._lanes}
+        seen: dict[str, Take] = {}
+        for take in takes:
+            if take.key in seen:  # same provider, prompt, image, seed…: the same result, made once
+                self._skip(take, f"the same take as {seen[take.key].label}")
+                continue
+            seen[take.key] = take
+            job = self._job_for(take, records[take.key])
+            if job is not None:
+                (resumed if job.mode in RESUMED else fresh)[take.provider].append(job)
+        self.summary.resumed = sum(len(q) for q in resumed.values())
+        return {name: resumed[name] + fresh[name] for name in self._lanes}
+
+    def _job_for(self, take: Take, record: Record) -> Job | None:
+        mode = self._mode_of(take, record)
+        if mode is None:
+            return None
+        again = mode in RESUMED
+        job = Job(
+            take,
+            record,
+            mode,
+            estimate=estimate_usd(take.provider, take.model, take.duration),
+            attempt=record.attempt if again or record.state == "reserved" else record.attempt + 1,
+            handle=record.handle if again else None,
+            submits=record.submits if again else 0,
+        )
+        if again:
+            job.flags.append("resumed")
+            if record.cost_usd is not None:
+                job.paid = Cost(record.cost_usd, record.cost_source or "estimated")
+            self._bus.emit(Event(Kind.WARNING, take, message=f"picked up from an earlier run ({mode})"))
+        return job
+
+    def _mode_of(self, take: Take, record: Record) -> Mode | None:
+        state = record.state
+        if state == "done":
+            return self._done_mode(take, record)
+        if state in ("failed", "cancelled"):
+            return self._ended_mode(take, record)
+        if state == "submitting":
+            return self._submitting_mode(take, record)
+        if state == "succeeded":
+            return Mode.FETCH if record.charged else Mode.POLL
+        if state == "submitted":
+            return Mode.POLL
+        return Mode.NEW  # planned, or reserved but never sent
+
+    def _done_mode(self, take: Take, record: Record) -> Mode | None:
+        clip = self._run_dir / (record.output or take.relpath)
+        if not clip.exists():
+            self._bus.emit(Event(Kind.WARNING, take, message=f"clip {clip} is missing: fetching it again"))
+            return Mode.FETCH
+        size = clip.stat().st_size
+        if record.bytes is not None and size != record.bytes:
+            message = f"clip {clip} changed since it was saved ({size} bytes, was {record.bytes}); left alone"
+            self._bus.emit(Event(Kind.WARNING, take, message=message))
+        self._skip(take, "done in an earlier run")
+        return None
+
+    def _ended_mode(self, take: Take, record: Record) -> Mode | None:
+        sticky = record.state == "cancelled" or record.failure_kind in STICKY_FAILURES
+        if not sticky or self._opt.retry_failed:
+            return Mode.NEW
+        if record.state == "failed":
+            self.summary.failed_earlier += 1
+            self._skip(take, f"failed earlier ({record.failure_kind}); --retry-failed tries again")
+        else:
+            self._skip(take, "cancelled earlier; --retry-failed tries again")
+        return None
+
+    def _submitting_mode(self, take: Take, record: Record) -> Mode | None:
+        if self._lanes[take.provider].provider.resend_safe and record.handle:
+            return Mode.RESEND
+        if self._opt.hold_uncertain:
+            self.summary.held += 1
+            message = "a submit may have landed unseen; held (--hold-uncertain): check the provider"
+            self._bus.emit(Event(Kind.WARNING, take, message=message))
+            return None
+        return Mode.UNCERTAIN
+
+    def _skip(self, take: Take, why: str) -> None:
+        self.summary.skipped += 1
+        self._bus.emit(Event(Kind.SKIPPED, take, message=why))
+
+    async def _write_off(self, job: Job) -> None:
+        """A submit that may have landed unseen: charged at its estimate, then a new attempt."""
+        self.summary.uncertain += 1
+        message = "a submit may have landed but its answer was lost (crash); resubmitting"
+        self._bus.emit(Event(Kind.WARNING, job.take, message=message))
+        lost = Job(job.take, job.record, job.mode, job.estimate, job.record.attempt)
+        failure = TakeFailed(FailureKind.UNCERTAIN, message, cost=uncertain_cost(job.estimate))
+        await self._record(lost, failed_outcome(lost, failure), count=False)
+        job.flags.append("uncertain")
+
+    # --- feeding slots --------------------------------------------------------------------------
+
+    async def _feed(self, lane: Lane, queue: deque[Job]) -> None:
         async with anyio.create_task_group() as tg:
             while queue:
-                await lane.slots.acquire()
-                if not self._may_start(lane, queue[0]):
-                    await lane.slots.release(clean=False)
-                    break
+                if queue[0].mode is not Mode.FETCH:  # a finished task holds no provider slot
+                    await lane.slots.acquire()
+                    if not self._may_start(lane, queue[0]):
+                        await lane.slots.release(clean=False)
+                        break
                 tg.start_soon(self._run_take, lane, queue.popleft())
         if queue:
             self.summary.not_started += len(queue)
@@ -159,59 +277,69 @@ class Engine:
                 Event(Kind.WARNING, message=f"{lane.name}: {len(queue)} takes not started ({why})")
             )
 
-    def _may_start(self, lane: Lane, take: Take) -> bool:
-        if self.summary.stopped or lane.closed_reason:
-            return False
-        refusal = self._gate.admit(take)
+    def _may_start(self, lane: Lane, job: Job) -> bool:
+        """Resumed takes always go on; a new one needs an open lane and a run not stopping."""
+        return job.mode in RESUMED or not (self.summary.stopped or lane.closed_reason)
+
+    async def _reserve(self, job: Job) -> None:
+        """The budget and deadline, checked and reserved in one journal transaction; else NotStarted.
+
+        Done in the take's own task, so the reservations of takes started together share a commit.
+        """
+        check = partial(self._gate.check, job.estimate)
+        refusal = await self._journal.reserve(job.take.key, job.attempt, job.estimate, check)
         if refusal is not None:
             self.stop(refusal.reason, refusal.message)
-            return False
-        return True
+            raise NotStarted(refusal.message)
 
-    async def _run_take(self, lane: Lane, take: Take) -> None:
-        flight = Flight(take, attempt=self._history.next_attempt(take))
+    # --- a take's life --------------------------------------------------------------------------
+
+    async def _run_take(self, lane: Lane, job: Job) -> None:
         try:
-            status = await self._generate(lane, flight)
-            outcome = await self._collect(lane, flight, status)
+            status = await self._generate(lane, job)
+            outcome = await self._collect(lane, job, status)
         except NotStarted as why:
-            self._gate.release(take)
+            with anyio.CancelScope(shield=True):
+                await self._journal.release(job.take.key)
             self.summary.not_started += 1
-            self._bus.emit(Event(Kind.WARNING, take, message=f"not submitted: {why}"))
+            self._bus.emit(Event(Kind.WARNING, job.take, message=f"not submitted: {why}"))
             return
         except TakeFailed as failure:
-            outcome = failed_outcome(flight, failure)
-        self._finish(outcome)
+            outcome = failed_outcome(job, failure)
+        await self._record(job, outcome)
 
-    async def _generate(self, lane: Lane, flight: Flight) -> TaskStatus:
-        """Submit and wait for a terminal status, holding one of the lane's slots throughout."""
+    async def _generate(self, lane: Lane, job: Job) -> TaskStatus:
+        """Submit (unless resumed) and wait for a terminal status, holding one of the lane's slots."""
+        if job.mode is Mode.FETCH:
+            return await self._finished_status(lane, job)
         clean = False
         try:
-            take = flight.take
-            image = self._encoder.encode(take.image)
-            last = self._encoder.encode(take.last_image) if take.last_image else None
-            request = SubmitRequest(take, image=image, last_image=last, attempt=flight.attempt)
-            flight.handle = (await self._submit(lane, flight, request)).handle
-            status = await self._await_terminal(lane, flight)
+            if job.mode in (Mode.NEW, Mode.UNCERTAIN):
+                await self._reserve(job)
+            if job.mode is not Mode.POLL:
+                await self._submit(lane, job)
+            status = await self._await_terminal(lane, job)
             clean = True
             return status
         finally:
             with anyio.CancelScope(shield=True):
                 await lane.slots.release(clean=clean)
 
-    async def _submit(self, lane: Lane, flight: Flight, request: SubmitRequest) -> Submitted:
-        self._bus.emit(Event(Kind.SUBMITTING, flight.take, message=f"attempt {flight.attempt}"))
+    async def _submit(self, lane: Lane, job: Job) -> None:
+        request = self._request(job)
+        self._bus.emit(Event(Kind.SUBMITTING, job.take, message=f"attempt {job.attempt}"))
         error: ProviderError | None = None
         for attempt in range(1, self._opt.submit_attempts + 1):
             await lane.rate.wait()
             self._check_may_send(lane, error)
-            flight.submits = attempt
+            await self._write_ahead(lane, job, request)
             try:
                 submitted = await lane.provider.submit(request)
             except TerminalError as exc:
                 raise self._terminal(lane, exc) from exc
             except AmbiguousSubmitError as exc:
                 if not lane.provider.resend_safe:
-                    raise self._uncertain(exc) from exc
+                    raise self._uncertain(job, exc) from exc
                 error = exc
             except RateLimitedError as exc:
                 await lane.slots.shrink()
@@ -219,10 +347,16 @@ class Engine:
             except TransientError as exc:
                 error = exc
             else:
-                self._submitted(flight, submitted)
-                return submitted
-            await self._pause(flight, "submit", attempt, error)
+                await self._submitted(job, submitted)
+                return
+            await self._pause(job, "submit", attempt, error)
         raise TakeFailed(FailureKind.PROVIDER, f"submit failed {self._opt.submit_attempts} times: {error}")
+
+    def _request(self, job: Job) -> SubmitRequest:
+        take = job.take
+        image = self._encoder.encode(take.image)
+        last = self._encoder.encode(take.last_image) if take.last_image else None
+        return SubmitRequest(take, image=image, last_image=last, attempt=job.attempt)
 
     def _check_may_send(self, lane: Lane, previous: ProviderError | None) -> None:
         """A bad key or Ctrl-C stops submits still waiting, unless an earlier send may have landed."""
@@ -234,116 +368,205 @@ class Engine:
         if why:
             raise NotStarted(str(why))
 
-    def _submitted(self, flight: Flight, submitted: Submitted) -> None:
-        flight.submitted_at = datetime.now(UTC)
-        flight.submitted_clock = self._clock.now()
-        if submitted.already_existed:
-            flight.flags.append("resumed")
-            self._bus.emit(Event(Kind.WARNING, flight.take, message="already submitted earlier; polling it"))
-        self._bus.emit(Event(Kind.SUBMITTED, flight.take, handle=submitted.handle))
+    async def _write_ahead(self, lane: Lane, job: Job, request: SubmitRequest) -> None:
+        """``submitting`` is on disk before the POST: a crash after it is reconciled on rerun."""
+        job.submits += 1
+        job.handle = lane.provider.planned_handle(request)
+        await self._journal.update(job.take.key, state="submitting", handle=job.handle, submits=job.submits)
 
-    async def _await_terminal(self, lane: Lane, flight: Flight) -> TaskStatus:
-        schedule = lane.schedule_for(flight.take)
+    async def _submitted(self, job: Job, submitted: Submitted) -> None:
+        job.handle = submitted.handle
+        job.submitted_at = datetime.now(UTC)
+        job.submitted_clock = self._clock.now()
+        with anyio.CancelScope(shield=True):  # the answer arrived: its task id must reach the disk
+            await self._journal.update(
+                job.take.key, state="submitted", handle=submitted.handle, submitted_at=_iso(job.submitted_at)
+            )
+        if submitted.already_existed:
+            job.flags.append("resumed")
+            self._bus.emit(Event(Kind.WARNING, job.take, message="already submitted earlier; polling it"))
+        self._bus.emit(Event(Kind.SUBMITTED, job.take, handle=submitted.handle))
+
+    async def _await_terminal(self, lane: Lane, job: Job) -> TaskStatus:
+        schedule = lane.schedule_for(job.take)
         running = 0.0
         seen: tuple[TaskState | None, float | None] = (None, None)
         while True:
             before = self._clock.now()
-            status = await self._poll(lane, flight, before + schedule.next_delay())
+            status = await self._poll(lane, job, before + schedule.next_delay())
             if seen[0] is TaskState.RUNNING:
-                running += self._clock.now() - flight.last_seen
-            flight.last_seen = self._clock.now()
+                running += self._clock.now() - job.last_seen
+            job.last_seen = self._clock.now()
             if (status.state, status.progress) != seen:
                 seen = (status.state, status.progress)
-                self._bus.emit(Event(Kind.STATUS, flight.take, state=status.state, progress=status.progress))
+                self._bus.emit(Event(Kind.STATUS, job.take, state=status.state, progress=status.progress))
             if status.state.terminal:
-                return self._terminal_status(lane, flight, status)
+                return await self._terminal_status(lane, job, status)
+            job.last_pending = job.last_seen
             if running > self._opt.take_timeout:
-                raise TakeFailed(FailureKind.TIMEOUT, f"still running after {running:.0f} s at the provider")
+                raise await self._timed_out(lane, job, running)
 
-    def _terminal_status(self, lane: Lane, flight: Flight, status: TaskStatus) -> TaskStatus:
-        flight.generation_s = self._clock.now() - flight.submitted_clock
-        if status.state is TaskState.SUCCEEDED:
-            lane.times.record(group_of(flight.take), flight.generation_s)
-            return status
-        cancelled = status.state is TaskState.CANCELLED
-        kind = status.failure_kind or FailureKind.PROVIDER
-        failure = TakeFailed(kind, status.failure_message or status.raw_status, cancelled=cancelled)
-        failure.cost_usd = status.cost_usd
-        raise failure
-
-    async def _poll(self, lane: Lane, flight: Flight, when: float) -> TaskStatus:
-        assert flight.handle is not None
-        not_before = flight.last_poll + lane.provider.min_poll_interval
-        try:
-            status = await lane.poller.status_at(flight.handle, max(when, not_before), not_before=not_before)
-        except TerminalError as exc:
-            raise self._terminal(lane, exc) from exc
-        except ProviderError as exc:  # the poller retries transient trouble itself; this is a last resort
-            raise TakeFailed(FailureKind.PROVIDER, str(exc)) from exc
-        flight.last_poll = self._clock.now()
+    async def _terminal_status(self, lane: Lane, job: Job, status: TaskStatus) -> TaskStatus:
+        job.generation_s = self._clock.now() - job.submitted_clock if job.mode is not Mode.POLL else None
+        if status.state is not TaskState.SUCCEEDED:
+            kind = status.failure_kind or FailureKind.PROVIDER
+            cost = failed_cost(status.cost_usd, job.estimate, accepted=True)
+            cancelled = status.state is TaskState.CANCELLED
+            raise TakeFailed(
+                kind, status.failure_message or status.raw_status, cost=cost, cancelled=cancelled
+            )
+        if job.generation_s is not None:
+            lane.times.record(group_of(job.take), job.generation_s)
+        job.paid = decide_cost(status.cost_usd, job.estimate)
+        with anyio.CancelScope(shield=True):  # the provider billed: the cost must reach the disk
+            await self._journal.update(
+                job.take.key,
+                state="succeeded",
+                handle=job.handle,
+                cost_usd=job.paid.usd,
+                cost_source=job.paid.source,
+                reserved_usd=job.paid.usd,
+                generation_s=job.generation_s,
+            )
         return status
 
-    async def _collect(self, lane: Lane, flight: Flight, status: TaskStatus) -> Outcome:
-        """Download the clip, refreshing an expired URL by polling the task again."""
-        url, refreshes = status.output_url, 0
-        error: Exception | None = None
-        for attempt in range(1, self._opt.download_attempts + 1):
-            if url is None:
-                raise TakeFailed(FailureKind.PROVIDER, "task succeeded without an output URL")
+    async def _timed_out(self, lane: Lane, job: Job, running: float) -> TakeFailed:
+        """A task running too long: cancelled where the provider allows, else it may still bill."""
+        cancelled = False
+        if lane.provider.can_cancel and job.handle:
             try:
-                got = await self._download(flight, url)
+                cancelled = await lane.provider.cancel(job.handle)
+            except ProviderError as exc:
+                self._bus.emit(Event(Kind.WARNING, job.take, message=f"could not cancel: {exc}"))
+        cost = Cost(0.0, "estimated") if cancelled else Cost(job.estimate, "estimated", ("may_bill",))
+        what = "cancelled at the provider" if cancelled else "the provider may still finish and bill it"
+        return TakeFailed(FailureKind.TIMEOUT, f"still running after {running:.0f} s; {what}", cost=cost)
+
+    async def _poll(self, lane: Lane, job: Job, when: float) -> TaskStatus:
+        assert job.handle is not None
+        not_before = job.last_poll + lane.provider.min_poll_interval
+        try:
+            status = await lane.poller.status_at(job.handle, max(when, not_before), not_before=not_before)
+        except TerminalError as exc:
+            raise self._terminal(lane, exc, paid=job.paid) from exc
+        except ProviderError as exc:  # the poller retries transient trouble itself; this is a last resort
+            raise TakeFailed(
+                FailureKind.PROVIDER, str(exc), cost=job.paid, paid=job.paid is not None
+            ) from exc
+        job.last_poll = self._clock.now()
+        return status
+
+    async def _finished_status(self, lane: Lane, job: Job) -> TaskStatus:
+        """A paid task whose clip was not saved: ask again for its (fresh) result URL."""
+        status = await self._poll(lane, job, self._clock.now())
+        if status.state is not TaskState.SUCCEEDED:
+            message = f"the provider no longer has the clip (task {job.handle} is {status.raw_status or '?'})"
+            raise TakeFailed(FailureKind.DOWNLOAD, message, cost=job.paid)
+        if status.cost_usd is not None or job.paid is None:
+            job.paid = decide_cost(status.cost_usd, job.estimate)
+        return status
+
+    # --- the clip -------------------------------------------------------------------------------
+
+    async def _collect(self, lane: Lane, job: Job, status: TaskStatus) -> Outcome:
+        """Download the clip, refreshing an expired URL by polling the task again.
+
+        Whatever goes wrong here, the task was paid: the take stays ``succeeded`` in the journal
+        and the next run fetches it by task id.
+        """
+        url, refreshes, failures = status.output_url, 0, 0
+        while True:
+            if url is None:
+                raise self._unsaved(job, "the task succeeded without an output URL")
+            try:
+                got = await self._fetch(job, url)
             except ExpiredURLError as exc:
                 refreshes += 1
                 if refreshes > self._opt.url_refreshes:
-                    raise TakeFailed(
-                        FailureKind.DOWNLOAD, f"URL still expired after refreshing: {exc}"
+                    raise self._unsaved(
+                        job, f"URL still expired after {refreshes - 1} refreshes: {exc}"
                     ) from exc
-                url = (await self._poll(lane, flight, self._clock.now())).output_url
+                url = await self._refresh(lane, job)
                 continue
+            except OSError as exc:
+                raise self._unwritable(job, exc) from exc
             except (TransientError, DownloadError) as exc:
-                error = exc
-                await self._pause(flight, "download", attempt, exc)
+                failures += 1
+                if failures >= self._opt.download_attempts:
+                    raise self._unsaved(job, f"download failed {failures} times: {exc}") from exc
+                await self._pause(job, "download", failures, exc)
                 continue
-            return done_outcome(flight, status, got)
-        raise TakeFailed(
-            FailureKind.DOWNLOAD, f"download failed {self._opt.download_attempts} times: {error}"
-        )
+            return done_outcome(job, got)
 
-    async def _download(self, flight: Flight, url: str) -> Downloaded:
-        take = flight.take
-        async with self._downloads:
-            self._bus.emit(Event(Kind.DOWNLOADING, take))
-            return await download(
-                self._session, url, self._run_dir / take.relpath, provider=take.provider, take=take.label
-            )
+    async def _fetch(self, job: Job, url: str) -> Downloaded:
+        self._bus.emit(Event(Kind.DOWNLOADING, job.take))
+        return await self._downloader.fetch(url, job.output, provider=job.take.provider, take=job.take.label)
 
-    async def _pause(self, flight: Flight, what: str, attempt: int, error: Exception | None) -> None:
+    async def _refresh(self, lane: Lane, job: Job) -> str | None:
+        try:
+            return (await self._poll(lane, job, self._clock.now())).output_url
+        except TakeFailed as exc:
+            raise self._unsaved(job, f"could not refresh the expired URL: {exc}") from exc
+
+    def _unsaved(self, job: Job, message: str) -> TakeFailed:
+        return TakeFailed(FailureKind.DOWNLOAD, f"paid but not saved: {message}", cost=job.paid, paid=True)
+
+    def _unwritable(self, job: Job, exc: OSError) -> TakeFailed:
+        if exc.errno == errno.ENOSPC:
+            self.stop(StopReason.DISK_FULL, "disk full: no new submissions; takes in flight go on")
+        where = self._run_dir / job.output
+        return self._unsaved(job, f"cannot write {where}: {exc.strerror or exc}")
+
+    # --- the end --------------------------------------------------------------------------------
+
+    async def _record(self, job: Job, outcome: Outcome, *, count: bool = True) -> None:
+        """The take's end: journal state, ledger row and reservation in one commit; then the event."""
+        row = row_of(outcome, run_id=self._opt.run_id, manifest=self._opt.manifest)
+        state = "succeeded" if outcome.paid_not_saved else outcome.status.value
+        fields = {
+            "handle": job.handle,
+            "finished_at": row["finished_at"],
+            "failure_kind": row["failure_kind"],
+            "failure_message": row["failure_message"],
+            "flags": outcome.flags,
+        }
+        if outcome.status is TakeStatus.DONE:
+            fields.update(bytes=outcome.bytes, sha256=outcome.sha256)
+        with anyio.CancelScope(shield=True):
+            written = await self._journal.charge(job.take.key, row, state=state, **fields)
+        self.summary.spent_usd += written["cost_usd"] or 0.0
+        if count:
+            self._count(outcome)
+        self._bus.emit(Event(Kind.FINISHED, outcome.take, outcome=outcome))
+
+    def _count(self, outcome: Outcome) -> None:
+        if outcome.status is TakeStatus.DONE:
+            self.summary.done += 1
+        elif outcome.status is TakeStatus.CANCELLED:
+            self.summary.cancelled += 1
+        else:
+            self.summary.failed += 1
+
+    async def _pause(self, job: Job, what: str, attempt: int, error: Exception | None) -> None:
         retry_after = error.retry_after if isinstance(error, RateLimitedError) else None
         delay = self._opt.backoff.delay(attempt, self._rng, retry_after)
         self._bus.emit(
-            Event(Kind.RETRYING, flight.take, message=f"{what} retry {attempt} in {delay:.1f}s: {error}")
+            Event(Kind.RETRYING, job.take, message=f"{what} retry {attempt} in {delay:.1f}s: {error}")
         )
         await self._clock.sleep(delay)
 
-    def _terminal(self, lane: Lane, exc: TerminalError) -> TakeFailed:
+    def _terminal(self, lane: Lane, exc: TerminalError, *, paid: Cost | None = None) -> TakeFailed:
         if exc.kind in STOPPING_KINDS:
             lane.close(f"{exc.kind.value}: {exc}")
-        return TakeFailed(exc.kind, str(exc))
+        return TakeFailed(exc.kind, str(exc), cost=paid, paid=paid is not None)
 
     @staticmethod
-    def _uncertain(exc: AmbiguousSubmitError) -> TakeFailed:
+    def _uncertain(job: Job, exc: AmbiguousSubmitError) -> TakeFailed:
         message = f"submit may have landed but no answer came ({exc}); not resent, to avoid paying twice"
-        return TakeFailed(FailureKind.UNCERTAIN, message, flags=("uncertain",))
+        return TakeFailed(
+            FailureKind.UNCERTAIN, message, cost=uncertain_cost(job.estimate), flags=("uncertain",)
+        )
 
-    def _finish(self, outcome: Outcome) -> None:
-        s = self.summary
-        if outcome.status is TakeStatus.DONE:
-            s.done += 1
-        elif outcome.status is TakeStatus.CANCELLED:
-            s.cancelled += 1
-        else:
-            s.failed += 1
-        s.spent_usd += outcome.cost_usd or 0.0
-        unbilled = outcome.cost_usd is None and outcome.task_id is None  # never accepted anywhere
-        self._gate.settle(outcome.take, 0.0 if unbilled else outcome.cost_usd)
-        self._bus.emit(Event(Kind.FINISHED, outcome.take, outcome=outcome))
+
+def _iso(value: datetime) -> str:
+    return value.isoformat().replace("+00:00", "Z")

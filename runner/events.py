@@ -1,7 +1,7 @@
 """What the engine says while it runs. Progress, the ledger and the log subscribe; nothing prints.
 
-Events are delivered synchronously, in order, to every subscriber: a subscriber that must be
-durable (the ledger, later the journal) has written its row before the engine moves on.
+Events are delivered synchronously, in order, to every subscriber. Durable state is not a
+subscriber: the engine writes the journal (and through it the ledger) itself, before it emits.
 """
 
 from __future__ import annotations
@@ -57,6 +57,9 @@ class Outcome:
     bytes: int | None = None
     sha256: str | None = None
     flags: tuple[str, ...] = ()
+    #: The provider finished and billed, but the clip could not be fetched or written: the take
+    #: stays ``succeeded`` in the journal and the next run fetches it by task id.
+    paid_not_saved: bool = False
 
 
 @dataclass(frozen=True)

@@ -1,22 +1,35 @@
-"""A take in the air, and how its end is written down.
+"""A take on its way through one run, and how its end is written down.
 
-:class:`Flight` collects what the ledger will want to know while a take is submitted, polled and
-downloaded; :func:`done_outcome` and :func:`failed_outcome` turn it into the row-shaped
-:class:`~runner.events.Outcome`. The two exceptions are the engine's own control flow for a take
-that ends early: :class:`TakeFailed` (recorded) and :class:`NotStarted` (never sent, not recorded).
+:class:`Job` is what the engine knows of a take while it works on it: how it rejoined the run
+(:class:`Mode` — new, resent, polled, fetched), its task handle, times and flags. The two
+exceptions are the engine's control flow for a take that ends early: :class:`TakeFailed` (recorded,
+immutable once raised, carrying the cost the one cost rule decided) and :class:`NotStarted` (never
+sent, nothing to record). :func:`done_outcome` and :func:`failed_outcome` turn a job into the
+row-shaped :class:`~runner.events.Outcome`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from enum import StrEnum
 
+from runner.cost import Cost
 from runner.download import Downloaded
 from runner.errors import FailureKind
 from runner.events import Outcome, TakeStatus
-from runner.prices import estimate_usd
-from runner.providers.base import TaskStatus
+from runner.journal import Record
 from runner.takes import Take
+
+
+class Mode(StrEnum):
+    """How a take rejoins a run, decided from its journal row."""
+
+    NEW = "new"  # submit a new attempt (a new task at the provider)
+    RESEND = "resend"  # the last attempt may not have landed, and resending it cannot bill twice
+    POLL = "poll"  # in flight at the provider: poll its task id, then download
+    FETCH = "fetch"  # paid and finished at the provider, clip not saved: fresh URL, then download
+    UNCERTAIN = "uncertain"  # a submit may have landed unseen: written off, then a new attempt
 
 
 class NotStarted(Exception):
@@ -24,69 +37,103 @@ class NotStarted(Exception):
 
 
 class TakeFailed(Exception):
+    """A take ended without a clip. ``cost`` is what the attempt cost (None: nothing was spent).
+
+    ``paid`` marks "paid but not saved": the provider finished and billed, the clip could not be
+    fetched or written, and the next run fetches it by task id.
+    """
+
     def __init__(
-        self, kind: FailureKind, message: str, *, flags: tuple[str, ...] = (), cancelled: bool = False
-    ):
+        self,
+        kind: FailureKind,
+        message: str,
+        *,
+        cost: Cost | None = None,
+        flags: tuple[str, ...] = (),
+        cancelled: bool = False,
+        paid: bool = False,
+    ) -> None:
         super().__init__(message)
         self.kind = kind
+        self.cost = cost
         self.flags = flags
         self.cancelled = cancelled
-        self.cost_usd: float | None = None
-        self.cost_source = "reported"
+        self.paid = paid
 
 
 @dataclass
-class Flight:
-    """A take while it is in the air: what the ledger will want to know about it."""
+class Job:
+    """A take while this run works on it.
+
+    ``estimate`` is the price table's figure (the reservation); ``paid`` is the decided cost once
+    the provider said the task succeeded; ``last_pending`` is the clock time of the last poll that
+    saw the task unfinished (what polling learns from).
+    """
 
     take: Take
+    record: Record
+    mode: Mode
+    estimate: float
     attempt: int
-    submits: int = 0
     handle: str | None = None
+    submits: int = 0
     submitted_at: datetime | None = None
     submitted_clock: float = 0.0
     generation_s: float | None = None
     last_poll: float = float("-inf")
     last_seen: float = 0.0
+    last_pending: float | None = None
+    paid: Cost | None = None
     flags: list[str] = field(default_factory=list)
 
+    @property
+    def output(self) -> str:
+        return self.record.output or self.take.relpath
 
-def done_outcome(flight: Flight, status: TaskStatus, got: Downloaded) -> Outcome:
-    take = flight.take
-    reported = status.cost_usd is not None
+
+def _submitted_at(job: Job) -> datetime | None:
+    if job.submitted_at is not None:
+        return job.submitted_at
+    at = job.record.submitted_at
+    return datetime.fromisoformat(at) if at else None
+
+
+def done_outcome(job: Job, got: Downloaded) -> Outcome:
+    cost = job.paid
+    assert cost is not None, "a clip is only downloaded once its task succeeded and was costed"
     return Outcome(
-        take=take,
+        take=job.take,
         status=TakeStatus.DONE,
-        task_id=flight.handle,
-        cost_usd=status.cost_usd if reported else estimate_usd(take.provider, take.model, take.duration),
-        cost_source="reported" if reported else "estimated",
-        submitted_at=flight.submitted_at,
+        task_id=job.handle,
+        cost_usd=cost.usd,
+        cost_source=cost.source,
+        submitted_at=_submitted_at(job),
         finished_at=datetime.now(UTC),
-        generation_s=flight.generation_s,
-        attempts=flight.submits,
-        output=take.relpath,
+        generation_s=job.generation_s,
+        attempts=job.attempt,
+        output=job.output,
         bytes=got.bytes,
         sha256=got.sha256,
-        flags=tuple(flight.flags),
+        flags=tuple(dict.fromkeys((*job.flags, *cost.flags))),
     )
 
 
-def failed_outcome(flight: Flight, failure: TakeFailed) -> Outcome:
-    take = flight.take
-    if failure.cost_usd is None and failure.kind is FailureKind.UNCERTAIN:
-        failure.cost_usd = estimate_usd(take.provider, take.model, take.duration)  # may have been billed
-        failure.cost_source = "estimated"
+def failed_outcome(job: Job, failure: TakeFailed) -> Outcome:
+    cost = failure.cost
+    flags = (*job.flags, *failure.flags, *(cost.flags if cost else ()))
     return Outcome(
-        take=flight.take,
+        take=job.take,
         status=TakeStatus.CANCELLED if failure.cancelled else TakeStatus.FAILED,
-        task_id=flight.handle,
+        task_id=job.handle,
         failure_kind=failure.kind,
         failure_message=str(failure),
-        cost_usd=failure.cost_usd,
-        cost_source=failure.cost_source if failure.cost_usd is not None else "",
-        submitted_at=flight.submitted_at,
+        cost_usd=cost.usd if cost else 0.0,
+        cost_source=cost.source if cost else "estimated",
+        submitted_at=_submitted_at(job),
         finished_at=datetime.now(UTC),
-        generation_s=flight.generation_s,
-        attempts=flight.submits,
-        flags=(*flight.flags, *failure.flags),
+        generation_s=job.generation_s,
+        attempts=job.attempt,
+        output=None,
+        flags=tuple(dict.fromkeys(flags)),
+        paid_not_saved=failure.paid,
     )

@@ -1,13 +1,9 @@
 """The gate every new submission passes: the budget and the deadline (DESIGN §4).
 
-Before a take is submitted its estimate is *reserved*; ``spent + reserved + estimate > budget``
-means no new submission. When the take ends, its reservation becomes what it really cost (the
-provider's figure, or the estimate when there is none). Takes already in flight always finish
-and download: stopping early must not throw away money already committed.
-
-``spent`` starts from the ledger of earlier runs, so the cap holds across reruns ("all runs
-together"). Until the journal lands, a take that was in flight when a process died is not in
-the ledger and so not counted; the journal's reservations will close that gap.
+Before a take is submitted its estimate is *reserved* in the journal, in the same transaction as
+this check, so ``spent + reserved + estimate > budget`` holds across concurrent submits, kills and
+reruns ("all runs together"). Takes already in flight always finish and download: stopping early
+must not throw away money already committed.
 """
 
 from __future__ import annotations
@@ -17,14 +13,16 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 
-from runner.prices import estimate_usd
-from runner.takes import Take
+from runner.journal import Money
 
 
 class StopReason(StrEnum):
+    """Why a run stopped making new submissions (the summary's stop reason)."""
+
     INTERRUPTED = "interrupted"
     BUDGET = "budget"
     DEADLINE = "deadline"
+    DISK_FULL = "disk full"
 
 
 @dataclass(frozen=True)
@@ -34,44 +32,31 @@ class Refusal:
 
 
 class Gate:
+    """Budget cap (USD, all runs of the manifest) and deadline (no new submissions after it)."""
+
     def __init__(
         self,
         *,
         budget_usd: float | None,
         deadline: datetime | None,
-        spent_before: float = 0.0,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.budget_usd = budget_usd
         self.deadline = deadline
-        self.spent = spent_before
-        self.reserved = 0.0
         self._now = now
-        self._held: dict[str, float] = {}
 
-    def admit(self, take: Take) -> Refusal | None:
-        """Reserve ``take``'s estimate and return None, or say why it may not be submitted."""
+    def check(self, estimate: float, money: Money) -> Refusal | None:
+        """None when one more take of ``estimate`` USD may be submitted, else why not."""
         if self.deadline is not None and self._now() >= self.deadline:
             return Refusal(
                 StopReason.DEADLINE, f"deadline {self.deadline.isoformat(timespec='minutes')} reached"
             )
-        estimate = estimate_usd(take.provider, take.model, take.duration)
-        if self.budget_usd is not None and self.spent + self.reserved + estimate > self.budget_usd + 1e-9:
+        if self.budget_usd is None:
+            return None
+        if money.spent_usd + money.reserved_usd + estimate > self.budget_usd + 1e-9:
             return Refusal(
                 StopReason.BUDGET,
-                f"budget ${self.budget_usd:.2f} reached: spent ${self.spent:.2f}, "
-                f"in flight ${self.reserved:.2f}, next take ~${estimate:.2f}",
+                f"budget ${self.budget_usd:.2f} reached: spent ${money.spent_usd:.2f}, "
+                f"in flight ${money.reserved_usd:.2f}, next take ~${estimate:.2f}",
             )
-        self._held[take.key] = estimate
-        self.reserved += estimate
         return None
-
-    def settle(self, take: Take, cost_usd: float | None) -> None:
-        """The take ended: turn its reservation into what it cost (the estimate when unknown)."""
-        held = self._held.pop(take.key, 0.0)
-        self.reserved -= held
-        self.spent += held if cost_usd is None else cost_usd
-
-    def release(self, take: Take) -> None:
-        """The take was admitted but never sent: give its reservation back."""
-        self.reserved -= self._held.pop(take.key, 0.0)

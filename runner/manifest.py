@@ -78,7 +78,8 @@ class Shot:
 
 @dataclass(frozen=True)
 class Manifest:
-    """A checked manifest. ``output_dir`` is relative to the current directory, like ``--output``."""
+    """A checked manifest. ``output_dir`` is resolved against the manifest's folder (DESIGN §3), so a
+    run started from cron or another directory finds its own journal."""
 
     path: Path
     name: str
@@ -140,6 +141,6 @@ def _build(path: Path, doc: ManifestDoc, shots: tuple[dict[str, Any], ...]) -> M
         budget_usd=doc.budget_usd,
         deadline=doc.deadline,
         simulate=doc.simulate,
-        output_dir=Path(doc.output_dir),
+        output_dir=path.parent / doc.output_dir,
         shots=tuple(Shot(**fields) for fields in shots),
     )

@@ -124,7 +124,7 @@ class ManifestDoc(_Strict):
     deadline: str | None = Field(None, description="No new submissions after this: " + DEADLINE_FORMS + ".")
     simulate: bool = Field(False, description="Run against the built-in simulator.")
     output_dir: str = Field(
-        DEFAULT_OUTPUT_DIR, min_length=1, description="Relative to the current directory."
+        DEFAULT_OUTPUT_DIR, min_length=1, description="Relative to the manifest's folder."
     )
     defaults: ShotFields = Field(default_factory=ShotFields, description="Any shot field, for every shot.")
     shots: list[ShotDoc] = Field(min_length=1, description="The shots, in order.")

@@ -55,6 +55,7 @@ class Plan:
     budget_usd: float | None
     rows: tuple[PlanRow, ...]
     providers: tuple[ProviderTotal, ...]
+    spent_before_usd: float = 0.0  # what earlier runs of this manifest spent (the journal's ledger)
 
     @property
     def todo(self) -> int:
@@ -75,7 +76,7 @@ class Plan:
 
     @property
     def over_budget(self) -> bool:
-        return self.budget_usd is not None and self.estimated_usd > self.budget_usd
+        return self.budget_usd is not None and self.spent_before_usd + self.estimated_usd > self.budget_usd
 
     def to_json(self) -> dict[str, Any]:
         """The ``plan --json`` document; totals equal the sums over the rows that are not done."""
@@ -85,6 +86,7 @@ class Plan:
             "run_dir": self.run_dir,
             "concurrency": self.concurrency,
             "budget_usd": self.budget_usd,
+            "spent_before_usd": self.spent_before_usd,
             "rows": [asdict(row) for row in self.rows],
             "totals": {
                 "takes": len(self.rows),
@@ -145,8 +147,11 @@ def _provider_total(provider: str, rows: list[PlanRow], concurrency: int) -> Pro
     )
 
 
-def build_plan(manifest: Manifest, done_keys: set[str]) -> Plan:
-    """Every take of ``manifest`` in order, flagged done when its key is in ``done_keys``."""
+def build_plan(manifest: Manifest, done_keys: set[str], spent_before_usd: float = 0.0) -> Plan:
+    """Every take of ``manifest`` in order, flagged done when its key is in ``done_keys``.
+
+    ``spent_before_usd`` (earlier runs' spend) counts against the budget, which covers all runs.
+    """
     rows = tuple(_row(take, done_keys) for take in manifest.takes())
     by_provider: dict[str, list[PlanRow]] = {}
     for row in rows:
@@ -161,6 +166,7 @@ def build_plan(manifest: Manifest, done_keys: set[str]) -> Plan:
         providers=tuple(
             _provider_total(p, rs, manifest.concurrency) for p, rs in sorted(by_provider.items())
         ),
+        spent_before_usd=round(spent_before_usd, 6),
     )
 
 
@@ -217,4 +223,5 @@ def _footer(plan: Plan) -> str:
     if plan.budget_usd is None:
         return f"no budget cap; {basis}"
     verdict = "OVER BUDGET: the run will stop early" if plan.over_budget else "within budget"
-    return f"budget {plan.budget_usd:.2f} USD (all runs together): {verdict}; {basis}"
+    spent = f"; {plan.spent_before_usd:.4f} USD spent by earlier runs" if plan.spent_before_usd else ""
+    return f"budget {plan.budget_usd:.2f} USD (all runs together){spent}: {verdict}; {basis}"

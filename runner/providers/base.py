@@ -83,6 +83,13 @@ class Provider(Protocol):
     #: True when a task in flight can be cancelled at the provider (Runway only).
     can_cancel: bool
 
+    def planned_handle(self, request: SubmitRequest) -> str | None:
+        """The handle this request's task will have, when the client picks it (Runware's taskUUID).
+
+        The journal writes it ahead of the POST, so a crash mid-submit can be reconciled.
+        """
+        ...
+
     async def submit(self, request: SubmitRequest) -> Submitted: ...
 
     async def poll(self, handles: Sequence[str]) -> Mapping[str, TaskStatus]:

@@ -174,6 +174,10 @@ class RunwareProvider:
     def __init__(self, config: ProviderConfig, session: aiohttp.ClientSession) -> None:
         self._wire = Wire(config, session)
 
+    def planned_handle(self, request: SubmitRequest) -> str | None:
+        """The taskUUID we choose (from the take key and attempt): known before the POST."""
+        return task_uuid(request.take.key, request.attempt)
+
     async def submit(self, request: SubmitRequest) -> Submitted:
         task, label = build_task(request), request.take.label
         handle = str(task["taskUUID"])

@@ -113,6 +113,10 @@ class RunwayProvider:
     def __init__(self, config: ProviderConfig, session: aiohttp.ClientSession) -> None:
         self._wire = Wire(config, session, headers={"X-Runway-Version": API_VERSION})
 
+    def planned_handle(self, request: SubmitRequest) -> str | None:
+        """The task id comes in the answer: nothing is known before the POST."""
+        return None
+
     async def submit(self, request: SubmitRequest) -> Submitted:
         label = request.take.label
         answer = await self._wire.call("POST", SUBMIT_PATH, body=build_body(request), submit=True, take=label)

@@ -1,9 +1,9 @@
-"""Run the Engine directly against the simulator, built the way runner/app.py builds it.
+"""Run the Engine directly against the simulator, through ``runner.app.run_takes`` itself.
 
 For the tests that need what ``previz run`` does not expose: engine options (take timeout, lane
-limits), a wrong key for one provider, or a :class:`~tests.engine.fakes.Recording` wrapper around
-each real adapter at the Provider seam, so polls and submits can be counted in the engine's own
-clock time.
+limits), a wrong key for one provider, a downloader that fails like a full disk, or a
+:class:`~tests.engine.fakes.Recording` wrapper around each real adapter at the Provider seam, so
+polls and submits can be counted in the engine's own clock time.
 """
 
 from __future__ import annotations
@@ -14,13 +14,12 @@ from pathlib import Path
 
 import aiohttp
 
+from runner.app import RunOptions, Wiring, prepare, run_takes
+from runner.clips import Downloader
 from runner.clock import Clock, ScaledClock
-from runner.engine import Engine, EngineOptions, Summary
-from runner.events import Bus, Event, Subscriber
-from runner.images import ImageEncoder
+from runner.engine import Summary
+from runner.events import Event, Subscriber
 from runner.lanes import LaneOptions
-from runner.ledger import History, Ledger
-from runner.manifest import load_manifest
 from runner.providers.registry import build_provider, simulated_config
 from runner.simulator import Simulator
 from tests.conftest import TEST_TIME_SCALE
@@ -45,41 +44,26 @@ async def run_engine(
     retry_failed: bool = False,
     clock: Clock | None = None,
     subscribers: tuple[Subscriber, ...] = (),
+    downloader: Downloader | None = None,
 ) -> DirectRun:
-    """Every take of ``manifest`` through an Engine whose providers are recorded at the seam."""
-    loaded = load_manifest(manifest)
-    takes = list(loaded.takes())
-    run_dir = (loaded.output_dir / loaded.name).resolve()
-    used = sorted({t.provider for t in takes})
+    """Every take of ``manifest`` through the real run wiring, providers recorded at the seam."""
     clock = clock or ScaledClock(TEST_TIME_SCALE)
+    options = RunOptions(manifest=manifest, simulate=True, retry_failed=retry_failed, clock=clock)
+    prepared = prepare(options)
     all_keys = {**sim.keys, **(keys or {})}
     events: list[Event] = []
-    history = History.load(run_dir)
-    ledger = Ledger(run_dir, run_id="direct", manifest=str(manifest))
-    try:
-        async with aiohttp.ClientSession() as session:
-            providers = {
-                name: Recording(
-                    build_provider(simulated_config(name, sim.base_url, all_keys[name]), session), clock
-                )
-                for name in used
-            }
-            options = EngineOptions(
-                lanes=lanes or {name: LaneOptions(concurrency=loaded.concurrency) for name in used},
-                take_timeout=take_timeout,
-                retry_failed=retry_failed,
-                clock=clock,
+    async with aiohttp.ClientSession() as session:
+        providers = {
+            name: Recording(
+                build_provider(simulated_config(name, sim.base_url, all_keys[name]), session), clock
             )
-            engine = Engine(
-                providers,
-                session=session,
-                run_dir=run_dir,
-                encoder=ImageEncoder(),
-                history=history,
-                bus=Bus(ledger, events.append, *subscribers),
-                options=options,
-            )
-            summary = await engine.run(takes)
-    finally:
-        ledger.close()
-    return DirectRun(summary, events, run_dir, providers)
+            for name in prepared.providers
+        }
+        summary = await run_takes(
+            prepared,
+            providers,
+            session=session,
+            subscribers=(events.append, *subscribers),
+            wiring=Wiring(lanes=lanes, take_timeout=take_timeout, downloader=downloader),
+        )
+    return DirectRun(summary, events, prepared.run_dir, providers)

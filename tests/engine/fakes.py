@@ -17,14 +17,19 @@ import itertools
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import anyio
 import anyio.lowlevel
 from anyio.abc import TaskGroup
 
 from runner.clock import Clock
+from runner.download import Downloaded
 from runner.errors import FailureKind
+from runner.journal import AsyncJournal, Journal, Record
+from runner.ledger import spec_of
 from runner.providers.base import Provider, SubmitRequest, Submitted, TaskState, TaskStatus
+from runner.takes import Take
 
 #: Checkpoints the driver yields before deciding that every task is parked. Each checkpoint lets
 #: every runnable task take one step; the chains in these tests are a handful of steps long.
@@ -122,6 +127,9 @@ class FakeProvider:
     polls: list[tuple[float, tuple[str, ...]]] = field(default_factory=list)
     submits: list[tuple[float, str]] = field(default_factory=list)
 
+    def planned_handle(self, request: SubmitRequest) -> str | None:
+        return None
+
     async def submit(self, request: SubmitRequest) -> Submitted:
         await self.clock.sleep(self.submit_latency(request))
         handle = f"task-{request.take.label}"
@@ -154,6 +162,9 @@ class Recording:
         self.polls: list[tuple[float, tuple[str, ...]]] = []
         self.submits: list[tuple[float, str]] = []
 
+    def planned_handle(self, request: SubmitRequest) -> str | None:
+        return self.inner.planned_handle(request)
+
     async def submit(self, request: SubmitRequest) -> Submitted:
         self.submits.append((self.clock.now(), request.take.label))
         return await self.inner.submit(request)
@@ -179,3 +190,20 @@ def poll_gaps(polls: Sequence[tuple[float, tuple[str, ...]]]) -> dict[str, list[
                 gaps.setdefault(handle, []).append(when - last[handle])
             last[handle] = when
     return gaps
+
+
+class NoDownloads:
+    """A Downloader for tests in which no take may get as far as a download."""
+
+    async def fetch(self, url: str, relpath: str, *, provider: str, take: str) -> Downloaded:
+        raise AssertionError(f"unexpected download of {take} from {url}")
+
+
+def open_journal(run_dir: Path, takes: Sequence[Take]) -> tuple[AsyncJournal, dict[str, Record]]:
+    """A fresh journal in ``run_dir`` with ``takes`` planned: what app.run_takes does first.
+
+    Inline (no worker thread), so a VirtualClock sees every step of the engine.
+    """
+    journal = Journal.open(run_dir)
+    records = journal.plan((t.key, t.label, t.provider, spec_of(t), t.relpath) for t in takes)
+    return AsyncJournal(journal, inline=True), records

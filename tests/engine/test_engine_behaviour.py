@@ -12,7 +12,6 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import pytest
 from rich.console import Console
 
@@ -22,7 +21,6 @@ from runner.engine import Engine, EngineOptions
 from runner.events import Bus, Event, Kind
 from runner.images import ImageEncoder
 from runner.lanes import LaneOptions
-from runner.ledger import History
 from runner.polling import Backoff
 from runner.progress import Progress
 from runner.providers.base import TaskStatus
@@ -30,7 +28,16 @@ from runner.runlog import REDACTED, Redactor, RunLog
 from runner.simulator import Simulator
 from tests.conftest import TEST_TIME_SCALE, SimFactory
 from tests.engine.direct import run_engine
-from tests.engine.fakes import FakeProvider, VirtualClock, all_running, driven, moderated, poll_gaps
+from tests.engine.fakes import (
+    FakeProvider,
+    NoDownloads,
+    VirtualClock,
+    all_running,
+    driven,
+    moderated,
+    open_journal,
+    poll_gaps,
+)
 from tests.engine.helpers import KEY_VARS, ledger_rows, run_against, shot, sim_env, write_manifest
 from tests.providers.helpers import make_take
 
@@ -86,7 +93,7 @@ async def test_runway_tasks_are_never_polled_more_often_than_every_5_s(
     assert all(len(handles) == 1 for _, handles in recorded.polls), "Runway takes one task per poll"
 
 
-async def test_a_task_falling_due_early_does_not_drag_a_runway_poll_forward() -> None:
+async def test_a_task_falling_due_early_does_not_drag_a_runway_poll_forward(tmp_path: Path) -> None:
     """Two takes submitted 4.7 s apart (virtual time): B's first poll falls due 0.3 s before A's."""
     clock = VirtualClock()
     a, b = make_take("runway", shot="a"), make_take("runway", shot="b")
@@ -105,17 +112,17 @@ async def test_a_task_falling_due_early_does_not_drag_a_runway_poll_forward() ->
         resend_safe=False,
         submit_latency=lambda request: 4.5 if request.take.shot == "b" else 0.0,
     )
-    async with aiohttp.ClientSession() as session, driven(clock):
+    journal, records = open_journal(tmp_path, [a, b])
+    async with driven(clock):
         engine = Engine(
             {"runway": provider},
-            session=session,  # never used: no take gets as far as a download
-            run_dir=Path("unused"),
+            downloader=NoDownloads(),  # no take gets as far as a download
             encoder=ImageEncoder(),
-            history=History({}),
+            journal=journal,
             bus=Bus(),
             options=EngineOptions(lanes={"runway": LaneOptions(concurrency=2)}, clock=clock),
         )
-        summary = await engine.run([a, b])
+        summary = await engine.run([a, b], records)
     assert summary.failed == 2
     gaps = poll_gaps(provider.polls)
     shortest = min(min(g) for g in gaps.values())

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 
 import pytest
 
 from runner.cli import main
 from runner.gate import Gate, StopReason
+from runner.journal import Journal, Money
 from runner.takes import ImageKind, ImageRef, Take
 from tests.engine.helpers import ledger_rows, shot, write_manifest
 
@@ -25,40 +27,51 @@ def _take(n: int, duration: int = 6) -> Take:
     )  # fmt: skip
 
 
-def test_gate_reserves_estimates_and_refuses_what_would_overspend() -> None:
+def _journal(run_dir: Path, *takes: Take) -> Journal:
+    journal = Journal.open(run_dir)
+    journal.plan((t.key, t.label, t.provider, {}, t.relpath) for t in takes)
+    return journal
+
+
+def test_reservations_are_checked_and_held_in_the_journal(tmp_path: Path) -> None:
     gate = Gate(budget_usd=1.0, deadline=None)
-    assert gate.admit(_take(1)) is None
-    assert gate.admit(_take(2)) is None
-    assert gate.admit(_take(3)) is None
-    assert gate.reserved == pytest.approx(3 * RUNWARE_6S)
-    refusal = gate.admit(_take(4))
+    takes = [_take(n) for n in range(1, 5)]
+    journal = _journal(tmp_path, *takes)
+    for take in takes[:3]:
+        assert journal.reserve(take.key, 1, RUNWARE_6S, partial(gate.check, RUNWARE_6S)) is None
+    assert journal.money().reserved_usd == pytest.approx(3 * RUNWARE_6S)
+    refusal = journal.reserve(takes[3].key, 1, RUNWARE_6S, partial(gate.check, RUNWARE_6S))
     assert refusal is not None and refusal.reason is StopReason.BUDGET
     assert "budget $1.00" in refusal.message
+    assert journal.get(takes[3].key).state == "planned", "a refusal writes nothing"
+    journal.close()
+    again = Journal.open(tmp_path)  # a kill: the reservations are still there
+    assert again.money().reserved_usd == pytest.approx(3 * RUNWARE_6S)
 
 
-def test_settle_turns_reservation_into_the_reported_cost() -> None:
-    gate = Gate(budget_usd=1.0, deadline=None, spent_before=0.5)
-    gate.admit(_take(1))
-    gate.settle(_take(1), 0.1)
-    assert gate.spent == pytest.approx(0.6)
-    assert gate.reserved == pytest.approx(0.0)
-    gate.admit(_take(2))
-    gate.settle(_take(2), None)  # unknown cost: the estimate counts
-    assert gate.spent == pytest.approx(0.6 + RUNWARE_6S)
+def test_a_charge_turns_the_reservation_into_the_cost(tmp_path: Path) -> None:
+    take = _take(1)
+    journal = _journal(tmp_path, take)
+    journal.reserve(take.key, 1, RUNWARE_6S, lambda _money: None)
+    journal.charge(take.key, {"cost_usd": 0.1}, state="done")
+    money = journal.money()
+    assert money.spent_usd == pytest.approx(0.1)
+    assert money.reserved_usd == 0.0
 
 
-def test_spend_of_earlier_runs_counts() -> None:
-    gate = Gate(budget_usd=1.0, deadline=None, spent_before=0.8)
-    refusal = gate.admit(_take(1))
-    assert refusal is not None and refusal.reason is StopReason.BUDGET
+def test_spend_of_earlier_runs_counts(tmp_path: Path) -> None:
+    gate = Gate(budget_usd=1.0, deadline=None)
+    assert gate.check(RUNWARE_6S, Money(spent_usd=0.8, reserved_usd=0.0)) is not None
+    assert gate.check(RUNWARE_6S, Money(spent_usd=0.5, reserved_usd=0.0)) is None
+    assert gate.check(RUNWARE_6S, Money(spent_usd=0.5, reserved_usd=0.3)) is not None
 
 
 def test_deadline_refuses_after_the_time() -> None:
     now = datetime(2026, 11, 21, 6, 0, tzinfo=UTC)
     gate = Gate(budget_usd=None, deadline=now + timedelta(minutes=30), now=lambda: now)
-    assert gate.admit(_take(1)) is None
+    assert gate.check(RUNWARE_6S, Money(0.0, 0.0)) is None
     late = Gate(budget_usd=None, deadline=now, now=lambda: now)
-    refusal = late.admit(_take(1))
+    refusal = late.check(RUNWARE_6S, Money(0.0, 0.0))
     assert refusal is not None and refusal.reason is StopReason.DEADLINE
 
 

@@ -1,4 +1,4 @@
-"""Ledger and History (runner/ledger.py): the columns of DESIGN §3, appends, and what a rerun skips."""
+"""The ledger files (runner/ledger.py): DESIGN §3's columns, written from the journal's rows."""
 
 from __future__ import annotations
 
@@ -9,11 +9,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from runner.errors import FailureKind
-from runner.events import Event, Kind, Outcome, TakeStatus
-from runner.ledger import History, Ledger
+from runner.events import Outcome, TakeStatus
+from runner.journal import Journal
+from runner.ledger import LedgerFiles, row_of, spec_of
 from runner.takes import ImageKind, ImageRef, Take
 from tests.providers.helpers import make_take
 
@@ -81,12 +80,21 @@ def failed(take: Take, kind: FailureKind, message: str = "refused") -> Outcome:
 
 
 def write(run_dir: Path, *outcomes: Outcome, run_id: str = "run-1") -> None:
-    ledger = Ledger(run_dir, run_id=run_id, manifest="night.yaml")
+    """What a run does at each take's end: the journal charges the row, the files follow."""
+    journal = Journal.open(run_dir)
+    ledger = LedgerFiles(run_dir)
     try:
+        ledger.sync(journal)  # as app.run_takes does first: rows an earlier kill left out
+        journal.plan(
+            (o.take.key, o.take.label, o.take.provider, spec_of(o.take), o.take.relpath) for o in outcomes
+        )
         for outcome in outcomes:
-            ledger(Event(Kind.FINISHED, outcome.take, outcome=outcome))
+            row = row_of(outcome, run_id=run_id, manifest="night.yaml")
+            journal.charge(outcome.take.key, row, state=outcome.status.value)
+            ledger.sync(journal)
     finally:
         ledger.close()
+        journal.close()
 
 
 def csv_rows(run_dir: Path) -> tuple[list[str], list[dict[str, str]]]:
@@ -142,18 +150,6 @@ def test_a_data_uri_image_is_not_copied_into_the_ledger(tmp_path: Path) -> None:
     assert len(row["image"]) < 80
 
 
-def test_only_finished_events_make_rows(tmp_path: Path) -> None:
-    take = make_take()
-    ledger = Ledger(tmp_path, run_id="r", manifest="m.yaml")
-    for kind in (Kind.SUBMITTING, Kind.SUBMITTED, Kind.STATUS, Kind.DOWNLOADING, Kind.RETRYING):
-        ledger(Event(kind, take))
-    ledger(Event(Kind.FINISHED, take))  # no outcome: nothing to record
-    ledger.close()
-    assert ledger.rows == 0
-    assert jsonl_rows(tmp_path) == []
-    assert csv_rows(tmp_path)[1] == []
-
-
 def test_two_ledgers_append_with_one_header(tmp_path: Path) -> None:
     a, b, c = (make_take("runway", shot=s) for s in ("a", "b", "c"))
     write(tmp_path, done(a), failed(b, FailureKind.MODERATION), run_id="first")
@@ -182,93 +178,50 @@ def test_csv_and_jsonl_agree(tmp_path: Path) -> None:
     assert from_jsonl[2]["flags"] == "resumed"
 
 
-# -- History --------------------------------------------------------------------------------------
+# -- the files follow the journal -----------------------------------------------------------------
 
 
-def test_history_of_an_empty_directory_knows_nothing(tmp_path: Path) -> None:
-    history = History.load(tmp_path / "never-ran")
-    take = make_take()
-    assert not history.done(take)
-    assert history.sticky_failure(take) is None
-    assert history.next_attempt(take) == 1
-    assert history.done_keys() == set()
-
-
-def test_history_skips_done_takes(tmp_path: Path) -> None:
-    ok, flaky = make_take(shot="ok"), make_take(shot="flaky")
-    write(tmp_path, done(ok), failed(flaky, FailureKind.PROVIDER))
-    history = History.load(tmp_path)
-    assert history.done(ok)
-    assert not history.done(flaky)
-    assert history.done_keys() == {ok.key}
-
-
-@pytest.mark.parametrize(
-    ("kind", "sticky"),
-    [
-        (FailureKind.MODERATION, True),
-        (FailureKind.INPUT, True),
-        (FailureKind.PROVIDER, False),
-        (FailureKind.TIMEOUT, False),
-        (FailureKind.DOWNLOAD, False),
-        (FailureKind.AUTH, False),
-        (FailureKind.UNCERTAIN, False),
-    ],
-)
-def test_only_moderation_and_input_failures_are_sticky(
-    tmp_path: Path, kind: FailureKind, sticky: bool
-) -> None:
-    take = make_take()
-    write(tmp_path, failed(take, kind))
-    history = History.load(tmp_path)
-    assert history.sticky_failure(take) == (kind.value if sticky else None)
-    assert not history.done(take)
-
-
-def test_the_last_row_decides_stickiness_and_done_wins(tmp_path: Path) -> None:
-    take, other = make_take(shot="a"), make_take(shot="b")
-    write(tmp_path, failed(take, FailureKind.MODERATION), failed(other, FailureKind.MODERATION))
-    write(tmp_path, failed(take, FailureKind.PROVIDER), done(other))
-    history = History.load(tmp_path)
-    assert history.sticky_failure(take) is None, "retried and failed differently: a rerun may retry it"
-    assert history.done(other) and history.sticky_failure(other) is None
-
-
-def test_next_attempt_counts_rows(tmp_path: Path) -> None:
-    take, fresh = make_take(shot="a"), make_take(shot="b")
-    write(tmp_path, failed(take, FailureKind.PROVIDER))
-    write(tmp_path, failed(take, FailureKind.TIMEOUT))
-    history = History.load(tmp_path)
-    assert history.next_attempt(take) == 3
-    assert history.next_attempt(fresh) == 1
-
-
-def test_a_torn_last_jsonl_line_is_ignored(tmp_path: Path) -> None:
+def test_rows_a_kill_left_out_of_the_files_are_written_next_time(tmp_path: Path) -> None:
+    """The journal commits a row, then the process dies before the files are appended."""
     a, b = make_take(shot="a"), make_take(shot="b")
     write(tmp_path, done(a))
-    with (tmp_path / "ledger.jsonl").open("a", encoding="utf-8") as fh:
-        fh.write(json.dumps({"key": b.key, "status": "done"})[:20])  # crash mid-write
-    history = History.load(tmp_path)
-    assert history.done(a)
-    assert not history.done(b)
-    assert history.next_attempt(b) == 1
+    journal = Journal.open(tmp_path)
+    journal.plan([(b.key, b.label, b.provider, spec_of(b), b.relpath)])
+    journal.charge(b.key, row_of(done(b), run_id="killed", manifest="m"), state="done")
+    journal.close()  # ... and no LedgerFiles.sync: the kill
+    assert [r["shot"] for r in jsonl_rows(tmp_path)] == ["a"]
+    write(tmp_path, run_id="rerun")  # a rerun opens the files and syncs them first
+    assert [r["shot"] for r in jsonl_rows(tmp_path)] == ["a", "b"]
+    assert [r["shot"] for r in csv_rows(tmp_path)[1]] == ["a", "b"]
+    assert [r["seq"] for r in jsonl_rows(tmp_path)] == [1, 2]
 
 
-def test_rows_that_are_not_take_rows_are_ignored(tmp_path: Path) -> None:
-    a = make_take(shot="a")
-    write(tmp_path, done(a))
-    with (tmp_path / "ledger.jsonl").open("a", encoding="utf-8") as fh:
-        fh.write('["a list"]\n{"status": "done"}\n{"key": 7, "status": "done"}\n\n')
-    history = History.load(tmp_path)
-    assert history.done_keys() == {a.key}
-
-
-def test_a_row_written_after_a_torn_line_is_still_read(tmp_path: Path) -> None:
+def test_a_torn_last_line_is_ended_and_the_row_written_again(tmp_path: Path) -> None:
     a, b = make_take(shot="a"), make_take(shot="b")
     write(tmp_path, done(a))
     with (tmp_path / "ledger.jsonl").open("a", encoding="utf-8") as fh:
         fh.write('{"run_id": "run-1", "shot": "torn", "st')  # the crash
     write(tmp_path, done(b), run_id="rerun")
-    history = History.load(tmp_path)
-    assert history.done(a)
-    assert history.done(b)
+    lines = (tmp_path / "ledger.jsonl").read_text(encoding="utf-8").splitlines()
+    assert lines[1].startswith('{"run_id": "run-1", "shot": "torn"'), "the torn line stands alone"
+    assert json.loads(lines[2])["shot"] == "b"
+
+
+def test_a_second_charge_of_a_paid_take_costs_nothing(tmp_path: Path) -> None:
+    """Paid but not saved, fetched later: the ledger's total stays the bill."""
+    take = make_take(shot="a")
+    unsaved = failed(take, FailureKind.DOWNLOAD, "disk full")
+    unsaved = replace(unsaved, cost_usd=0.25, cost_source="reported", paid_not_saved=True)
+    write(tmp_path, unsaved, done(take))
+    first, second = jsonl_rows(tmp_path)
+    assert (first["status"], first["cost_usd"]) == ("failed", 0.25)
+    assert (second["status"], second["cost_usd"]) == ("done", 0.0)
+    assert "paid_earlier" in second["flags"]
+
+
+def test_tags_are_a_column(tmp_path: Path) -> None:
+    take = replace(make_take(shot="a"), tags=("act1", "creature"))
+    write(tmp_path, done(take))
+    (row,) = jsonl_rows(tmp_path)
+    assert row["tags"] == "act1;creature"
+    assert list(row)[24:27] == ["key", "flags", "tags"]

@@ -1,0 +1,39 @@
+"""Where clips are fetched to: the run directory, under a limit on concurrent downloads.
+
+Injected into the engine like the providers (httpx's lesson: one seam per dependency), so the
+engine never touches aiohttp and a test can hand it a downloader that fails the way a full disk
+does.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Protocol
+
+import aiohttp
+import anyio
+
+from runner.download import Downloaded, download
+
+
+class Downloader(Protocol):
+    async def fetch(self, url: str, relpath: str, *, provider: str, take: str) -> Downloaded:
+        """Fetch ``url`` to ``relpath`` under the run directory, verified.
+
+        Raises ExpiredURLError (ask the provider for a fresh URL), TransientError or DownloadError
+        (retry), or OSError (the clip cannot be written here: disk full, permissions, a bad path).
+        """
+        ...
+
+
+class ClipDownloader:
+    """Downloads into ``run_dir``, at most ``limit`` at once (a download holds no provider slot)."""
+
+    def __init__(self, session: aiohttp.ClientSession, run_dir: Path, *, limit: int = 4) -> None:
+        self._session = session
+        self._run_dir = run_dir
+        self._limit = anyio.CapacityLimiter(limit)
+
+    async def fetch(self, url: str, relpath: str, *, provider: str, take: str) -> Downloaded:
+        async with self._limit:
+            return await download(self._session, url, self._run_dir / relpath, provider=provider, take=take)

@@ -1,0 +1,426 @@
+"""``journal.sqlite``: the durable state of every take, and the only writer of it (DESIGN §4).
+
+Why it exists: a kill, a full disk or a double Ctrl-C must never make a provider bill twice or the
+budget break. So every fact that money depends on is committed here *before* the step that relies
+on it — ``submitting`` (with Runware's taskUUID) before the POST, the task id the moment the answer
+arrives — and a rerun starts from these rows, not from memory.
+
+A take's row moves ``planned → reserved → submitting → submitted → succeeded → done``, or ends
+``failed`` or ``cancelled``. ``submitting`` is written right before each POST, so a take found in it
+after a crash is the one case that may or may not have reached the provider. ``succeeded`` with a
+ledger row already written means "paid but not saved": the clip could not be fetched or written,
+and the next run fetches it by task id.
+
+Money: a take's estimate is *reserved* (``reserved_usd``) atomically with the budget check when it
+goes ``reserved``; when the attempt's cost is known it is *charged* — written as a ledger row in
+the ``rows`` table in the same transaction that frees the reservation. ``spent`` is the sum of the
+rows, so the ledger and the budget can never disagree, across runs and crashes. ``ledger.csv`` and
+``ledger.jsonl`` are projections of ``rows`` (see :mod:`runner.ledger`).
+
+Every commit is ``synchronous=FULL`` in WAL mode: a commit is one fsync of the WAL, cheap next to
+a provider round trip, and it keeps the rule simple — what returned is on disk. Calls from the event
+loop go through :class:`AsyncJournal`, one worker thread at a time, so SQLite never blocks the loop.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import Any, TypeVar, cast
+
+import anyio
+import anyio.lowlevel
+import anyio.to_thread
+
+from runner.errors import InputError
+
+SCHEMA_VERSION = 1
+FILENAME = "journal.sqlite"
+#: States in which a take may be billed by the provider without a ledger row yet.
+IN_FLIGHT = frozenset({"submitting", "submitted", "succeeded"})
+#: Every state a take's row can be in, in the order of a take's life.
+STATES = ("planned", "reserved", "submitting", "submitted", "succeeded", "done", "failed", "cancelled")
+
+_SCHEMA = """
+CREATE TABLE takes (
+    key TEXT PRIMARY KEY,
+    label TEXT NOT NULL,
+    provider TEXT NOT NULL,
+    spec TEXT NOT NULL,
+    state TEXT NOT NULL DEFAULT 'planned',
+    attempt INTEGER NOT NULL DEFAULT 0,
+    submits INTEGER NOT NULL DEFAULT 0,
+    handle TEXT,
+    submitted_at TEXT,
+    finished_at TEXT,
+    generation_s REAL,
+    failure_kind TEXT,
+    failure_message TEXT,
+    cost_usd REAL,
+    cost_source TEXT,
+    reserved_usd REAL NOT NULL DEFAULT 0,
+    charged INTEGER NOT NULL DEFAULT 0,
+    output TEXT UNIQUE,
+    bytes INTEGER,
+    sha256 TEXT,
+    flags TEXT NOT NULL DEFAULT ''
+);
+CREATE TABLE rows (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    key TEXT NOT NULL,
+    cost_usd REAL NOT NULL DEFAULT 0,
+    row TEXT NOT NULL
+);
+"""
+
+
+class JournalError(InputError):
+    """The journal cannot be used (corrupt, or written by a newer previz): exit 2, one line."""
+
+
+@dataclass(frozen=True)
+class Record:
+    """One take's row: what the journal knows of it. Field meanings follow the table's columns."""
+
+    key: str
+    label: str
+    provider: str
+    spec: Mapping[str, Any]  # the take's fields as the ledger shows them (shot, seed, prompt…)
+    state: str
+    attempt: int  # deliberate attempts started; each is a new task at the provider
+    submits: int  # HTTP submits sent for the current attempt
+    handle: str | None  # task id (AIML, Runway) or taskUUID (Runware)
+    submitted_at: str | None
+    finished_at: str | None
+    generation_s: float | None
+    failure_kind: str | None
+    failure_message: str | None
+    cost_usd: float | None
+    cost_source: str | None
+    reserved_usd: float
+    charged: bool  # the current attempt's cost is in the ledger already
+    output: str | None  # clip path relative to the run directory, claimed when the take is planned
+    bytes: int | None
+    sha256: str | None
+    flags: tuple[str, ...]
+
+    @property
+    def paid_not_saved(self) -> bool:
+        return self.state == "succeeded" and self.charged
+
+
+@dataclass(frozen=True)
+class Money:
+    spent_usd: float  # charged: the ledger's total
+    reserved_usd: float  # held for takes in flight
+
+
+R = TypeVar("R")
+
+
+def _record(row: sqlite3.Row) -> Record:
+    data = dict(row)
+    data["spec"] = json.loads(data["spec"])
+    data["charged"] = bool(data["charged"])
+    data["flags"] = tuple(f for f in data["flags"].split(";") if f)
+    return Record(**data)
+
+
+def _connect(path: Path, *, readonly: bool) -> sqlite3.Connection:
+    uri = f"{path.resolve().as_uri()}?mode={'ro' if readonly else 'rwc'}"
+    conn = sqlite3.connect(uri, uri=True, check_same_thread=False, isolation_level=None, timeout=10)
+    conn.row_factory = sqlite3.Row
+    return conn
+
+
+class Journal:
+    """Synchronous access to one run directory's journal. Thread-safe; one writer per run (the lock)."""
+
+    def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
+        self._conn = conn
+        self._lock = threading.Lock()
+        self.path = path
+
+    @classmethod
+    def open(cls, run_dir: Path, *, readonly: bool = False) -> Journal:
+        """Open (or, unless ``readonly``, create) the journal; JournalError if it cannot be trusted."""
+        path = run_dir / FILENAME
+        try:
+            conn = _connect(path, readonly=readonly)
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            if version > SCHEMA_VERSION:
+                conn.close()
+                raise JournalError(
+                    f"{path}: written by a newer previz (journal version {version}, this one reads "
+                    f"{SCHEMA_VERSION}); upgrade previz-runner"
+                )
+            if not readonly:
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute("PRAGMA synchronous=FULL")
+                if version == 0:
+                    conn.executescript(f"BEGIN;{_SCHEMA}PRAGMA user_version={SCHEMA_VERSION};COMMIT;")
+            conn.execute("SELECT count(*) FROM takes").fetchone()
+        except sqlite3.DatabaseError as exc:
+            raise JournalError(f"{path}: not a usable journal ({exc}); move it aside to start over") from exc
+        return cls(conn, path)
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._conn
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            self._conn.execute("COMMIT")
+
+    # --- reading ------------------------------------------------------------------------------
+
+    def records(self) -> dict[str, Record]:
+        with self._lock:
+            rows = self._conn.execute("SELECT * FROM takes").fetchall()
+        return {r["key"]: _record(r) for r in rows}
+
+    def get(self, key: str) -> Record:
+        with self._lock:
+            row = self._conn.execute("SELECT * FROM takes WHERE key = ?", (key,)).fetchone()
+        if row is None:
+            raise KeyError(key)
+        return _record(row)
+
+    def money(self) -> Money:
+        with self._lock:
+            return self._money(self._conn)
+
+    @staticmethod
+    def _money(conn: sqlite3.Connection) -> Money:
+        spent = conn.execute("SELECT coalesce(sum(cost_usd), 0) FROM rows").fetchone()[0]
+        held = conn.execute("SELECT coalesce(sum(reserved_usd), 0) FROM takes").fetchone()[0]
+        return Money(float(spent), float(held))
+
+    def rows_after(self, seq: int) -> list[tuple[int, dict[str, Any]]]:
+        """Ledger rows with a sequence number above ``seq``, in order."""
+        with self._lock:
+            found = self._conn.execute("SELECT seq, row FROM rows WHERE seq > ? ORDER BY seq", (seq,))
+            return [(s, json.loads(r)) for s, r in found.fetchall()]
+
+    # --- writing ------------------------------------------------------------------------------
+
+    def plan(self, takes: Iterable[tuple[str, str, str, Mapping[str, Any], str]]) -> dict[str, Record]:
+        """Add takes not seen before as ``planned``, each claiming a clip path no other take holds.
+
+        ``takes`` gives (key, label, provider, spec, wanted relpath). A path already claimed by an
+        earlier take, or already on disk (``exists``), gets ``_v2``, ``_v3``… — a paid clip is never
+        overwritten. Returns the records of every take given, old and new.
+        """
+        given = list(takes)
+        with self._tx() as conn:
+            known = {r[0] for r in conn.execute("SELECT key FROM takes")}
+            claimed = {r[0] for r in conn.execute("SELECT output FROM takes WHERE output IS NOT NULL")}
+            for key, label, provider, spec, wanted in given:
+                if key in known:
+                    continue
+                output = _free_name(wanted, claimed, self.path.parent)
+                claimed.add(output)
+                known.add(key)
+                conn.execute(
+                    "INSERT INTO takes (key, label, provider, spec, output) VALUES (?, ?, ?, ?, ?)",
+                    (key, label, provider, json.dumps(spec, allow_nan=False), output),
+                )
+        records = self.records()
+        return {g[0]: records[g[0]] for g in given}
+
+    def batch(self, pending: Iterable[_Pending]) -> None:
+        """Run queued calls in one transaction (one fsync); each call fails alone (savepoints)."""
+        with self._tx() as conn:
+            for call in pending:
+                conn.execute("SAVEPOINT call")
+                try:
+                    call.result = call.op()
+                except Exception as exc:
+                    conn.execute("ROLLBACK TO call")
+                    call.error = exc
+                conn.execute("RELEASE call")
+                call.done = True
+
+    def reserve(
+        self, key: str, attempt: int, estimate: float, check: Callable[[Money], R | None]
+    ) -> R | None:
+        """See :meth:`op_reserve`; one transaction."""
+        with self._tx():
+            return self.op_reserve(key, attempt, estimate, check)
+
+    def update(self, key: str, **fields: Any) -> None:
+        """See :meth:`op_update`; one transaction."""
+        with self._tx():
+            self.op_update(key, fields)
+
+    def release(self, key: str) -> None:
+        """See :meth:`op_release`; one transaction."""
+        with self._tx():
+            self.op_release(key)
+
+    def charge(self, key: str, row: Mapping[str, Any], *, state: str, **fields: Any) -> dict[str, Any]:
+        """See :meth:`op_charge`; one transaction."""
+        with self._tx():
+            return self.op_charge(key, row, state, fields)
+
+    # The op_* methods run inside a transaction their caller holds (:meth:`batch` or a wrapper).
+
+    def op_reserve(
+        self, key: str, attempt: int, estimate: float, check: Callable[[Money], R | None]
+    ) -> R | None:
+        """Start attempt ``attempt``: reserve ``estimate`` and mark the take ``reserved``.
+
+        ``check`` sees spent and reserved *inside* the transaction, so concurrent submits cannot
+        overshoot the budget together. Returns its refusal (nothing written), or None. Nothing is
+        sent yet: ``submitting`` is written before each POST (:meth:`op_update`).
+        """
+        conn = self._conn
+        conn.execute("UPDATE takes SET reserved_usd=0 WHERE key=? AND state='reserved'", (key,))
+        refusal = check(self._money(conn))
+        if refusal is not None:
+            conn.execute("UPDATE takes SET reserved_usd=? WHERE key=? AND state='reserved'", (estimate, key))
+            return refusal
+        conn.execute(
+            "UPDATE takes SET state='reserved', attempt=?, submits=0, handle=NULL, reserved_usd=?,"
+            " charged=0, failure_kind=NULL, failure_message=NULL, cost_usd=NULL, cost_source=NULL,"
+            " submitted_at=NULL, finished_at=NULL, generation_s=NULL, flags='' WHERE key=?",
+            (attempt, estimate, key),
+        )
+        return None
+
+    def op_update(self, key: str, fields: Mapping[str, Any]) -> None:
+        """Set columns of one take (task id, submits, state…)."""
+        values = {k: (";".join(v) if k == "flags" else v) for k, v in fields.items()}
+        names = ", ".join(f"{name}=?" for name in values)
+        self._conn.execute(f"UPDATE takes SET {names} WHERE key=?", (*values.values(), key))
+
+    def op_release(self, key: str) -> None:
+        """An attempt that was reserved but provably never sent: back to ``planned``, nothing held."""
+        self._conn.execute(
+            "UPDATE takes SET state='planned', reserved_usd=0, handle=NULL"
+            " WHERE key=? AND state IN ('reserved', 'submitting')",
+            (key,),
+        )
+
+    def op_charge(
+        self, key: str, row: Mapping[str, Any], state: str, fields: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        """End an attempt: write its ledger row and free its reservation, in one transaction.
+
+        The row carries the attempt's cost unless an earlier row already did ("paid but not
+        saved", fetched later): then it carries 0 and the flag ``paid_earlier``, so the ledger's
+        total stays the bill. Returns the row as written.
+        """
+        conn = self._conn
+        was = conn.execute("SELECT charged FROM takes WHERE key=?", (key,)).fetchone()
+        written = dict(row)
+        if was is not None and was[0]:
+            written["cost_usd"] = 0.0
+            written["flags"] = ";".join(f for f in (written.get("flags") or "", "paid_earlier") if f)
+        cost = written.get("cost_usd") or 0.0
+        blob = json.dumps(written, ensure_ascii=False, allow_nan=False)
+        conn.execute("INSERT INTO rows (key, cost_usd, row) VALUES (?, ?, ?)", (key, cost, blob))
+        self.op_update(key, {**fields, "state": state, "reserved_usd": 0.0, "charged": 1})
+        return written
+
+
+def _free_name(wanted: str, claimed: set[str], run_dir: Path) -> str:
+    stem, dot, ext = wanted.rpartition(".")
+    candidate, n = wanted, 1
+    while candidate in claimed or (run_dir / candidate).exists():
+        n += 1
+        candidate = f"{stem}_v{n}{dot}{ext}"
+    return candidate
+
+
+T = TypeVar("T")
+
+
+@dataclass
+class _Pending:
+    """One journal call waiting for the next group commit."""
+
+    op: Callable[[], Any]
+    rows: bool = False  # writes ledger rows: the files follow the commit
+    done: bool = False
+    result: Any = None
+    error: BaseException | None = None
+
+
+class AsyncJournal:
+    """The journal for the event loop: calls queue up and are committed together (group commit).
+
+    Whoever finds no commit under way takes every call queued so far into one transaction, run
+    in a worker thread — one fsync for all of them — while later callers queue for the next. A
+    call's own failure is its alone (each runs under a savepoint). A commit that has started is
+    not cancellable: a hard stop waits for it, so the journal is always consistent. ``inline``
+    runs calls on the loop itself, for tests whose virtual clock must see every step.
+    """
+
+    def __init__(
+        self, journal: Journal, *, on_row: Callable[[], object] | None = None, inline: bool = False
+    ) -> None:
+        self.sync = journal
+        self._on_row = on_row  # the ledger files' projection, run after a commit that wrote rows
+        self._inline = inline
+        self._queue: list[_Pending] = []
+        self._flushing = anyio.Lock()
+        self.commits = 0  # group commits made (each one fsync), for benchmarks
+
+    async def _run(self, op: Callable[[], T], *, rows: bool = False) -> T:
+        pending = _Pending(op, rows=rows)
+        self._queue.append(pending)
+        try:
+            async with self._flushing:
+                if not pending.done:
+                    batch, self._queue = self._queue, []
+                    await self._commit(batch)
+        except anyio.get_cancelled_exc_class():
+            if not pending.done and pending in self._queue:
+                self._queue.remove(pending)
+            raise
+        if pending.error is not None:
+            raise pending.error
+        return cast(T, pending.result)
+
+    async def _commit(self, batch: list[_Pending]) -> None:
+        def work() -> None:
+            self.sync.batch(batch)
+            if self._on_row is not None and any(p.rows for p in batch):
+                self._on_row()
+
+        self.commits += 1
+        if self._inline:
+            work()
+            await anyio.lowlevel.checkpoint()
+        else:
+            with anyio.CancelScope(shield=True):
+                await anyio.to_thread.run_sync(work)
+
+    async def reserve(
+        self, key: str, attempt: int, estimate: float, check: Callable[[Money], R | None]
+    ) -> R | None:
+        return await self._run(partial(self.sync.op_reserve, key, attempt, estimate, check))
+
+    async def update(self, key: str, **fields: Any) -> None:
+        await self._run(partial(self.sync.op_update, key, fields))
+
+    async def release(self, key: str) -> None:
+        await self._run(partial(self.sync.op_release, key))
+
+    async def charge(self, key: str, row: Mapping[str, Any], *, state: str, **fields: Any) -> dict[str, Any]:
+        """End an attempt (see :meth:`Journal.charge`); the ledger files follow the commit."""
+        return await self._run(partial(self.sync.op_charge, key, row, state, fields), rows=True)

@@ -1,0 +1,98 @@
+"""``summary.json``: the last run's counts, spend, stop reason and paths, read from the journal.
+
+Written at the end of every run (atomically: a reader never sees half a file) and printed by
+``previz run --json``. Counts come from the journal, not from memory, so they cover the whole
+manifest — takes done in earlier runs and failures that are still failures included.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections import Counter
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from runner.journal import Journal, Record
+
+if TYPE_CHECKING:
+    from runner.app import Prepared
+    from runner.engine import Summary
+
+FILENAME = "summary.json"
+
+
+def take_counts(records: Iterable[Record]) -> dict[str, int]:
+    """Takes per state, with ``succeeded`` split into in flight and paid-but-not-saved."""
+    counts: Counter[str] = Counter()
+    for record in records:
+        counts["paid_not_saved" if record.paid_not_saved else record.state] += 1
+    return dict(sorted(counts.items()))
+
+
+def _providers(records: Iterable[Record]) -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {}
+    for record in records:
+        figures = out.setdefault(record.provider, {"takes": 0, "done": 0, "generation_s": []})
+        figures["takes"] += 1
+        figures["done"] += record.state == "done"
+        if record.generation_s is not None:
+            figures["generation_s"].append(record.generation_s)
+    for figures in out.values():
+        times = figures.pop("generation_s")
+        figures["mean_generation_s"] = round(sum(times) / len(times), 3) if times else None
+    return out
+
+
+def build(prepared: Prepared, summary: Summary, journal: Journal, *, started: datetime) -> dict[str, Any]:
+    keys = {t.key for t in prepared.takes}
+    records = [r for k, r in journal.records().items() if k in keys]
+    money = journal.money()
+    run_dir = prepared.run_dir
+    retry = run_dir / "retry.yaml"
+    return {
+        "manifest": str(prepared.manifest.path),
+        "name": prepared.manifest.name,
+        "started_at": _iso(started),
+        "finished_at": _iso(datetime.now(UTC)),
+        "stopped": summary.stopped.value if summary.stopped else None,
+        "takes": take_counts(records),
+        "this_run": {
+            name: getattr(summary, name)
+            for name in ("done", "failed", "cancelled", "skipped", "failed_earlier", "not_started")
+        }
+        | {"uncertain": summary.uncertain, "held": summary.held, "resumed": summary.resumed},
+        "spend": {
+            "this_run_usd": round(summary.spent_usd, 6),
+            "all_runs_usd": round(money.spent_usd, 6),
+            "reserved_usd": round(money.reserved_usd, 6),
+            "budget_usd": prepared.budget_usd,
+        },
+        "deadline": prepared.deadline.isoformat() if prepared.deadline else None,
+        "providers": _providers(records),
+        "paths": {
+            "run_dir": str(run_dir),
+            "journal": str(journal.path),
+            "ledger_csv": str(run_dir / "ledger.csv"),
+            "ledger_jsonl": str(run_dir / "ledger.jsonl"),
+            "run_log": str(run_dir / "run.log"),
+            "report_html": str(run_dir / "report.html"),
+            "retry_yaml": str(retry) if retry.exists() else None,
+        },
+    }
+
+
+def write_summary(prepared: Prepared, summary: Summary, journal: Journal, *, started: datetime) -> Path:
+    """Write ``summary.json`` into the run directory (strict JSON, replaced atomically)."""
+    data = build(prepared, summary, journal, started=started)
+    path = prepared.run_dir / FILENAME
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2, allow_nan=False) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+    return path
+
+
+def _iso(value: datetime) -> str:
+    return value.isoformat(timespec="seconds").replace("+00:00", "Z")
