@@ -17,6 +17,7 @@ from runner import __version__
 from runner.errors import InputError, LockHeldError, PrevizError
 
 if TYPE_CHECKING:
+    from rich.console import Console
     from rich.table import Table
 
     from runner.engine import Summary
@@ -102,7 +103,6 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from runner.app import RunOptions, execute, prepare
-    from runner.gate import StopReason
     from runner.progress import Progress
 
     options = RunOptions(
@@ -111,13 +111,14 @@ def _cmd_run(args: argparse.Namespace) -> int:
         concurrency=args.concurrency,
         output=Path(args.output) if args.output else None,
         retry_failed=args.retry_failed,
+        hold_uncertain=args.hold_uncertain,
         budget_usd=args.budget,
         deadline=args.deadline,
         sim_profile=args.sim_profile,
         sim_time_scale=args.sim_time_scale,
     )
     prepared = prepare(options)
-    console = Console(highlight=False)
+    console = Console(highlight=False, stderr=args.json)  # --json: stdout carries the summary only
     mode = "simulator (no key needed)" if prepared.simulate else "live providers"
     console.print(f"previz run {prepared.manifest.name}: {len(prepared.takes)} takes on {mode}", markup=False)
     console.print(f"run directory: {prepared.run_dir}", markup=False)
@@ -125,6 +126,20 @@ def _cmd_run(args: argparse.Namespace) -> int:
     with progress.live():
         summary = anyio.run(execute, prepared, progress)
     console.print(render_summary(summary, prepared.run_dir))
+    if args.json:
+        print((prepared.run_dir / "summary.json").read_text(encoding="utf-8"), end="")
+    return _run_exit(summary, console)
+
+
+def _run_exit(summary: Summary, console: Console) -> int:
+    from runner.gate import StopReason
+
+    if summary.failed_earlier:
+        console.print(
+            f"{summary.failed_earlier} takes failed in earlier runs and were not retried; "
+            "--retry-failed tries them again",
+            markup=False,
+        )
     if summary.stopped is StopReason.INTERRUPTED:
         console.print("interrupted: takes that finished are recorded; run the same command again to go on")
         return EXIT_INTERRUPTED
@@ -139,19 +154,83 @@ def render_summary(summary: Summary, run_dir: Path) -> Table:
 
     table = Table(title="summary", show_header=False)
     table.add_column("what")
-    table.add_column("value", justify="right")
+    table.add_column("value", justify="right", overflow="fold")
     rows = [
         ("done", summary.done),
         ("failed", summary.failed),
         ("cancelled", summary.cancelled),
         ("skipped (earlier runs)", summary.skipped),
+        ("resumed from an earlier run", summary.resumed),
+        ("uncertain, resubmitted", summary.uncertain),
         ("not started", summary.not_started),
-        ("spent (USD)", f"{summary.spent_usd:.4f}"),
-        ("ledger", run_dir / "ledger.csv"),
+        ("spent this run (USD)", f"{summary.spent_usd:.4f}"),
     ]
     for what, value in rows:
-        table.add_row(what, str(value))
+        if value or what in ("done", "failed", "spent this run (USD)"):
+            table.add_row(what, str(value))
+    if summary.stopped:
+        table.add_row("stopped by", str(summary.stopped))
+    for name in ("ledger.csv", "summary.json", "journal.sqlite"):
+        table.add_row(name, str(run_dir / name))
     return table
+
+
+def _cmd_status(args: argparse.Namespace) -> int:
+    from runner.status import resolve_run_dir, status
+
+    report = status(resolve_run_dir(Path(args.target)))
+    if args.json:
+        print(json.dumps(report, indent=2, allow_nan=False))
+        return EXIT_OK
+    print(f"run directory: {report['run_dir']}")
+    print("a run is going: " + report["holder"] if report["running"] else "no run is going")
+    print("takes: " + ", ".join(f"{n} {state}" for state, n in report["counts"].items()))
+    print(f"spent: {report['spent_usd']:.4f} USD; held for takes in flight: {report['reserved_usd']:.4f} USD")
+    for take in report["takes"]:
+        extra = "; ".join(x for x in (take["failure"], take["clip"] and f"clip {take['clip']}") if x)
+        cost = "" if take["cost_usd"] is None else f" ${take['cost_usd']:.4f}"
+        print(f"  {take['take']:<28} {take['state']:<15} seed {take['seed']}{cost}  {extra}".rstrip())
+    if report["clip_problems"]:
+        print(
+            f"{report['clip_problems']} clips are missing or altered; `previz run` fetches missing ones again"
+        )
+    return EXIT_OK
+
+
+def _cmd_cancel(args: argparse.Namespace) -> int:
+    import os
+
+    import anyio
+
+    from runner.providers.registry import provider_config_from_env
+    from runner.status import cancel, resolve_run_dir
+
+    run_dir = resolve_run_dir(Path(args.target))
+    configs = {"runway": provider_config_from_env("runway", os.environ)} if _runway_in_flight(run_dir) else {}
+    result = anyio.run(cancel, run_dir, configs)
+    for label in result.cancelled:
+        print(f"cancelled {label} (Runway refunds cancelled tasks)")
+    for provider, labels in result.cannot.items():
+        print(
+            f"{provider} cannot cancel a task: {len(labels)} takes run to their end "
+            "(and bill); the next run collects them"
+        )
+    for error in result.errors:
+        print(f"previz: {error}", file=sys.stderr)
+    if not (result.cancelled or result.cannot or result.errors):
+        print("no task in flight")
+    return EXIT_FAILED if result.errors else EXIT_OK
+
+
+def _runway_in_flight(run_dir: Path) -> bool:
+    from runner.journal import Journal
+    from runner.status import IN_FLIGHT_STATES
+
+    journal = Journal.open(run_dir, readonly=True)
+    try:
+        return any(r.provider == "runway" and r.state in IN_FLIGHT_STATES for r in journal.records().values())
+    finally:
+        journal.close()
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -188,6 +267,13 @@ def _parser() -> argparse.ArgumentParser:
         "--retry-failed", action="store_true", dest="retry_failed", help="retry moderation/input failures"
     )
     r.add_argument(
+        "--hold-uncertain",
+        action="store_true",
+        dest="hold_uncertain",
+        help="leave takes whose submit may have landed unseen (after a crash) for you to check",
+    )
+    r.add_argument("--json", action="store_true", help="print summary.json on stdout (progress on stderr)")
+    r.add_argument(
         "--sim-profile", default="clean", choices=("clean", "flaky", "hostile"), dest="sim_profile"
     )
     r.add_argument(
@@ -198,6 +284,15 @@ def _parser() -> argparse.ArgumentParser:
         help="simulator speed: 0.05 makes a 60 s generation last 3 s",
     )
     r.set_defaults(func=_cmd_run)
+
+    st = sub.add_parser("status", help="state of every take from the journal; works while a run is going")
+    st.add_argument("target", metavar="MANIFEST_OR_RUN_DIR")
+    st.add_argument("--json", action="store_true", help="machine-readable output")
+    st.set_defaults(func=_cmd_status)
+
+    ca = sub.add_parser("cancel", help="cancel the tasks still in flight where the provider allows (Runway)")
+    ca.add_argument("target", metavar="MANIFEST_OR_RUN_DIR")
+    ca.set_defaults(func=_cmd_cancel)
 
     sim = sub.add_parser("simulate", help="run the built-in provider simulator as a server")
     sim.add_argument("--host", default="127.0.0.1")

@@ -141,6 +141,6 @@ def _build(path: Path, doc: ManifestDoc, shots: tuple[dict[str, Any], ...]) -> M
         budget_usd=doc.budget_usd,
         deadline=doc.deadline,
         simulate=doc.simulate,
-        output_dir=path.parent / doc.output_dir,
+        output_dir=(path.parent / doc.output_dir).resolve(),
         shots=tuple(Shot(**fields) for fields in shots),
     )

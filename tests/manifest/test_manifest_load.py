@@ -42,7 +42,7 @@ def test_defaults_overrides_and_builtins(images: Path) -> None:
     manifest = load_manifest(images / "harbor.yaml")
     assert (manifest.name, manifest.provider, manifest.model) == ("harbor-previz", "runware", "gen4_turbo")
     assert (manifest.concurrency, manifest.budget_usd, manifest.deadline) == (2, 25.0, "06:30")
-    assert manifest.run_dir == Path("renders") / "harbor-previz"
+    assert manifest.run_dir == images / "renders" / "harbor-previz", "relative to the manifest (DESIGN §3)"
     assert manifest.simulate is False
     inherits, overrides, nulls = manifest.shots
     assert (inherits.provider, inherits.prompt, inherits.ratio, inherits.duration) == (

@@ -110,7 +110,7 @@ def test_cli_plan_json_and_text(
     assert result.code == 0, result.err
     doc = json.loads(result.out)
     assert doc["totals"]["estimated_usd"] == pytest.approx(sum(r["estimated_usd"] for r in doc["rows"]))
-    assert doc["run_dir"] == str(Path("outputs") / "demo")
+    assert doc["run_dir"] == str(ROOT / "outputs" / "demo")
     text = cli("plan", str(DEMO))
     assert text.code == 0
     assert "total" in text.out

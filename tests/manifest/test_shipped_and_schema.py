@@ -35,7 +35,7 @@ def test_demo_uses_every_provider_on_the_simulator() -> None:
     assert demo.simulate and demo.budget_usd is not None
     assert {s.provider for s in demo.shots} == {"aimlapi", "runware", "runway"}
     assert {s.image.mime for s in demo.shots} == {"image/jpeg", "image/png", "image/webp"}
-    assert demo.run_dir == Path("outputs") / "demo"
+    assert demo.run_dir == ROOT / "outputs" / "demo", "the demo lands in the top-level outputs/"
 
 
 def test_runware_example_is_the_source_document() -> None:

@@ -1,0 +1,177 @@
+"""``previz status`` and ``previz cancel``: a run directory's state, read from its journal.
+
+Status is read-only (the journal is opened ``mode=ro``, WAL lets it read while a run writes), so it
+works while a run is going and says whether one holds the lock. It also checks each done take's
+clip on disk: missing, or changed since it was saved (size, then sha256).
+
+Cancel asks the providers that can (Runway: ``DELETE /v1/tasks/{id}``) to cancel the tasks the
+journal shows in flight, and records them ``cancelled``; for AIML and Runware it says they cannot,
+and leaves those takes for the next run to collect.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from runner.errors import InputError, PrevizError
+from runner.journal import FILENAME, Journal, Record
+from runner.ledger import LedgerFiles
+from runner.providers.base import ProviderConfig
+from runner.providers.registry import build_provider
+from runner.runlock import describe, holder, is_held, run_lock
+from runner.summary import take_counts
+
+IN_FLIGHT_STATES = ("reserved", "submitting", "submitted")
+
+
+def resolve_run_dir(path: Path) -> Path:
+    """A run directory as given, or the one a manifest names (DESIGN §3)."""
+    if path.is_dir():
+        if not (path / FILENAME).exists():
+            raise InputError(f"{path}: no {FILENAME} here; give a run directory or a manifest")
+        return path.resolve()
+    from runner.manifest import load_manifest
+
+    run_dir = load_manifest(path).run_dir.resolve()
+    if not (run_dir / FILENAME).exists():
+        raise InputError(f"{path}: no run yet ({run_dir / FILENAME} does not exist)")
+    return run_dir
+
+
+def clip_problem(run_dir: Path, record: Record, *, hash_clips: bool = True) -> str | None:
+    """Why a done take's clip is not what the journal recorded, or None when it is."""
+    if record.state != "done" or record.output is None:
+        return None
+    clip = run_dir / record.output
+    if not clip.is_file():
+        return "missing"
+    if record.bytes is not None and clip.stat().st_size != record.bytes:
+        return "altered (size)"
+    if hash_clips and record.sha256 and _sha256(clip) != record.sha256:
+        return "altered (sha256)"
+    return None
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        while chunk := fh.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def take_view(run_dir: Path, record: Record) -> dict[str, Any]:
+    spec = record.spec
+    return {
+        "take": record.label,
+        "shot": spec.get("shot"),
+        "seed": spec.get("seed"),
+        "provider": record.provider,
+        "state": "paid_not_saved" if record.paid_not_saved else record.state,
+        "task_id": record.handle,
+        "attempts": record.attempt,
+        "cost_usd": record.cost_usd,
+        "failure": f"{record.failure_kind}: {record.failure_message}" if record.failure_kind else None,
+        "output": record.output,
+        "clip": clip_problem(run_dir, record),
+        "flags": list(record.flags),
+        "key": record.key,
+    }
+
+
+def status(run_dir: Path) -> dict[str, Any]:
+    """The whole picture of a run directory, as ``status --json`` prints it."""
+    journal = Journal.open(run_dir, readonly=True)
+    try:
+        records = list(journal.records().values())
+        money = journal.money()
+    finally:
+        journal.close()
+    takes = [take_view(run_dir, r) for r in sorted(records, key=lambda r: r.label)]
+    running = is_held(run_dir)
+    return {
+        "run_dir": str(run_dir),
+        "running": running,
+        "holder": describe(holder(run_dir)) if running else None,
+        "counts": take_counts(records),
+        "clip_problems": sum(1 for t in takes if t["clip"]),
+        "spent_usd": round(money.spent_usd, 6),
+        "reserved_usd": round(money.reserved_usd, 6),
+        "takes": takes,
+    }
+
+
+@dataclass(frozen=True)
+class Cancelled:
+    cancelled: list[str]  # take labels
+    cannot: dict[str, list[str]]  # provider → take labels it cannot cancel
+    errors: list[str]
+
+
+async def cancel(run_dir: Path, configs: Mapping[str, ProviderConfig]) -> Cancelled:
+    """Cancel in-flight tasks where the provider allows; record them ``cancelled`` (lock held)."""
+    with run_lock(run_dir, warn=lambda _message: None):
+        journal = Journal.open(run_dir)
+        ledger = LedgerFiles(run_dir)
+        try:
+            flying = [r for r in journal.records().values() if r.state in IN_FLIGHT_STATES and r.handle]
+            return await _cancel_all(journal, ledger, flying, configs)
+        finally:
+            ledger.close()
+            journal.close()
+
+
+async def _cancel_all(
+    journal: Journal, ledger: LedgerFiles, flying: list[Record], configs: Mapping[str, ProviderConfig]
+) -> Cancelled:
+    done: list[str] = []
+    cannot: dict[str, list[str]] = {}
+    errors: list[str] = []
+    async with aiohttp.ClientSession() as session:
+        providers = {name: build_provider(c, session) for name, c in configs.items()}
+        for record in flying:
+            provider = providers.get(record.provider)
+            if provider is None or not provider.can_cancel:
+                cannot.setdefault(record.provider, []).append(record.label)
+                continue
+            try:
+                await provider.cancel(record.handle or "")
+            except PrevizError as exc:
+                errors.append(f"{record.label}: {exc}")
+                continue
+            _record_cancelled(journal, record)
+            done.append(record.label)
+    ledger.sync(journal)
+    return Cancelled(done, cannot, errors)
+
+
+def _record_cancelled(journal: Journal, record: Record) -> None:
+    now = datetime.now(UTC).isoformat().replace("+00:00", "Z")
+    spec = record.spec
+    row = {
+        **{k: spec.get(k) for k in ("shot", "take", "seed", "provider", "model", "duration_s", "ratio")},
+        **{k: spec.get(k) for k in ("prompt", "image", "tags")},
+        "run_id": "cancel",
+        "manifest": None,
+        "task_id": record.handle,
+        "status": "cancelled",
+        "failure_kind": None,
+        "failure_message": "cancelled by previz cancel",
+        "cost_usd": 0.0,
+        "cost_source": "estimated",
+        "submitted_at": record.submitted_at,
+        "finished_at": now,
+        "attempts": record.attempt,
+        "key": record.key,
+        "flags": "cancelled",
+    }
+    journal.charge(
+        record.key, row, state="cancelled", finished_at=now, failure_message=row["failure_message"]
+    )
