@@ -18,6 +18,7 @@ from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import aiohttp
 import anyio
@@ -34,7 +35,7 @@ from runner.lanes import LaneOptions
 from runner.ledger import LedgerFiles, spec_of
 from runner.manifest import Manifest, load_manifest, parse_deadline
 from runner.providers.base import Provider, ProviderConfig
-from runner.providers.registry import build_provider, provider_config_from_env, simulated_config
+from runner.providers.registry import build_provider, is_loopback, provider_config_from_env, simulated_config
 from runner.runlock import run_lock
 from runner.runlog import Redactor, RunLog
 from runner.summary import write_summary
@@ -57,6 +58,7 @@ class RunOptions:
     sim_time_scale: float = 0.05
     downloads: int = 4
     request_timeout: float = 60.0  # one HTTP request to a provider, per attempt
+    clock_scale: float | None = None  # testing against a time-scaled simulator: loopback URLs only
     clock: Clock = REAL_TIME
     environ: Mapping[str, str] | None = None
 
@@ -88,6 +90,7 @@ def prepare(options: RunOptions) -> Prepared:
     env = os.environ if options.environ is None else options.environ
     timeout = options.request_timeout
     configs = {} if simulate else {n: provider_config_from_env(n, env, request_timeout=timeout) for n in used}
+    _check_clock_scale(options.clock_scale, configs)
     if options.concurrency is not None and options.concurrency < 1:
         raise ConfigError("--concurrency must be at least 1")
     if options.budget_usd is not None and options.budget_usd <= 0:
@@ -96,6 +99,18 @@ def prepare(options: RunOptions) -> Prepared:
     deadline_text = options.deadline or manifest.deadline
     deadline = parse_deadline(deadline_text, datetime.now().astimezone()) if deadline_text else None
     return Prepared(options, manifest, takes, run_dir, simulate, configs, budget, deadline)
+
+
+def _check_clock_scale(scale: float | None, configs: Mapping[str, ProviderConfig]) -> None:
+    """A scaled runner clock is for a scaled simulator: a real provider would be polled too fast."""
+    if scale is None:
+        return
+    if not 0 < scale <= 1:
+        raise ConfigError(f"--clock-scale must be within (0, 1], got {scale}")
+    for config in configs.values():
+        host = urlsplit(config.base_url).hostname or ""
+        if not is_loopback(host):
+            raise ConfigError(f"--clock-scale is only for a simulator on loopback, not {config.base_url}")
 
 
 def check_run_dir(run_dir: Path) -> None:

@@ -103,6 +103,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from runner.app import RunOptions, execute, prepare
+    from runner.clock import REAL_TIME, ScaledClock
     from runner.progress import Progress
 
     options = RunOptions(
@@ -116,6 +117,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
         deadline=args.deadline,
         sim_profile=args.sim_profile,
         sim_time_scale=args.sim_time_scale,
+        clock_scale=args.clock_scale,
+        clock=ScaledClock(args.clock_scale) if args.clock_scale else REAL_TIME,
     )
     prepared = prepare(options)
     console = Console(highlight=False, stderr=args.json)  # --json: stdout carries the summary only
@@ -273,6 +276,14 @@ def _parser() -> argparse.ArgumentParser:
         help="leave takes whose submit may have landed unseen (after a crash) for you to check",
     )
     r.add_argument("--json", action="store_true", help="print summary.json on stdout (progress on stderr)")
+    r.add_argument(
+        "--clock-scale",
+        type=float,
+        dest="clock_scale",
+        metavar="SCALE",
+        help="testing: run previz's own clock SCALE× real time, to match `previz simulate --time-scale`"
+        " (loopback provider URLs only)",
+    )
     r.add_argument(
         "--sim-profile", default="clean", choices=("clean", "flaky", "hostile"), dest="sim_profile"
     )
