@@ -227,3 +227,12 @@ async def test_plan_with_a_wrong_key_exits_2_naming_the_variable(sim: Simulator,
     code, out, _err = await plan(manifest, env_for(sim, "sk-wrong-0000"), "--offline")
     assert code == 0 and "pre-flight" not in out
     assert sim.stats()["providers"]["runway"]["account_checks"] == 1  # --offline asked nothing
+
+
+async def test_plan_without_a_key_says_how_to_plan_offline(manifest: Path) -> None:
+    import os
+
+    env = {k: v for k, v in os.environ.items() if not k.endswith(("_API_KEY", "_API_SECRET", "_BASE_URL"))}
+    code, _out, err = await plan(manifest, env)
+    assert code == 2
+    assert "RUNWAYML_API_SECRET" in err and "--offline" in err
