@@ -41,7 +41,7 @@ from runner.takes import Take
 
 #: Short on purpose: the check must answer in seconds or step aside.
 CONNECT_TIMEOUT = 2.0
-REQUEST_TIMEOUT = 4.0
+REQUEST_TIMEOUT = 3.0
 _LABELS: Mapping[str, str] = {"aimlapi": "AIML API", "runware": "Runware", "runway": "Runway"}
 
 

@@ -236,3 +236,18 @@ async def test_plan_without_a_key_says_how_to_plan_offline(manifest: Path) -> No
     code, _out, err = await plan(manifest, env)
     assert code == 2
     assert "RUNWAYML_API_SECRET" in err and "--offline" in err
+
+
+async def test_a_provider_that_never_answers_is_given_up_in_seconds() -> None:
+    from runner.preflight import REQUEST_TIMEOUT
+    from tests.providers.helpers import canned, hang
+
+    async with canned(hang) as server, aiohttp.ClientSession() as session:
+        config = simulated_config("runway", server.base_url, "k", request_timeout=60.0)
+        started = time.monotonic()
+        report = await preflight({"runway": config}, session, takes=takes_for("runway", 1), concurrency=1)
+        elapsed = time.monotonic() - started
+    assert elapsed < REQUEST_TIMEOUT + 1.5  # the check's own timeout, not the run's 60 s
+    (finding,) = report.findings
+    assert finding.kind is FindingKind.UNCHECKED
+    assert [seen.path for seen in server.seen] == ["/v1/organization"]
