@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -22,6 +23,7 @@ if TYPE_CHECKING:
 
     from runner.engine import Summary
     from runner.manifest import Manifest
+    from runner.preflight import PreflightReport
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -50,15 +52,36 @@ def _cmd_validate(args: argparse.Namespace) -> int:
 def _cmd_plan(args: argparse.Namespace) -> int:
     from runner.manifest import load_manifest
     from runner.plan import build_plan, render_plan_text
+    from runner.preflight import render_preflight
 
     manifest = load_manifest(Path(args.manifest))
-    done_keys, spent = _history(manifest)
-    plan = build_plan(manifest, done_keys=done_keys, spent_before_usd=spent)
+    done, spent = _history(manifest)
+    plan = build_plan(manifest, done_keys=done, spent_before_usd=spent)
+    report = None if args.offline else _plan_preflight(manifest, done)
     if args.json:
-        print(json.dumps(plan.to_json(), indent=2))
+        doc = plan.to_json()
+        doc["preflight"] = report.to_json() if report is not None else None
+        print(json.dumps(doc, indent=2))
     else:
         print(render_plan_text(plan))
+        if report is not None:
+            print()
+            print(render_preflight(report))
     return EXIT_OK
+
+
+def _plan_preflight(manifest: Manifest, done: set[str]) -> PreflightReport:
+    """The pre-flight of the takes still to do; a missing key says how to plan without one."""
+    import asyncio
+
+    from runner.errors import ConfigError
+    from runner.preflight import check_manifest
+
+    todo = [t for t in manifest.takes() if t.key not in done]
+    try:
+        return asyncio.run(check_manifest(manifest, todo))
+    except ConfigError as exc:
+        raise ConfigError(f"{exc}\n(previz plan --offline skips the key check)") from exc
 
 
 def _history(manifest: Manifest) -> tuple[set[str], float]:
@@ -85,17 +108,40 @@ def _cmd_schema(args: argparse.Namespace) -> int:
 def _cmd_simulate(args: argparse.Namespace) -> int:
     from runner.simulator import SimConfig, serve
 
-    config = SimConfig.from_profile(args.profile, time_scale=args.time_scale, seed=args.seed)
+    keys = _sim_keys(args.key)
+    config = SimConfig.from_profile(args.profile, time_scale=args.time_scale, seed=args.seed, keys=keys)
 
     def ready(base_url: str) -> None:
         print(f"previz simulator ({args.profile}, time scale {args.time_scale}) on {base_url}")
         for var in ("AIMLAPI_BASE_URL", "RUNWARE_BASE_URL", "RUNWAYML_BASE_URL"):
             print(f"  export {var}={base_url}")
+        for var, provider in SIM_KEY_VARS.items():
+            print(f"  export {var}={shlex.quote(config.keys[provider])}")
         print(f"  stats: {base_url}/_sim/stats — Ctrl-C stops")
         sys.stdout.flush()
 
     serve(config, host=args.host, port=args.port, on_ready=ready)
     return EXIT_OK
+
+
+#: The variable ``previz run`` reads each provider's key from, and so what ``simulate`` prints.
+SIM_KEY_VARS = {"AIMLAPI_API_KEY": "aimlapi", "RUNWARE_API_KEY": "runware", "RUNWAYML_API_SECRET": "runway"}
+
+
+def _sim_keys(pairs: Sequence[str] | None) -> dict[str, str]:
+    """``--key NAME=VALUE`` options over the simulator's default keys; NAME is a variable or a provider."""
+    from runner.errors import ConfigError
+    from runner.simulator.config import DEFAULT_KEYS
+
+    keys = dict(DEFAULT_KEYS)
+    for pair in pairs or ():
+        name, sep, value = pair.partition("=")
+        provider = SIM_KEY_VARS.get(name, name)
+        if not sep or not value or provider not in keys:
+            known = ", ".join([*SIM_KEY_VARS, *keys])
+            raise ConfigError(f"--key {name or pair!r}: expected NAME=VALUE with NAME one of {known}")
+        keys[provider] = value
+    return keys
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -248,6 +294,7 @@ def _parser() -> argparse.ArgumentParser:
     pl = sub.add_parser("plan", help="expanded take list, estimated cost and time")
     pl.add_argument("manifest")
     pl.add_argument("--json", action="store_true", help="machine-readable output")
+    pl.add_argument("--offline", action="store_true", help="skip the pre-flight (key check, account limits)")
     pl.set_defaults(func=_cmd_plan)
 
     sc = sub.add_parser("schema", help="JSON Schema of the manifest, for editors")
@@ -311,6 +358,12 @@ def _parser() -> argparse.ArgumentParser:
     sim.add_argument("--profile", default="clean", choices=("clean", "flaky", "hostile"))
     sim.add_argument("--time-scale", type=float, default=1.0, dest="time_scale")
     sim.add_argument("--seed", type=int, default=0)
+    sim.add_argument(
+        "--key",
+        action="append",
+        metavar="NAME=VALUE",
+        help="key the simulator accepts, e.g. RUNWAYML_API_SECRET=my-test-key (repeatable)",
+    )
     sim.set_defaults(func=_cmd_simulate)
     return p
 

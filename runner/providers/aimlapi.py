@@ -26,9 +26,12 @@ from runner.providers._http import (
     model_id,
     not_found_status,
 )
-from runner.providers.base import ProviderConfig, SubmitRequest, Submitted, TaskState, TaskStatus
+from runner.providers.base import Account, ProviderConfig, SubmitRequest, Submitted, TaskState, TaskStatus
 
 PATH = "/v2/video/generations"
+#: The documented balance query: authenticated, bills nothing (docs.aimlapi.com, "Account Balance",
+#: api-references/service-endpoints/account-balance; answer ``{"balance": <credits>, ...}``).
+BALANCE_PATH = "/v1/billing/balance"
 #: USD per credit: ``credits_used / 2,000,000`` (providers.md §1, [H]).
 USD_PER_CREDIT = 1 / 2_000_000
 
@@ -86,11 +89,26 @@ def failure_of(error: object) -> tuple[FailureKind, str]:
     return FailureKind.PROVIDER, text
 
 
+def generation_handle(data: Mapping[str, Any]) -> str | None:
+    """The task handle: ``generation_id`` first, then ``id`` — the SDK's order
+    (aimlapi-sdk-python ``aimlapi/resources/videos.py``, ``_extract_generation_id``); some AIML
+    video models answer with ``generation_id`` only."""
+    return as_str(data.get("generation_id")) or as_str(data.get("id"))
+
+
+def cost_of(data: Mapping[str, Any]) -> float | None:
+    """USD charged: ``meta.usage.usd_spent`` when given, else ``credits_used / 2,000,000``."""
+    usd = as_float(dig(data, "meta", "usage", "usd_spent"))
+    if usd is not None:
+        return usd
+    credits = as_float(dig(data, "meta", "usage", "credits_used"))
+    return credits * USD_PER_CREDIT if credits is not None else None
+
+
 def parse_generation(handle: str, data: Mapping[str, Any]) -> TaskStatus:
     """One generation object (submit and poll share the schema) as a neutral status."""
     raw = as_str(data.get("status")) or ""
     state = STATES.get(raw.lower(), TaskState.PENDING)
-    credits = as_float(dig(data, "meta", "usage", "credits_used"))
     kind: FailureKind | None = None
     message: str | None = None
     if state is TaskState.FAILED:
@@ -100,7 +118,7 @@ def parse_generation(handle: str, data: Mapping[str, Any]) -> TaskStatus:
         state=state,
         raw_status=raw,
         output_url=video_url(data.get("video")) if state is TaskState.SUCCEEDED else None,
-        cost_usd=credits * USD_PER_CREDIT if credits is not None else None,
+        cost_usd=cost_of(data),
         failure_kind=kind,
         failure_message=message,
     )
@@ -131,7 +149,7 @@ class AimlApiProvider:
         data = as_dict(answer.data)
         if data is None:
             raise self._wire.malformed(answer, "expected a JSON object", submit=True, take=label)
-        handle = as_str(data.get("id"))
+        handle = generation_handle(data)
         if handle:
             return Submitted(handle=handle)
         if (as_str(data.get("status")) or "").lower() == "error":
@@ -164,6 +182,19 @@ class AimlApiProvider:
     async def cancel(self, handle: str) -> bool:
         """AIML API has no cancel endpoint: a task in flight runs (and bills) to its end."""
         return False
+
+    async def account(self) -> Account:
+        """``GET /v1/billing/balance``: proves the key and bills nothing.
+
+        The balance is in credits; converting it at the ``credits_used`` rate is an assumption
+        (AIML does not say both are the same unit), so it is shown, never acted on.
+        """
+        answer = await self._wire.call("GET", BALANCE_PATH)
+        if not answer.ok:
+            raise self._wire.error(answer)
+        credits = as_float(dig(answer.data, "balance"))
+        balance = credits * USD_PER_CREDIT if credits is not None else None
+        return Account(checked_with="GET " + BALANCE_PATH, balance_usd=balance)
 
     async def aclose(self) -> None:
         """Nothing to release: the session belongs to whoever built this provider."""

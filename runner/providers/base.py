@@ -68,6 +68,24 @@ class TaskStatus:
     seed: int | None = None
     failure_kind: FailureKind | None = None
     failure_message: str | None = None
+    #: A FAILED task the provider did not bill, whose cause is on the provider's side (Runway
+    #: ``INTERNAL``, ``THIRD_PARTY.*``): a *new* task for the same take may well succeed.
+    retryable: bool = False
+
+
+@dataclass(frozen=True)
+class Account:
+    """What a provider says of the account behind a key, from a request that bills nothing.
+
+    Only Runway publishes limits (``GET /v1/organization``); the others fill ``checked_with`` and
+    whatever their check answers. ``None`` means "not said", which is not the same as "no limit".
+    """
+
+    checked_with: str  # the request that proved the key, e.g. "GET /v1/organization"
+    max_concurrent: int | None = None  # tasks the tier runs at once (the rest wait, billed later)
+    max_daily: int | None = None  # tasks the tier may create per day
+    used_today: int | None = None  # tasks created today, as the provider counts them
+    balance_usd: float | None = None  # credit left on the account
 
 
 class Provider(Protocol):
@@ -141,3 +159,5 @@ class ProviderConfig:
     api_key: Secret
     connect_timeout: float = 10.0
     request_timeout: float = 60.0  # whole request, per attempt
+    #: The environment variable the key came from (None: the simulator's key), for messages.
+    key_source: str | None = None

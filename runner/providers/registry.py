@@ -32,6 +32,12 @@ URL_VARS: Mapping[str, str] = {
     "runware": "RUNWARE_BASE_URL",
     "runway": "RUNWAYML_BASE_URL",
 }
+#: Further base-URL variables, read when ``URL_VARS`` is unset: the AIML SDK's own
+#: (aimlapi-sdk-python ``_client.py``, ``_BASE_URL_ENV_VARS``). Their value may carry the SDK's
+#: ``/v1`` path; like the SDK's video calls, only scheme, host and port are kept.
+SDK_URL_VARS: Mapping[str, tuple[str, ...]] = {
+    "aimlapi": ("AIML_API_BASE", "AIMLAPI_API_BASE"),
+}
 #: Public base URLs; each adapter appends its own paths (``/v2/…``, ``/v1``, ``/v1/…``).
 DEFAULT_URLS: Mapping[str, str] = {
     "aimlapi": "https://api.aimlapi.com",
@@ -103,19 +109,31 @@ def provider_config_from_env(
     """The config for ``name`` from ``environ`` (default ``os.environ``); ConfigError if unusable."""
     env = os.environ if environ is None else environ
     _known(name)
-    key = next((env[var].strip() for var in KEY_VARS[name] if env.get(var, "").strip()), None)
-    if key is None:
+    key_var = next((var for var in KEY_VARS[name] if env.get(var, "").strip()), None)
+    if key_var is None:
         raise ConfigError(missing_key_message(name))
-    url_var = URL_VARS[name]
-    raw_url = env.get(url_var, "").strip()
-    base_url = check_base_url(raw_url, url_var) if raw_url else DEFAULT_URLS[name]
     return ProviderConfig(
         name=name,
-        base_url=base_url,
-        api_key=Secret(key),
+        base_url=_base_url_from_env(name, env),
+        api_key=Secret(env[key_var].strip()),
         connect_timeout=connect_timeout,
         request_timeout=request_timeout,
+        key_source=key_var,
     )
+
+
+def _base_url_from_env(name: str, env: Mapping[str, str]) -> str:
+    """``URL_VARS[name]`` as given; else an SDK variable reduced to its origin; else the default."""
+    url_var = URL_VARS[name]
+    raw_url = env.get(url_var, "").strip()
+    if raw_url:
+        return check_base_url(raw_url, url_var)
+    for sdk_var in SDK_URL_VARS.get(name, ()):
+        raw_url = env.get(sdk_var, "").strip()
+        if raw_url:
+            parts = urlsplit(check_base_url(raw_url, sdk_var))
+            return f"{parts.scheme}://{parts.netloc}"
+    return DEFAULT_URLS[name]
 
 
 def simulated_config(

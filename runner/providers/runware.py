@@ -29,10 +29,9 @@ from runner.providers._http import (
     as_list,
     as_str,
     mentions_moderation,
-    message_of,
     model_id,
 )
-from runner.providers.base import ProviderConfig, SubmitRequest, Submitted, TaskState, TaskStatus
+from runner.providers.base import Account, ProviderConfig, SubmitRequest, Submitted, TaskState, TaskStatus
 from runner.providers.limits import RATIO_SIZES
 from runner.takes import task_uuid
 
@@ -89,7 +88,7 @@ class Envelope:
     def conflict(self, handle: str) -> bool:
         """True when an error says this taskUUID already exists: an earlier send landed."""
         return any(
-            (as_str(e.get("code")) or "").lower() == CONFLICT and as_str(e.get("taskUUID")) in (None, handle)
+            (item_error(e)[0] or "").lower() == CONFLICT and as_str(e.get("taskUUID")) in (None, handle)
             for e in self.errors
         )
 
@@ -104,17 +103,38 @@ def classify(code: str | None, message: str | None) -> FailureKind:
     return FailureKind.PROVIDER
 
 
+def item_error(item: Mapping[str, Any]) -> tuple[str | None, str | None]:
+    """``code`` and ``message`` of an error item: top level, or nested under ``error``
+    (``{"status": "error", "error": {"code", "message"}}`` — Runware REST SDK ``client.py``,
+    ``_maybe_raise_item_errors``)."""
+    nested = as_dict(item.get("error")) or {}
+    code = as_str(item.get("code")) or as_str(nested.get("code"))
+    message = as_str(item.get("message")) or as_str(nested.get("message"))
+    if message is None and isinstance(item.get("error"), str):
+        message = as_str(item.get("error"))
+    return code, message
+
+
+def _item_state(raw: str, url: str | None) -> TaskState:
+    """The status word decides; a ``videoURL`` means finished unless the word says error
+    (the REST SDK treats an item with a ``videoURL`` as done; the docs say ``success``)."""
+    state = STATES.get(raw.lower(), TaskState.PENDING)
+    if url and state is not TaskState.FAILED:
+        return TaskState.SUCCEEDED
+    return state
+
+
 def parse_item(handle: str, item: Mapping[str, Any]) -> TaskStatus:
-    """One ``data`` item; an item with a video but no status word is taken as finished."""
+    """One ``data`` item; an item with a video is finished unless its status says error."""
     raw = as_str(item.get("status")) or ""
     url = as_str(item.get("videoURL"))
-    state = STATES.get(raw.lower(), TaskState.SUCCEEDED if not raw and url else TaskState.PENDING)
+    state = _item_state(raw, url)
     kind: FailureKind | None = None
     message: str | None = None
     if state is TaskState.FAILED:
-        code = as_str(item.get("code"))
-        message = message_of(item, "the task failed (no reason given)")
-        kind = classify(code, message)
+        code, text = item_error(item)
+        message = ": ".join(p for p in (code, text) if p) or "the task failed (no reason given)"
+        kind = classify(code, text)
     return TaskStatus(
         handle=handle,
         state=state,
@@ -129,8 +149,7 @@ def parse_item(handle: str, item: Mapping[str, Any]) -> TaskStatus:
 
 def parse_error(handle: str, error: Mapping[str, Any]) -> TaskStatus:
     """One ``errors`` item scoped to a task: that task has failed."""
-    code = as_str(error.get("code"))
-    message = as_str(error.get("message"))
+    code, message = item_error(error)
     return TaskStatus(
         handle=handle,
         state=TaskState.FAILED,
@@ -173,6 +192,7 @@ class RunwareProvider:
 
     def __init__(self, config: ProviderConfig, session: aiohttp.ClientSession) -> None:
         self._wire = Wire(config, session)
+        self._key = config.api_key
 
     def planned_handle(self, request: SubmitRequest) -> str | None:
         """The taskUUID we choose (from the take key and attempt): known before the POST."""
@@ -194,7 +214,7 @@ class RunwareProvider:
         return Submitted(handle=handle)
 
     def _refused(self, answer: Answer, error: Mapping[str, Any], label: str) -> TerminalError:
-        code, message = as_str(error.get("code")), as_str(error.get("message"))
+        code, message = item_error(error)
         return TerminalError(
             self._wire.scrub(": ".join(p for p in (code, message) if p) or "refused"),
             kind=classify(code, message),
@@ -225,6 +245,19 @@ class RunwareProvider:
     async def cancel(self, handle: str) -> bool:
         """Runware has no cancel endpoint: a task in flight runs (and bills) to its end."""
         return False
+
+    async def account(self) -> Account:
+        """A lone ``authentication`` task: Runware's documented key check, which runs nothing and
+        bills nothing (runware.ai/docs/platform/authentication; its schema answers
+        ``{"data": [{"taskType": "authentication", "connectionSessionUUID": …}]}``)."""
+        task = {"taskType": "authentication", "apiKey": self._key.reveal()}
+        answer = await self._wire.call("POST", PATH, body=[task])
+        if not answer.ok:
+            raise self._wire.error(answer)
+        envelope = Envelope.read(answer.data)
+        if envelope is None or not envelope.items:
+            raise self._wire.malformed(answer, "expected {data: [authentication]}", submit=False)
+        return Account(checked_with="POST /v1 [authentication]")
 
     async def aclose(self) -> None:
         """Nothing to release: the session belongs to whoever built this provider."""

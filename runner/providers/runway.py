@@ -19,6 +19,7 @@ from runner.providers._http import (
     Wire,
     as_dict,
     as_float,
+    as_int,
     as_list,
     as_str,
     dig,
@@ -26,12 +27,13 @@ from runner.providers._http import (
     model_id,
     not_found_status,
 )
-from runner.providers.base import ProviderConfig, SubmitRequest, Submitted, TaskState, TaskStatus
+from runner.providers.base import Account, ProviderConfig, SubmitRequest, Submitted, TaskState, TaskStatus
 from runner.providers.limits import RATIO_SIZES
 
 API_VERSION = "2024-11-06"
 SUBMIT_PATH = "/v1/image_to_video"
 TASK_PATH = "/v1/tasks/"
+ORGANIZATION_PATH = "/v1/organization"
 #: USD per credit (providers.md §3, [M]: 5 credits/s at $0.01).
 USD_PER_CREDIT = 0.01
 
@@ -63,15 +65,41 @@ def build_body(request: SubmitRequest) -> dict[str, Any]:
 
 
 def classify_failure(code: str | None, message: str | None) -> FailureKind:
-    """``SAFETY.*`` is moderation, ``ASSET.*``/``INPUT.*`` the input, ``INTERNAL*`` and the rest Runway's."""
+    """The kind of a ``failureCode`` (providers.md §3; runwayml/skills ``rw-api-reference``).
+
+    Any code holding ``SAFETY`` is moderation (``SAFETY.INPUT.TEXT``,
+    ``INPUT_PREPROCESSING.SAFETY.TEXT``); ``INTERNAL``, ``INTERNAL.BAD_OUTPUT.*``,
+    ``INPUT_PREPROCESSING.INTERNAL`` and ``THIRD_PARTY.*`` are Runway's side; ``ASSET.*`` and the
+    other input codes are the take's input. An unknown code is Runway's side, not retryable.
+    """
     upper = (code or "").upper()
-    if upper.startswith("SAFETY"):
+    if "SAFETY" in upper:
         return FailureKind.MODERATION
+    if is_retryable_code(upper):
+        return FailureKind.PROVIDER
     if upper.startswith(("ASSET", "INPUT")):
         return FailureKind.INPUT
     if not upper and mentions_moderation(message):
         return FailureKind.MODERATION
     return FailureKind.PROVIDER
+
+
+def is_retryable_code(code: str | None) -> bool:
+    """Provider-side codes that a *new* task may get past: ``INTERNAL*``, ``*.INTERNAL``, ``THIRD_PARTY*``."""
+    parts = (code or "").upper().split(".")
+    if "SAFETY" in parts:
+        return False
+    return "INTERNAL" in parts or parts[0] == "THIRD_PARTY"
+
+
+def _failure(data: Mapping[str, Any], credits: float | None) -> tuple[FailureKind, str, bool]:
+    """Kind, message and retryability of a FAILED task; retryable only when it billed nothing."""
+    code = as_str(data.get("failureCode"))
+    failure = as_str(data.get("failure"))
+    kind = classify_failure(code, failure)
+    message = ": ".join(p for p in (code, failure) if p) or "the task failed (no reason given)"
+    retryable = kind is FailureKind.PROVIDER and is_retryable_code(code) and not credits
+    return kind, message, retryable
 
 
 def parse_task(handle: str, data: Mapping[str, Any]) -> TaskStatus:
@@ -83,11 +111,9 @@ def parse_task(handle: str, data: Mapping[str, Any]) -> TaskStatus:
     outputs = as_list(data.get("output"))
     kind: FailureKind | None = None
     message: str | None = None
+    retryable = False
     if state is TaskState.FAILED:
-        code = as_str(data.get("failureCode"))
-        failure = as_str(data.get("failure"))
-        kind = classify_failure(code, failure)
-        message = ": ".join(p for p in (code, failure) if p) or "the task failed (no reason given)"
+        kind, message, retryable = _failure(data, credits)
     return TaskStatus(
         handle=handle,
         state=state,
@@ -97,6 +123,23 @@ def parse_task(handle: str, data: Mapping[str, Any]) -> TaskStatus:
         cost_usd=credits * USD_PER_CREDIT if credits is not None else None,
         failure_kind=kind,
         failure_message=message,
+        retryable=retryable,
+    )
+
+
+def parse_organization(data: object, model: str) -> Account:
+    """``GET /v1/organization`` (runwayml SDK ``types/organization_retrieve_response.py``).
+
+    ``tier.models[model].maxConcurrentGenerations`` / ``maxDailyGenerations`` (null: no limit),
+    ``usage.models[model].dailyGenerations`` (the past day), ``creditBalance`` in credits.
+    """
+    credits = as_float(dig(data, "creditBalance"))
+    return Account(
+        checked_with="GET " + ORGANIZATION_PATH,
+        max_concurrent=as_int(dig(data, "tier", "models", model, "maxConcurrentGenerations")),
+        max_daily=as_int(dig(data, "tier", "models", model, "maxDailyGenerations")),
+        used_today=as_int(dig(data, "usage", "models", model, "dailyGenerations")),
+        balance_usd=credits * USD_PER_CREDIT if credits is not None else None,
     )
 
 
@@ -148,6 +191,15 @@ class RunwayProvider:
         if answer.ok or answer.status == 404:
             return True
         raise self._wire.error(answer)
+
+    async def account(self, model: str = "gen4_turbo") -> Account:
+        """The key's organization: tier limits for ``model``, usage today, credit left. Bills nothing."""
+        answer = await self._wire.call("GET", ORGANIZATION_PATH)
+        if not answer.ok:
+            raise self._wire.error(answer)
+        if as_dict(answer.data) is None:
+            raise self._wire.malformed(answer, "expected a JSON object", submit=False)
+        return parse_organization(answer.data, model)
 
     async def aclose(self) -> None:
         """Nothing to release: the session belongs to whoever built this provider."""

@@ -33,6 +33,8 @@ from runner.simulator.wire import (
 )
 
 PATH = "/v2/video/generations"
+BALANCE_PATH = "/v1/billing/balance"
+LOW_BALANCE = 10_000
 MODEL = "runway/gen4_turbo"
 ASPECT_RATIOS = ("16:9", "9:16", "4:3", "3:4", "1:1", "21:9")
 CREDITS_PER_SECOND = 100_000
@@ -91,11 +93,17 @@ def _credits(task: Task) -> int:
     return task.duration * CREDITS_PER_SECOND
 
 
+def handle_field(world: World) -> str:
+    """``id`` as documented, or ``generation_id`` alone (the SDK reads it first; some models
+    answer only with it — aimlapi-sdk-python ``resources/videos.py``)."""
+    return "generation_id" if world.config.aiml_generation_id_only else "id"
+
+
 def render(task: Task, world: World, request: web.Request) -> dict[str, Any]:
     """The generation as AIML reports it now (submit and poll share this schema)."""
     phase = task.phase(world.now())
     body: dict[str, Any] = {
-        "id": task.task_id,
+        handle_field(world): task.task_id,
         "status": _STATUS[phase],
         "video": None,
         "error": None,
@@ -150,7 +158,7 @@ async def submit(request: web.Request) -> web.StreamResponse:
     )
     if world.faults.lost_answer(f"{PROVIDER}:{task.task_id}"):
         await lose_answer(request, world)
-    return web.json_response({"id": task.task_id, "status": "queued"}, status=201)
+    return web.json_response({handle_field(world): task.task_id, "status": "queued"}, status=201)
 
 
 async def poll(request: web.Request) -> web.StreamResponse:
@@ -173,6 +181,28 @@ async def poll(request: web.Request) -> web.StreamResponse:
     return web.json_response(render(task, world, request))
 
 
+async def balance(request: web.Request) -> web.StreamResponse:
+    """``GET /v1/billing/balance`` (docs.aimlapi.com "Account Balance"): credits left, bills nothing."""
+    world = world_of(request)
+    world.counters[PROVIDER].account_checks += 1
+    if not _authorized(request, world):
+        return error(401, "Unauthorized: missing or invalid API key", BALANCE_PATH)
+    now = world.now()
+    spent = sum(_credits(t) for t in world.tasks[PROVIDER].values() if t.phase(now) is Phase.SUCCEEDED)
+    left = world.config.aiml_credits - spent
+    body = {
+        "balance": left,
+        "lowBalance": left < LOW_BALANCE,
+        "lowBalanceThreshold": LOW_BALANCE,
+        "lastUpdated": world.timestamp(now),
+        "autoDebitStatus": "disabled",
+        "status": "current",
+        "statusExplanation": "Balance is current and up to date",
+    }
+    return web.json_response(body)
+
+
 def add_routes(app: web.Application) -> None:
     app.router.add_post(PATH, submit)
     app.router.add_get(PATH, poll)
+    app.router.add_get(BALANCE_PATH, balance)

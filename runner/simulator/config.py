@@ -130,6 +130,17 @@ class SimConfig:
     clip_bytes: int | None = None
     #: Runway organisation credit balance before any spend
     runway_credits: int = 1_000_000
+    #: Runway tier ``maxDailyGenerations``; None = no cap. Past it, submit answers 429.
+    runway_daily_limit: int | None = None
+    #: Runway generations already created today before the world began (``usage.dailyGenerations``)
+    runway_daily_used: int = 0
+    #: each take's first N Runway tasks fail with ``runway_failure_code`` (deterministic, billed 0)
+    runway_fail_first: int = 0
+    runway_failure_code: str = "INTERNAL"
+    #: AIML answers with ``generation_id`` and no ``id`` (as some AIML video models do)
+    aiml_generation_id_only: bool = False
+    #: AIML account balance in credits (``GET /v1/billing/balance``) before any spend
+    aiml_credits: int = 200_000_000
     profile: str = "clean"
 
     def __post_init__(self) -> None:
@@ -138,6 +149,11 @@ class SimConfig:
         for name in ("aiml_concurrency", "runway_concurrency", "runware_capacity"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1")
+        for name in ("runway_daily_used", "runway_fail_first"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0")
+        if self.runway_daily_limit is not None and self.runway_daily_limit < 0:
+            raise ValueError("runway_daily_limit must be >= 0 or None")
         if self.url_ttl is not None and self.url_ttl < 0:
             raise ValueError("url_ttl must be >= 0 or None")
         if self.clip_bytes is not None and self.clip_bytes < 0:

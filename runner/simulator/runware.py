@@ -238,13 +238,29 @@ def _authenticate(request: web.Request, world: World, tasks: list[Any]) -> web.R
     return None
 
 
+def _only_authentication(tasks: list[Any]) -> bool:
+    return len(tasks) == 1 and isinstance(tasks[0], Mapping) and tasks[0].get("taskType") == "authentication"
+
+
+def _authenticated(world: World) -> web.Response:
+    """A lone authentication task's answer (runware.ai/docs/platform/authentication schema)."""
+    session = world.dice.uuid4("connection-session", world.counters[PROVIDER].account_checks)
+    item = {"taskType": "authentication", "connectionSessionUUID": session}
+    return web.json_response({"data": [item]})
+
+
 async def handle(request: web.Request) -> web.StreamResponse:
     world = world_of(request)
     parsed, body = await read_json(request)
     tasks = list(body) if parsed and isinstance(body, list) else []
+    check_only = _only_authentication(tasks)
+    if check_only:
+        world.counters[PROVIDER].account_checks += 1
     denied = _authenticate(request, world, tasks)
     if denied is not None:
         return denied
+    if check_only:
+        return _authenticated(world)
     if not tasks or not all(isinstance(t, Mapping) for t in tasks):
         return error(400, "The body must be a non-empty JSON array of task objects")
     counters = world.counters[PROVIDER]

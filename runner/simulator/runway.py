@@ -31,6 +31,17 @@ CREDITS_PER_SECOND = 5
 USD_PER_CREDIT = 0.01
 DATA_URI_LIMIT = 5 * 1024 * 1024
 CODES_5XX = (502, 503, 504)
+#: ``failure`` texts for the codes Runway documents (runwayml/skills ``rw-api-reference``).
+FAILURES: Mapping[str, str] = {
+    "SAFETY.INPUT.IMAGE": "The input image was flagged by content moderation.",
+    "SAFETY.INPUT.TEXT": "The prompt text was flagged by content moderation.",
+    "INTERNAL": "An internal error occurred. Please try again.",
+    "INTERNAL.BAD_OUTPUT.CODE01": "The generated output failed a quality check. Please try again.",
+    "INPUT_PREPROCESSING.INTERNAL": "The input could not be processed due to an internal error.",
+    "THIRD_PARTY.UNAVAILABLE": "An upstream service is temporarily unavailable.",
+    "ASSET.INVALID": "The input asset is invalid or could not be read.",
+}
+DEFAULT_FAILURE = "The task failed."
 
 
 def error(status: int, message: str) -> web.Response:
@@ -99,8 +110,9 @@ def render(task: Task, world: World, request: web.Request) -> dict[str, Any]:
         body.update(status="SUCCEEDED", output=[world.issue_url(task, origin(request))])
         body["cost"] = {"credits": _credits(task)}
     elif phase is Phase.FAILED:
-        body.update(status="FAILED", failure="The input image was flagged by content moderation.")
-        body.update(failureCode="SAFETY.INPUT.IMAGE", cost={"credits": 0})
+        code = task.failure_code or "SAFETY.INPUT.IMAGE"
+        body.update(status="FAILED", failure=FAILURES.get(code, DEFAULT_FAILURE), failureCode=code)
+        body["cost"] = {"credits": 0}
     elif phase is Phase.CANCELLED:
         body.update(status="CANCELLED", cost={"credits": 0})
     else:
@@ -132,6 +144,10 @@ async def create(request: web.Request) -> web.StreamResponse:
     except Invalid as exc:
         counters.rejected += 1
         return _invalid(exc)
+    limit = world.config.runway_daily_limit
+    if limit is not None and world.created_today(PROVIDER) >= limit:
+        counters.rejected += 1
+        return error(429, f"You have reached your daily limit of {limit} generations for {MODEL}")
     task = world.register(
         PROVIDER,
         take_id=take,
@@ -180,6 +196,7 @@ async def delete(request: web.Request) -> web.StreamResponse:
 async def organization(request: web.Request) -> web.StreamResponse:
     """Account limits and usage, in the shape the SDK's ``organization.retrieve()`` parses."""
     world = world_of(request)
+    world.counters[PROVIDER].account_checks += 1
     denied = _guard(request, world)
     if denied is not None:
         return denied
@@ -194,11 +211,11 @@ async def organization(request: web.Request) -> web.StreamResponse:
             "models": {
                 MODEL: {
                     "maxConcurrentGenerations": world.config.runway_concurrency,
-                    "maxDailyGenerations": None,
+                    "maxDailyGenerations": world.config.runway_daily_limit,
                 }
             },
         },
-        "usage": {"models": {MODEL: {"dailyGenerations": len(tasks)}}},
+        "usage": {"models": {MODEL: {"dailyGenerations": world.created_today(PROVIDER)}}},
     }
     return web.json_response(body)
 

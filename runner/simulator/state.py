@@ -87,6 +87,7 @@ class World:
         if task_id is None:
             task_id = self.dice.uuid4("task-id", provider, task_key)
         moderated = self.faults.moderation(f"{provider}:{task_key}", triggered=MODERATION_TRIGGER in prompt)
+        failure_code = None if moderated else self._injected_failure(provider, occurrence)
         generation = generation_seconds(duration, self.dice.uniform("latency", provider, task_key))
         now = self.now()
         task = Task(
@@ -97,8 +98,9 @@ class World:
             duration=duration,
             seed=seed if seed is not None else self.dice.integer(1, 2**31 - 1, "seed", provider, task_key),
             created_at=now,
-            run_seconds=generation * MODERATION_SHARE if moderated else generation,
+            run_seconds=generation * MODERATION_SHARE if moderated or failure_code else generation,
             moderated=moderated,
+            failure_code=failure_code,
             cost_usd=cost_usd,
             extras=extras or {},
         )
@@ -114,6 +116,17 @@ class World:
             task.start_at = now
         counters.max_in_flight = max(counters.max_in_flight, self.in_flight(provider))
         return task
+
+    def _injected_failure(self, provider: str, occurrence: int) -> str | None:
+        """The failure code forced on a take's ``occurrence``-th task (0-based), if any."""
+        if provider == "runway" and occurrence < self.config.runway_fail_first:
+            return self.config.runway_failure_code
+        return None
+
+    def created_today(self, provider: str) -> int:
+        """Tasks created in the simulated day so far (Runway: plus ``runway_daily_used``)."""
+        earlier = self.config.runway_daily_used if provider == "runway" else 0
+        return earlier + len(self.tasks[provider])
 
     def find(self, provider: str, task_id: str) -> Task | None:
         task = self.tasks[provider].get(task_id)

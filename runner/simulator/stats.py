@@ -11,6 +11,9 @@ Counting rules:
   ``rejected``: the rest (validation, concurrency/capacity 429, injected 5xx/429, conflicts).
 - ``polls``: tasks polled (a Runware request with 10 ``getResponse`` counts 10); ``poll_requests``:
   HTTP requests that polled. Both count on arrival, faults included.
+- ``account_checks``: requests that bill nothing and prove a key (Runway ``GET /v1/organization``,
+  AIML ``GET /v1/billing/balance``, a Runware request holding only an ``authentication`` task),
+  counted on arrival, right key or not — so a pre-flight test can see it asked.
 - ``in_flight``: registered and not terminal now (Runway THROTTLED counts); ``max_in_flight``: the
   most at once. ``completed``/``failed``: tasks that reached SUCCEEDED/FAILED by now.
 - ``billed_usd``: a task is billed its cost when it *completes successfully*; failed and cancelled
@@ -41,6 +44,9 @@ class ProviderCounters:
     polls: int = 0
     poll_requests: int = 0
     max_in_flight: int = 0
+    #: key/account checks that bill nothing (Runway organization, AIML balance, Runware
+    #: authentication), counted on arrival whether or not the key was right
+    account_checks: int = 0
 
     def snapshot(self, tasks: Iterable[Task], now: float) -> dict[str, Any]:
         phases = [(task, task.phase(now)) for task in tasks]
@@ -54,6 +60,7 @@ class ProviderCounters:
             "billed_usd": round(float(billed), 6),
             "in_flight": sum(1 for _, phase in phases if not phase.terminal),
             "max_in_flight": self.max_in_flight,
+            "account_checks": self.account_checks,
             "completed": sum(1 for _, phase in phases if phase is Phase.SUCCEEDED),
             "failed": sum(1 for _, phase in phases if phase is Phase.FAILED),
         }

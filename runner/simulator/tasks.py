@@ -67,6 +67,8 @@ class Task:
     moderated: bool
     cost_usd: float
     extras: dict[str, Any] = field(default_factory=dict)
+    #: a provider-side failure code this task ends with (Runway ``failureCode``), when not moderated
+    failure_code: str | None = None
     #: when it got a slot; None while Runway keeps it THROTTLED
     start_at: float | None = None
     cancelled_at: float | None = None
@@ -94,7 +96,7 @@ class Task:
             return Phase.WAITING
         elapsed = now - self.start_at
         if elapsed >= self.run_seconds:
-            return Phase.FAILED if self.moderated else Phase.SUCCEEDED
+            return Phase.FAILED if self.moderated or self.failure_code else Phase.SUCCEEDED
         if elapsed < self.run_seconds * QUEUED_SHARE:
             return Phase.QUEUED
         return Phase.RUNNING

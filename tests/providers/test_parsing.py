@@ -114,12 +114,17 @@ def test_runware_failure_kinds(code: str | None, message: str | None, kind: Fail
 
 
 @pytest.mark.parametrize(
-    ("item_status", "state"), [("success", TaskState.SUCCEEDED), ("processing", TaskState.FAILED)]
+    ("item", "state"),
+    [
+        ({"status": "success", "videoURL": CLIP}, TaskState.SUCCEEDED),
+        ({"status": "processing", "videoURL": CLIP}, TaskState.SUCCEEDED),  # a video: finished
+        ({"status": "processing"}, TaskState.FAILED),
+    ],
 )
-def test_runware_first_terminal_word_wins(item_status: str, state: TaskState) -> None:
+def test_runware_first_terminal_word_wins(item: dict[str, Any], state: TaskState) -> None:
     envelope = runware.Envelope.read(
         {
-            "data": [{"taskUUID": "t", "status": item_status, "videoURL": CLIP}],
+            "data": [{"taskUUID": "t", **item}],
             "errors": [{"taskUUID": "t", "code": "providerError", "message": "late failure"}],
         }
     )

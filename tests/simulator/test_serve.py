@@ -64,3 +64,55 @@ def test_build_app_serves_every_route() -> None:
         ("GET", "/_sim/stats"),
     }
     assert expected <= routes
+
+
+async def test_previz_simulate_prints_pasteable_exports_with_the_keys_it_accepts() -> None:
+    proc = await asyncio.create_subprocess_exec(
+        *(sys.executable, "-m", "runner", "simulate", "--port", "0", "--time-scale", "0.01"),
+        *("--key", "RUNWAYML_API_SECRET=my-test-key", "--key", "runware=rw-test-key"),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    assert proc.stdout is not None
+    try:
+        lines: list[str] = []
+        while not lines or not lines[-1].lstrip().startswith("stats:"):
+            lines.append((await asyncio.wait_for(proc.stdout.readline(), 30)).decode())
+        exports = dict(
+            line.strip().removeprefix("export ").split("=", 1)
+            for line in lines
+            if line.strip().startswith("export ")
+        )
+        assert exports["RUNWAYML_API_SECRET"] == "my-test-key"
+        assert exports["RUNWARE_API_KEY"] == "rw-test-key"
+        assert exports["AIMLAPI_API_KEY"] == "sim-aimlapi-key"
+        base = exports["RUNWAYML_BASE_URL"]
+        assert base == exports["RUNWARE_BASE_URL"] == exports["AIMLAPI_BASE_URL"]
+        version = {"X-Runway-Version": "2024-11-06"}
+        async with aiohttp.ClientSession() as session:
+            for key, expected in (("my-test-key", 200), ("sim-runway-key", 401)):
+                headers = {"Authorization": f"Bearer {key}", **version}
+                async with session.get(f"{base}/v1/organization", headers=headers) as response:
+                    assert response.status == expected
+            auth = [{"taskType": "authentication", "apiKey": exports["RUNWARE_API_KEY"]}]
+            async with session.post(f"{base}/v1", json=auth) as response:
+                assert response.status == 200
+        proc.send_signal(signal.SIGINT)
+        await asyncio.wait_for(proc.communicate(), 30)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    assert proc.returncode == 0
+
+
+@pytest.mark.parametrize("pair", ["RUNWAYML_API_SECRET", "NOPE=x", "runway="])
+async def test_previz_simulate_refuses_a_bad_key_option(pair: str) -> None:
+    proc = await asyncio.create_subprocess_exec(
+        *(sys.executable, "-m", "runner", "simulate", "--port", "0", "--key", pair),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), 30)
+    assert proc.returncode == 2
+    assert b"--key" in err and out == b""

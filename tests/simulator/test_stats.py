@@ -38,6 +38,7 @@ PROVIDER_KEYS = {
     "max_in_flight",
     "completed",
     "failed",
+    "account_checks",
 }
 FAULT_KEYS = {
     "http_5xx",
