@@ -1,0 +1,267 @@
+"""What the journal promises, run by run (issue 7): disk errors, reruns from elsewhere, `_v2`, bad journals.
+
+In-process against the simulator over loopback, so ``/_sim/stats`` can prove that nothing was paid
+twice; the subprocess kill and signal tests live in tests/crash/.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from runner.cli import main
+from runner.download import Downloaded
+from runner.journal import FILENAME, Journal
+from runner.runlock import NOTE
+from runner.simulator import Simulator
+from tests.engine.direct import run_engine
+from tests.engine.helpers import ledger_rows, run_against, shot, write_manifest
+
+pytestmark = pytest.mark.anyio
+
+RUNWARE_6S = 0.3042
+
+
+def _accepted(sim: Simulator, provider: str = "runware") -> int:
+    accepted: int = sim.stats()["providers"][provider]["accepted"]
+    return accepted
+
+
+def _billed(sim: Simulator) -> float:
+    billed: float = sim.stats()["billed_usd"]
+    return billed
+
+
+# -- paid but not saved ----------------------------------------------------------------------------
+
+
+async def test_a_shot_folder_that_cannot_be_written_fails_that_take_alone(
+    sim: Simulator, tmp_path: Path
+) -> None:
+    manifest = write_manifest(tmp_path, [shot("blocked", "runware"), shot("fine", "runware")])
+    run_dir = tmp_path / "out" / "t"
+    run_dir.mkdir(parents=True)
+    (run_dir / "blocked").write_text("a regular file where the shot folder should be")
+    summary, _ = await run_against(sim, manifest)
+    assert (summary.done, summary.failed) == (1, 1)
+    rows = {r["shot"]: r for r in ledger_rows(run_dir)}
+    assert rows["blocked"]["failure_kind"] == "download"
+    assert "paid but not saved" in rows["blocked"]["failure_message"]
+    assert rows["blocked"]["cost_usd"] == pytest.approx(RUNWARE_6S), "the paid cost is in the ledger"
+    assert Journal.open(run_dir, readonly=True).records()[rows["blocked"]["key"]].paid_not_saved
+
+    (run_dir / "blocked").unlink()  # the cause removed: the rerun fetches the clip by task id
+    again, _ = await run_against(sim, manifest)
+    assert (again.done, again.failed, again.resumed) == (1, 0, 1)
+    assert _accepted(sim) == 2, "nothing was submitted twice"
+    fetched = [r for r in ledger_rows(run_dir) if r["shot"] == "blocked"][-1]
+    assert (fetched["status"], fetched["cost_usd"]) == ("done", 0.0)
+    assert "paid_earlier" in fetched["flags"]
+    assert sum(r["cost_usd"] for r in ledger_rows(run_dir)) == pytest.approx(_billed(sim))
+    assert (run_dir / fetched["output"]).read_bytes()[4:8] == b"ftyp"
+
+
+class FullDisk:
+    """A Downloader whose every write fails with ENOSPC, as a full disk's does."""
+
+    async def fetch(self, url: str, relpath: str, *, provider: str, take: str) -> Downloaded:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), relpath)
+
+
+async def test_a_full_disk_stops_new_submissions_and_keeps_the_paid_costs(
+    sim: Simulator, tmp_path: Path
+) -> None:
+    manifest = write_manifest(tmp_path, [shot("a", "runware", takes=6)], concurrency=2)
+    run = await run_engine(sim, manifest, downloader=FullDisk())
+    assert run.summary.stopped == "disk full"
+    assert run.summary.done == 0
+    assert 0 < run.summary.failed < 6, "the takes in flight end; no new ones start"
+    assert run.summary.not_started == 6 - run.summary.failed
+    rows = ledger_rows(run.run_dir)
+    assert all(r["failure_kind"] == "download" and r["cost_usd"] > 0 for r in rows)
+    submitted = _accepted(sim)
+
+    again = await run_engine(sim, manifest)  # space freed
+    assert (again.summary.done, again.summary.failed) == (6, 0)
+    assert _accepted(sim) == 6, "the paid takes were fetched, only the unstarted ones submitted"
+    assert submitted == len(rows)
+    assert sum(r["cost_usd"] for r in ledger_rows(run.run_dir)) == pytest.approx(_billed(sim))
+
+
+@pytest.fixture
+def tiny_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 128 KiB tmpfs mounted where one shot's clips go: a real ENOSPC (root only)."""
+    place = tmp_path / "out" / "t" / "full"
+    place.mkdir(parents=True)
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=128k", "tmpfs", str(place)], capture_output=True, check=False
+    )
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here ({done.stderr.decode().strip()}); FullDisk covers it")
+    try:
+        yield place
+    finally:
+        subprocess.run(["umount", "-l", str(place)], check=False)
+
+
+def _partial_files(folder: Path) -> list[Path]:
+    return list(folder.rglob("*.part"))
+
+
+async def test_a_really_full_disk(sim: Simulator, tmp_path: Path, tiny_disk: Path) -> None:
+    (tiny_disk / "ballast").write_bytes(b"\0" * 120 * 1024)
+    manifest = write_manifest(tmp_path, [shot("full", "runware", takes=3)], concurrency=3)
+    summary, run_dir = await run_against(sim, manifest)
+    assert summary.done < 3 and summary.failed >= 1
+    assert not _partial_files(tiny_disk), "a failed write leaves no partial clip"
+    (tiny_disk / "ballast").unlink()
+    again, _ = await run_against(sim, manifest)
+    assert again.failed == 0
+    assert _accepted(sim) == 3, "nothing billed twice"
+    assert sum(r["cost_usd"] for r in ledger_rows(run_dir)) == pytest.approx(_billed(sim))
+
+
+# -- where things land -----------------------------------------------------------------------------
+
+
+def test_a_rerun_from_another_directory_finds_its_journal(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    project = tmp_path / "project"
+    project.mkdir()
+    manifest = write_manifest(project, [shot("a", "runware", takes=2)], simulate=True, output_dir="renders")
+    monkeypatch.chdir(project)
+    assert main(["run", manifest.name, "--sim-time-scale", "0.01"]) == 0
+    elsewhere = tmp_path / "home"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)  # cron starts in $HOME
+    assert main(["run", str(manifest), "--sim-time-scale", "0.01"]) == 0
+    out = capsys.readouterr().out
+    assert str(project / "renders" / "t") in out
+    assert len(ledger_rows(project / "renders" / "t")) == 2, "nothing resubmitted"
+    assert not (elsewhere / "renders").exists()
+
+
+async def test_an_edited_prompt_never_overwrites_a_paid_clip(sim: Simulator, tmp_path: Path) -> None:
+    manifest = write_manifest(tmp_path, [shot("a", "runware", seeds=[5])])
+    await run_against(sim, manifest)
+    run_dir = tmp_path / "out" / "t"
+    first = run_dir / "a" / "a_t01_s5.mp4"
+    before = hashlib.sha256(first.read_bytes()).hexdigest()
+    manifest.write_text(manifest.read_text().replace("dolly shot", "crane shot"))
+    await run_against(sim, manifest)
+    assert hashlib.sha256(first.read_bytes()).hexdigest() == before, "the paid clip is untouched"
+    second = run_dir / "a" / "a_t01_s5_v2.mp4"
+    assert second.exists()
+    outputs = [r["output"] for r in ledger_rows(run_dir)]
+    assert outputs == ["a/a_t01_s5.mp4", "a/a_t01_s5_v2.mp4"]
+
+
+# -- journals that cannot be trusted, locks left behind ----------------------------------------------
+
+
+@pytest.mark.parametrize("damage", ["garbage", "newer"])
+def test_a_corrupt_or_newer_journal_is_exit_2_with_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], damage: str
+) -> None:
+    manifest = write_manifest(tmp_path, [shot("a", "runware")], simulate=True)
+    run_dir = tmp_path / "out" / "t"
+    run_dir.mkdir(parents=True)
+    if damage == "garbage":
+        (run_dir / FILENAME).write_bytes(b"this is not a database, it is a cry for help" * 100)
+    else:
+        conn = sqlite3.connect(run_dir / FILENAME)
+        conn.execute("PRAGMA user_version=99")
+        conn.close()
+    before = (run_dir / FILENAME).read_bytes()
+    assert main(["run", str(manifest), "--sim-time-scale", "0.01"]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1, err
+    assert FILENAME in err and "Traceback" not in err
+    assert ("newer previz" in err) if damage == "newer" else ("not a usable journal" in err)
+    assert (run_dir / FILENAME).read_bytes() == before, "the journal is left as it was"
+    assert not (run_dir / "a").exists(), "nothing was run"
+
+
+def test_a_lock_left_by_a_dead_process_is_taken_over(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import socket
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    manifest = write_manifest(tmp_path, [shot("a", "runware")], simulate=True)
+    run_dir = tmp_path / "out" / "t"
+    run_dir.mkdir(parents=True)
+    note = {"pid": dead.pid, "host": socket.gethostname(), "started": "2026-11-27T23:00:00+00:00"}
+    (run_dir / NOTE).write_text(json.dumps(note))
+    assert main(["run", str(manifest), "--sim-time-scale", "0.01"]) == 0
+    out = capsys.readouterr().out
+    assert f"took over the lock left by a run that is gone (pid {dead.pid}" in out
+    assert not (run_dir / NOTE).exists(), "the note goes with the run that wrote it"
+
+
+def test_a_held_lock_names_its_holder(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import filelock
+
+    manifest = write_manifest(tmp_path, [shot("a", "runware")], simulate=True)
+    run_dir = tmp_path / "out" / "t"
+    run_dir.mkdir(parents=True)
+    (run_dir / NOTE).write_text(
+        json.dumps({"pid": 4242, "host": "render-07", "started": "2026-11-28T01:02:03"})
+    )
+    with filelock.FileLock(str(run_dir / ".lock")):
+        assert main(["run", str(manifest)]) == 4
+    err = capsys.readouterr().err
+    assert "pid 4242 on render-07, started 2026-11-28T01:02:03" in err
+
+
+# -- failures from earlier runs still count ---------------------------------------------------------
+
+
+def test_sticky_failures_of_earlier_runs_keep_exit_1(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    shots = [shot("fine", "runware"), shot("flagged", "runware", prompt="[sim:moderate] a crowd")]
+    manifest = write_manifest(tmp_path, shots, simulate=True)
+    assert main(["run", str(manifest), "--sim-time-scale", "0.01"]) == 1
+    capsys.readouterr()
+    assert main(["run", str(manifest), "--sim-time-scale", "0.01"]) == 1
+    out = capsys.readouterr().out
+    assert "1 takes failed in earlier runs" in out and "--retry-failed" in out
+    summary = json.loads((tmp_path / "out" / "t" / "summary.json").read_text())
+    assert summary["takes"] == {"done": 1, "failed": 1}
+    assert summary["this_run"]["failed_earlier"] == 1
+
+
+# -- status --------------------------------------------------------------------------------------------
+
+
+async def test_status_reports_states_and_altered_clips(
+    sim: Simulator, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    manifest = write_manifest(tmp_path, [shot("a", "runware", takes=3)])
+    await run_against(sim, manifest)
+    run_dir = tmp_path / "out" / "t"
+    clips = sorted((run_dir / "a").glob("*.mp4"))
+    clips[0].unlink()
+    data = bytearray(clips[1].read_bytes())
+    data[-1] ^= 0xFF
+    clips[1].write_bytes(bytes(data))
+    assert main(["status", str(manifest), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["counts"] == {"done": 3}
+    assert report["running"] is False
+    assert sorted(t["clip"] or "" for t in report["takes"]) == ["", "altered (sha256)", "missing"]
+    assert main(["status", str(run_dir)]) == 0
+    text = capsys.readouterr().out
+    assert "2 clips are missing or altered" in text
