@@ -1,0 +1,142 @@
+"""Interrupts as a user's night brings them: SIGHUP, a double Ctrl-C, a kill right after the submits.
+
+Each test runs ``previz run`` as a subprocess against a standalone ``previz simulate``, so the
+simulator's bill outlives the runner and shows whether anything was bought twice.
+"""
+
+from __future__ import annotations
+
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.crash import standalone
+from tests.crash.standalone import ledger, stats
+from tests.engine.helpers import shot, write_manifest
+
+pytestmark = pytest.mark.slow
+
+SCALE = 0.02
+
+
+def _states(run_dir: Path) -> dict[str, int]:
+    path = run_dir / "journal.sqlite"
+    if not path.exists():
+        return {}
+    conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+    try:
+        return dict(conn.execute("SELECT state, count(*) FROM takes GROUP BY state").fetchall())
+    except sqlite3.DatabaseError:
+        return {}
+    finally:
+        conn.close()
+
+
+def _wait_for(run_dir: Path, state: str, count: int, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if _states(run_dir).get(state, 0) >= count:
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"never {count} takes {state}: {_states(run_dir)}")
+
+
+def _start(manifest: Path, url: str, scale: float = SCALE) -> subprocess.Popen[str]:
+    return standalone.start_run(manifest, url, clock_scale=scale)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGHUP, signal.SIGTERM])
+def test_sighup_drains_like_sigterm(tmp_path: Path, sig: signal.Signals) -> None:
+    manifest = write_manifest(tmp_path, [shot("a", "runware", takes=8)], name="night", concurrency=3)
+    run_dir = tmp_path / "out" / "night"
+    with standalone.simulator("clean", time_scale=SCALE) as url:
+        proc = _start(manifest, url)
+        _wait_for(run_dir, "submitted", 1)
+        proc.send_signal(sig)
+        code, out, err = standalone.finish(proc)
+        billed = stats(url)
+    assert code == 130, out + err
+    assert "Traceback" not in err
+    rows = ledger(run_dir)
+    assert rows and all(r["status"] == "done" for r in rows), "the takes in flight were drained"
+    assert len(rows) < 8, "nothing new was submitted after the signal"
+    assert billed["providers"]["runware"]["accepted"] == len(rows)
+
+
+def test_second_ctrl_c_stops_at_once_and_the_rerun_buys_nothing_twice(tmp_path: Path) -> None:
+    """Generations of ~6 s (real): a run that ignored the second Ctrl-C would drain for seconds."""
+    manifest = write_manifest(tmp_path, [shot("a", "runway", takes=4)], name="night", concurrency=4)
+    run_dir = tmp_path / "out" / "night"
+    with standalone.simulator("clean", time_scale=0.1) as url:
+        proc = _start(manifest, url, scale=0.1)
+        _wait_for(run_dir, "submitted", 4)
+        proc.send_signal(signal.SIGINT)
+        time.sleep(0.3)
+        stopped_at = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        code, out, err = standalone.finish(proc)
+        took = time.monotonic() - stopped_at
+        assert code == 130, out + err
+        assert "Traceback" not in err
+        assert took < 3.0, f"the second Ctrl-C took {took:.1f} s to stop the run"
+        assert _states(run_dir).get("submitted") == 4, "the tasks in flight stay in the journal"
+        assert ledger(run_dir) == []
+        assert not list(run_dir.rglob("*.part"))
+
+        code, out, err = standalone.run(manifest, url, clock_scale=0.1)
+        bill = stats(url)
+    assert code == 0, out + err
+    assert bill["providers"]["runway"]["accepted"] == 4, "the rerun polled the tasks it had, bought none"
+    assert len(ledger(run_dir)) == 4
+    assert sum(r["cost_usd"] for r in ledger(run_dir)) == pytest.approx(
+        bill["providers"]["runway"]["billed_usd"]
+    )
+
+
+def test_runway_killed_right_after_its_submits_pays_nothing_again(tmp_path: Path) -> None:
+    manifest = write_manifest(tmp_path, [shot("a", "runway", takes=5)], name="night", concurrency=5)
+    run_dir = tmp_path / "out" / "night"
+    with standalone.simulator("clean", time_scale=0.1) as url:
+        proc = _start(manifest, url, scale=0.1)
+        _wait_for(run_dir, "submitted", 5)
+        proc.kill()
+        standalone.finish(proc)
+        code, out, err = standalone.run(manifest, url, clock_scale=0.1)
+        bill = stats(url)
+    assert code == 0, out + err
+    assert "picked up from an earlier run" in out or "resumed" in out
+    assert bill["providers"]["runway"]["accepted"] == 5
+    assert max(bill["submissions_by_take"].values()) == 1
+    assert sum(r["cost_usd"] for r in ledger(run_dir)) == pytest.approx(bill["billed_usd"])
+
+
+def test_cancel_cancels_runway_tasks_and_they_bill_nothing(tmp_path: Path) -> None:
+    shots = [shot("a", "runway", takes=3), shot("b", "runware", takes=1)]
+    manifest = write_manifest(tmp_path, shots, name="night", concurrency=3)
+    run_dir = tmp_path / "out" / "night"
+    with standalone.simulator("clean", time_scale=0.2) as url:
+        proc = _start(manifest, url, scale=0.2)
+        _wait_for(run_dir, "submitted", 4)
+        proc.kill()
+        standalone.finish(proc)
+        argv = [sys.executable, "-m", "runner", "cancel", str(manifest)]
+        done = subprocess.run(argv, env=standalone.env_for(url), capture_output=True, text=True, timeout=60)
+        time.sleep(0.5)
+        bill = stats(url)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert [line.split()[1] for line in done.stdout.splitlines() if line.startswith("cancelled ")] == [
+        "a#t01",
+        "a#t02",
+        "a#t03",
+    ]
+    assert "runware cannot cancel a task: 1 takes" in done.stdout
+    assert bill["providers"]["runway"]["billed_usd"] == 0.0
+    assert _states(run_dir)["cancelled"] == 3
+    rows = ledger(run_dir)
+    assert [r["status"] for r in rows] == ["cancelled"] * 3
+    assert all(r["cost_usd"] == 0.0 for r in rows)
