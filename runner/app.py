@@ -30,7 +30,7 @@ from runner.errors import ConfigError
 from runner.events import Bus, Event, Kind, Subscriber
 from runner.gate import Gate, StopReason
 from runner.images import ImageEncoder
-from runner.journal import AsyncJournal, Journal
+from runner.journal import AsyncJournal, Journal, JournalWriteError, Record
 from runner.lanes import LaneOptions
 from runner.ledger import LedgerFiles, spec_of
 from runner.manifest import Manifest, load_manifest, parse_deadline
@@ -180,16 +180,42 @@ async def run_takes(
             gate=Gate(budget_usd=prepared.budget_usd, deadline=prepared.deadline),
             run_dir=run_dir,
         )
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(_on_signals, engine, tg.cancel_scope)
-            await engine.run(prepared.takes, records)
-            tg.cancel_scope.cancel()
-        write_summary(prepared, engine.summary, journal, started=started)
+        await _drive(engine, prepared.takes, records)
+        _finish(prepared, engine, journal, ledger, bus, started)
         return engine.summary
     finally:
         ledger.close()
         log.close()
         journal.close()
+
+
+def _finish(
+    prepared: Prepared, engine: Engine, journal: Journal, ledger: LedgerFiles, bus: Bus, started: datetime
+) -> None:
+    """The run's end: summary.json, and a word on any file a full disk kept from being written."""
+    try:
+        write_summary(prepared, engine.summary, journal, started=started)
+    except OSError as exc:
+        bus.emit(Event(Kind.WARNING, message=f"cannot write summary.json ({exc.strerror or exc})"))
+    if ledger.failed:
+        bus.emit(Event(Kind.WARNING, message=ledger.failed + "; the next run writes the missing rows"))
+
+
+async def _drive(engine: Engine, takes: tuple[Take, ...], records: Mapping[str, Record]) -> None:
+    """The engine, with the interrupt handler beside it; a journal that fails ends the run whole."""
+    try:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(_on_signals, engine, tg.cancel_scope)
+            await engine.run(takes, records)
+            tg.cancel_scope.cancel()
+    except BaseExceptionGroup as group:
+        failed = group.subgroup(JournalWriteError)
+        if failed is None:
+            raise
+        first: BaseException = failed
+        while isinstance(first, BaseExceptionGroup):
+            first = first.exceptions[0]
+        raise first from None
 
 
 def _engine_options(prepared: Prepared, providers: Mapping[str, Provider], wiring: Wiring) -> EngineOptions:

@@ -38,7 +38,7 @@ import anyio
 import anyio.lowlevel
 import anyio.to_thread
 
-from runner.errors import InputError
+from runner.errors import InputError, PrevizError
 
 SCHEMA_VERSION = 1
 FILENAME = "journal.sqlite"
@@ -82,6 +82,14 @@ CREATE TABLE rows (
 
 class JournalError(InputError):
     """The journal cannot be used (corrupt, or written by a newer previz): exit 2, one line."""
+
+
+class JournalWriteError(PrevizError):
+    """The journal cannot be written mid-run (disk full, permissions): the run stops, exit 1.
+
+    Nothing is sent without its write-ahead row, so what is on disk stays consistent; a task whose
+    id could not be recorded is the uncertain case on the next run.
+    """
 
 
 @dataclass(frozen=True)
@@ -166,6 +174,8 @@ class Journal:
                 if version == 0:
                     conn.executescript(f"BEGIN;{_SCHEMA}PRAGMA user_version={SCHEMA_VERSION};COMMIT;")
             conn.execute("SELECT count(*) FROM takes").fetchone()
+        except sqlite3.OperationalError as exc:  # disk full, no permission, a folder in the way
+            raise JournalError(f"{path}: cannot open the journal ({exc})") from exc
         except sqlite3.DatabaseError as exc:
             raise JournalError(f"{path}: not a usable journal ({exc}); move it aside to start over") from exc
         return cls(conn, path)
@@ -177,13 +187,20 @@ class Journal:
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
         with self._lock:
-            self._conn.execute("BEGIN IMMEDIATE")
             try:
-                yield self._conn
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
-            self._conn.execute("COMMIT")
+                self._conn.execute("BEGIN IMMEDIATE")
+                try:
+                    yield self._conn
+                except BaseException:
+                    self._conn.execute("ROLLBACK")
+                    raise
+                self._conn.execute("COMMIT")
+            except sqlite3.Error as exc:
+                if self._conn.in_transaction:
+                    self._conn.execute("ROLLBACK")
+                raise JournalWriteError(
+                    f"{self.path}: cannot write the journal ({exc}); nothing more is sent"
+                ) from exc
 
     # --- reading ------------------------------------------------------------------------------
 
@@ -403,12 +420,17 @@ class AsyncJournal:
                 self._on_row()
 
         self.commits += 1
-        if self._inline:
-            work()
-            await anyio.lowlevel.checkpoint()
-        else:
-            with anyio.CancelScope(shield=True):
-                await anyio.to_thread.run_sync(work)
+        try:
+            if self._inline:
+                work()
+                await anyio.lowlevel.checkpoint()
+            else:
+                with anyio.CancelScope(shield=True):
+                    await anyio.to_thread.run_sync(work)
+        except Exception as exc:  # the commit failed: every call in it failed with it
+            for call in batch:
+                call.done = True
+                call.error = call.error or exc
 
     async def reserve(
         self, key: str, attempt: int, estimate: float, check: Callable[[Money], R | None]

@@ -130,9 +130,23 @@ class LedgerFiles:
         self._writer = csv.DictWriter(self._csv, fieldnames=COLUMNS, extrasaction="ignore")
         if new_csv:
             self._writer.writeheader()
+        self.failed: str | None = None
 
     def sync(self, journal: Journal) -> int:
-        """Append the journal's rows that either file lacks; fsync once. Returns rows appended."""
+        """Append the journal's rows that either file lacks; fsync once. Returns rows appended.
+
+        A write that fails (a full disk) stops the files for this run, not the run: the journal
+        holds every row, and the next run appends what is missing. ``failed`` says why.
+        """
+        if self.failed:
+            return 0
+        try:
+            return self._append(journal)
+        except OSError as exc:
+            self.failed = f"cannot write the ledger files ({exc.strerror or exc}); the journal keeps the rows"
+            return 0
+
+    def _append(self, journal: Journal) -> int:
         written = 0
         for seq, row in journal.rows_after(min(self._csv_seq, self._jsonl_seq)):
             full = {**{c: row.get(c) for c in COLUMNS}, **row, "seq": seq}
@@ -150,8 +164,11 @@ class LedgerFiles:
         return written
 
     def close(self) -> None:
-        self._csv.close()
-        self._jsonl.close()
+        for fh in (self._csv, self._jsonl):
+            try:
+                fh.close()
+            except OSError as exc:  # buffered bytes that a full disk refused: the next run rewrites them
+                self.failed = self.failed or f"cannot write the ledger files ({exc.strerror or exc})"
 
 
 def _last_seq(rows: Iterator[dict[str, Any]]) -> int:

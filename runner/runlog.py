@@ -7,6 +7,7 @@ a provider or a library.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Iterable
 from pathlib import Path
@@ -36,11 +37,17 @@ class RunLog:
         self._redact = redact
 
     def __call__(self, event: Event) -> None:
-        self._fh.write(self._redact(json.dumps(_record(event), ensure_ascii=False)) + "\n")
-        self._fh.flush()
+        if self._fh.closed:
+            return
+        try:
+            self._fh.write(self._redact(json.dumps(_record(event), ensure_ascii=False)) + "\n")
+            self._fh.flush()
+        except OSError:  # a full disk: the log is best effort, the journal is the record
+            self.close()
 
     def close(self) -> None:
-        self._fh.close()
+        with contextlib.suppress(OSError):
+            self._fh.close()
 
 
 def _record(event: Event) -> dict[str, Any]:

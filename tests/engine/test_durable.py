@@ -20,7 +20,7 @@ import pytest
 
 from runner.cli import main
 from runner.download import Downloaded
-from runner.journal import FILENAME, Journal
+from runner.journal import FILENAME, Journal, JournalWriteError
 from runner.runlock import NOTE
 from runner.simulator import Simulator
 from tests.engine.direct import run_engine
@@ -265,3 +265,42 @@ async def test_status_reports_states_and_altered_clips(
     assert main(["status", str(run_dir)]) == 0
     text = capsys.readouterr().out
     assert "2 clips are missing or altered" in text
+
+
+@pytest.fixture
+def tiny_run_dir(tmp_path: Path) -> Iterator[Path]:
+    """A 512 KiB tmpfs as the whole run directory: the journal itself meets ENOSPC (root only)."""
+    place = tmp_path / "out" / "t"
+    place.mkdir(parents=True)
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=512k", "tmpfs", str(place)], capture_output=True, check=False
+    )
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here ({done.stderr.decode().strip()})")
+    try:
+        yield place
+    finally:
+        subprocess.run(["umount", "-l", str(place)], check=False)
+
+
+async def test_a_disk_too_full_for_the_journal_stops_cleanly(
+    sim: Simulator, tmp_path: Path, tiny_run_dir: Path
+) -> None:
+    """Clips and journal share a full disk: the run ends (a clear error or a disk-full stop), and
+    the rerun with space pays for nothing twice (Runware: the taskUUID is written ahead)."""
+    manifest = write_manifest(tmp_path, [shot("a", "runware", takes=8)], concurrency=4)
+    (tiny_run_dir / "ballast").write_bytes(b"\0" * 440 * 1024)
+    try:
+        summary, _ = await run_against(sim, manifest)
+    except JournalWriteError as exc:
+        assert "cannot write the journal" in str(exc)
+    else:
+        assert summary.done < 8
+    (tiny_run_dir / "ballast").unlink()
+    for _ in range(2):  # the rerun has room again
+        summary, _ = await run_against(sim, manifest)
+        if summary.ok:
+            break
+    assert summary.ok
+    assert _accepted(sim) == 8, "no take was paid twice"
+    assert sum(r["cost_usd"] for r in ledger_rows(tiny_run_dir)) == pytest.approx(_billed(sim))
