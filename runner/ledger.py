@@ -113,7 +113,7 @@ class Ledger:
     def append(self, outcome: Outcome) -> None:
         row = row_of(outcome, run_id=self.run_id, manifest=self.manifest)
         self._writer.writerow({k: "" if v is None else v for k, v in row.items()})
-        self._jsonl.write(json.dumps(row, ensure_ascii=False) + "\n")
+        self._jsonl.write(json.dumps(row, ensure_ascii=False, allow_nan=False) + "\n")
         for fh in (self._csv, self._jsonl):
             fh.flush()
             os.fsync(fh.fileno())

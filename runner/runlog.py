@@ -36,7 +36,7 @@ class RunLog:
         self._redact = redact
 
     def __call__(self, event: Event) -> None:
-        self._fh.write(self._redact(json.dumps(_record(event), ensure_ascii=False)) + "\n")
+        self._fh.write(self._redact(json.dumps(_record(event), ensure_ascii=False, allow_nan=False)) + "\n")
         self._fh.flush()
 
     def close(self) -> None:

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import base64
 import binascii
-import ipaddress
 import re
 import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import urlsplit
+
+from runner.netloc import is_loopback
 
 _DATA_URI = re.compile(r"^data:image/(png|jpeg|jpg|webp);base64,(?P<payload>[A-Za-z0-9+/=\s]+)$", re.DOTALL)
 _RAW_BASE64 = re.compile(r"^[A-Za-z0-9+/\s]{16,}={0,2}$")
@@ -96,17 +97,6 @@ def one_of(body: Mapping[str, Any], field: str, choices: Sequence[str], *, defau
     if value not in choices:
         raise Invalid(field, f"{field} must be one of {', '.join(choices)}, got {value!r}", "enum")
     return str(value)
-
-
-def is_loopback(host: str | None) -> bool:
-    if not host:
-        return False
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def _check_url(field: str, value: str) -> None:
