@@ -23,9 +23,9 @@ import hashlib
 import os
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from io import BufferedWriter
 from pathlib import Path
 
-import aiofiles
 import aiofiles.os
 import aiohttp
 import anyio
@@ -213,14 +213,26 @@ def _total_length(resp: aiohttp.ClientResponse, already: int) -> int | None:
 
 
 async def _stream(resp: aiohttp.ClientResponse, part: _Part, where: _Where) -> None:
-    async with aiofiles.open(part.path, "ab" if part.size else "wb") as fh:
+    fh = await anyio.to_thread.run_sync(_open, part.path, part.size > 0)
+    try:
         async for chunk in resp.content.iter_chunked(CHUNK):
             _check_cap(part.size + len(chunk), part, where)  # stop reading before writing past the cap
             part.hasher.update(chunk)
             part.size += len(chunk)
-            await fh.write(chunk)
-        await fh.flush()
-        await anyio.to_thread.run_sync(os.fsync, fh.fileno())
+            await anyio.to_thread.run_sync(fh.write, chunk)
+        await anyio.to_thread.run_sync(_sync, fh)
+    finally:  # closed even when a timeout or a hard stop cancels the download mid-write
+        with anyio.CancelScope(shield=True):
+            await anyio.to_thread.run_sync(fh.close)
+
+
+def _open(path: Path, append: bool) -> BufferedWriter:
+    return path.open("ab" if append else "wb")
+
+
+def _sync(fh: BufferedWriter) -> None:
+    fh.flush()
+    os.fsync(fh.fileno())
 
 
 async def _finish(part: _Part, dest: Path, where: _Where) -> Downloaded:
