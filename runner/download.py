@@ -201,7 +201,9 @@ def _check_status(resp: aiohttp.ClientResponse, where: _Where) -> None:
 
 def _check_cap(size: int | None, part: _Part, where: _Where) -> None:
     if size is not None and size > part.max_bytes:
-        raise UnfetchableError(f"{where}: the clip is over the size cap ({size} > {part.max_bytes} bytes)")
+        raise UnfetchableError(
+            f"{where}: the clip is over the size cap of {part.max_bytes} bytes ({size} bytes or more)"
+        )
 
 
 def _total_length(resp: aiohttp.ClientResponse, already: int) -> int | None:

@@ -243,15 +243,13 @@ def _parse_json(body: bytes) -> Any:
 
 async def read_capped(resp: aiohttp.ClientResponse, cap: int = MAX_BODY) -> tuple[bytes, bool]:
     """At most ``cap`` bytes of the body, and whether there was more (which is then left unread)."""
-    chunks: list[bytes] = []
-    size = 0
-    while size <= cap:
-        chunk = await resp.content.read(min(_READ, cap + 1 - size))
+    body = bytearray()
+    while len(body) <= cap:
+        chunk = await resp.content.read(min(_READ, cap + 1 - len(body)))
         if not chunk:
-            return b"".join(chunks), False
-        chunks.append(chunk)
-        size += len(chunk)
-    return b"".join(chunks)[:cap], True
+            return bytes(body), False
+        body += chunk
+    return bytes(memoryview(body)[:cap]), True
 
 
 class Wire:

@@ -13,6 +13,7 @@ API answers: every other path, answered according to ``HostileServer.api_mode``.
 
 from __future__ import annotations
 
+import zlib
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -56,11 +57,23 @@ class HostileServer:
 
 
 async def _endless(
-    request: web.Request, hostile: HostileServer, first: bytes, filler: bytes
+    request: web.Request,
+    hostile: HostileServer,
+    first: bytes,
+    filler: bytes,
+    *,
+    claims: int | None = None,
+    status: int = 200,
 ) -> web.StreamResponse:
-    """``first``, then ``filler`` until the client hangs up (or SAFETY_STOP), without a length."""
-    response = web.StreamResponse(status=200)
-    response.enable_chunked_encoding()
+    """``first``, then ``filler`` until the client hangs up (or SAFETY_STOP).
+
+    Without a length by default; ``claims`` sends that Content-Length instead (a lie: it never ends).
+    """
+    response = web.StreamResponse(status=status)
+    if claims is None:
+        response.enable_chunked_encoding()
+    else:
+        response.content_length = claims
     await response.prepare(request)
     piece = first
     try:
@@ -74,6 +87,38 @@ async def _endless(
     return response
 
 
+async def _gzip_bomb(request: web.Request, hostile: HostileServer, first: bytes) -> web.StreamResponse:
+    """``first`` then zeros, gzip-encoded: a few kB on the wire that inflate without end."""
+    response = web.StreamResponse(status=200, headers={"Content-Encoding": "gzip"})
+    response.enable_chunked_encoding()
+    await response.prepare(request)
+    packer = zlib.compressobj(9, zlib.DEFLATED, 31)  # 31: gzip framing
+    zeros = bytes(1024 * 1024)
+    try:
+        await response.write(packer.compress(first))
+        while hostile.sent[request.path] < SAFETY_STOP:  # counts inflated bytes
+            await response.write(packer.compress(zeros) or packer.flush(zlib.Z_SYNC_FLUSH))
+            hostile.sent[request.path] += len(zeros)
+    except (ConnectionError, RuntimeError):
+        pass
+    return response
+
+
+async def _trickle(request: web.Request, hostile: HostileServer) -> web.StreamResponse:
+    """One byte every ``hostile.trickle_every`` seconds, of a body that claims 10,000."""
+    response = web.StreamResponse(status=200)
+    response.content_length = 10_000
+    await response.prepare(request)
+    try:
+        for _ in range(10_000):
+            await response.write(b"\0")
+            hostile.sent[request.path] += 1
+            await anyio.sleep(hostile.trickle_every)
+    except (ConnectionError, RuntimeError):
+        pass
+    return response
+
+
 def _download_handlers(hostile: HostileServer) -> dict[str, Handler]:
     zeros = bytes(PIECE)
 
@@ -83,36 +128,20 @@ def _download_handlers(hostile: HostileServer) -> dict[str, Handler]:
     async def endless(request: web.Request) -> web.StreamResponse:
         return await _endless(request, hostile, FTYP, zeros)
 
-    async def trickle(request: web.Request) -> web.StreamResponse:
-        response = web.StreamResponse(status=200)
-        response.content_length = 10_000
-        await response.prepare(request)
-        try:
-            for offset in range(10_000):
-                await response.write(FTYP[offset : offset + 1] or b"\0")
-                hostile.sent[request.path] += 1
-                await anyio.sleep(hostile.trickle_every)
-        except (ConnectionError, RuntimeError):
-            pass
-        return response
-
     async def lying_length(request: web.Request) -> web.StreamResponse:
-        response = web.StreamResponse(status=200)
-        response.content_length = 4 * 1024**3  # says 4 GiB, then streams zeros until hung up on
-        await response.prepare(request)
-        try:
-            while hostile.sent[request.path] < SAFETY_STOP:
-                await response.write(zeros)
-                hostile.sent[request.path] += len(zeros)
-        except (ConnectionError, RuntimeError):
-            pass
-        return response
+        return await _endless(request, hostile, FTYP, zeros, claims=4 * 1024**3)
+
+    async def gzip_bomb(request: web.Request) -> web.StreamResponse:
+        return await _gzip_bomb(request, hostile, FTYP)
+
+    async def trickle(request: web.Request) -> web.StreamResponse:
+        return await _trickle(request, hostile)
 
     async def good(request: web.Request) -> web.StreamResponse:
         return web.Response(body=base_clip(), content_type="video/mp4")
 
     return {"ftyp-zeros.mp4": ftyp_zeros, "endless.mp4": endless, "trickle.mp4": trickle,
-            "lying-length.mp4": lying_length, "good.mp4": good}  # fmt: skip
+            "lying-length.mp4": lying_length, "gzip-bomb.mp4": gzip_bomb, "good.mp4": good}  # fmt: skip
 
 
 #: where each redirect mode points (None: no Location header at all)
@@ -146,7 +175,7 @@ def _redirect_handlers(hostile: HostileServer) -> dict[str, Handler]:
 
 
 #: the answers to API calls, by ``api_mode``
-API_MODES = ("endless-json", "html", "deep-json", "endless-error", "cost")
+API_MODES = ("endless-json", "gzip-bomb", "html", "deep-json", "endless-error", "cost")
 
 
 def _api_handler(hostile: HostileServer) -> Handler:
@@ -156,8 +185,10 @@ def _api_handler(hostile: HostileServer) -> Handler:
         mode = hostile.api_mode
         if mode == "endless-json":
             return await _endless(request, hostile, b'{"id": "t1", "status": "', b"x" * PIECE)
+        if mode == "gzip-bomb":
+            return await _gzip_bomb(request, hostile, b'{"id": "t1", "status": "')
         if mode == "endless-error":
-            return await _endless_error(request, hostile)
+            return await _endless(request, hostile, b"", b"<p>bad gateway</p>" * 1000, status=502)
         if mode == "deep-json":
             return web.Response(body=b"[" * 200_000, content_type="application/json")
         if mode == "cost":
@@ -172,19 +203,6 @@ def _api_handler(hostile: HostileServer) -> Handler:
         )
 
     return api
-
-
-async def _endless_error(request: web.Request, hostile: HostileServer) -> web.StreamResponse:
-    response = web.StreamResponse(status=502)
-    response.enable_chunked_encoding()
-    await response.prepare(request)
-    try:
-        while hostile.sent[request.path] < SAFETY_STOP:
-            await response.write(b"<p>bad gateway</p>" * 1000)
-            hostile.sent[request.path] += 18_000
-    except (ConnectionError, RuntimeError):
-        pass
-    return response
 
 
 def hostile_app(hostile: HostileServer) -> web.Application:

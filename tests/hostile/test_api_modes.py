@@ -78,6 +78,19 @@ async def test_an_endless_json_poll_answer_is_a_failed_poll_within_bounded_memor
     assert sent < SAFETY_STOP
 
 
+async def test_a_gzip_bomb_poll_answer_is_inflated_only_up_to_the_cap() -> None:
+    """A few kB on the wire that inflate to 256 MB: the cap counts inflated bytes."""
+    async with hostile_server("gzip-bomb") as hostile, wire_at(hostile) as wire:
+        tracemalloc.start()
+        try:
+            with pytest.raises(TransientError, match=f"body over {MAX_BODY} bytes"):
+                await wire.call("GET", "/v1/tasks/t1")
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+    assert peak < 4 * MAX_BODY, f"peak {peak / 1e6:.1f} MB to read a poll answer"
+
+
 async def test_an_endless_json_submit_answer_is_an_ambiguous_submit() -> None:
     async with hostile_server("endless-json") as hostile, provider_at(hostile, "runway") as runway:
         with pytest.raises(AmbiguousSubmitError, match=f"body over {MAX_BODY} bytes"):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 import time
+import tracemalloc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 from pathlib import Path
@@ -125,10 +126,27 @@ async def test_an_endless_body_stops_at_the_size_cap(tmp_path: Path) -> None:
     _nothing_kept(tmp_path)
 
 
+async def test_a_gzip_bomb_is_inflated_only_up_to_the_cap(tmp_path: Path) -> None:
+    dest = tmp_path / "clip.mp4"
+    async with hostile_server() as hostile, watching(dest) as watcher:
+        tracemalloc.start()
+        try:
+            with pytest.raises(UnfetchableError, match="over the size cap"):
+                await _fetch(hostile, "/clip/gzip-bomb.mp4", dest, max_bytes=CAP)
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+    assert 0 < watcher.largest <= CAP
+    assert peak < 4 * CAP, f"peak {peak / 1e6:.1f} MB"
+    _nothing_kept(tmp_path)
+
+
 async def test_a_length_over_the_cap_is_refused_before_a_byte_is_written(tmp_path: Path) -> None:
     dest = tmp_path / "clip.mp4"
     async with hostile_server() as hostile, watching(dest) as watcher:
-        with pytest.raises(UnfetchableError, match=rf"over the size cap \({4 * 1024**3} > {CAP} bytes\)"):
+        with pytest.raises(
+            UnfetchableError, match=rf"over the size cap of {CAP} bytes \({4 * 1024**3} bytes or more\)"
+        ):
             await _fetch(hostile, "/clip/lying-length.mp4", dest, max_bytes=CAP)
     assert watcher.largest == 0
     _nothing_kept(tmp_path)
