@@ -13,6 +13,7 @@ API answers: every other path, answered according to ``HostileServer.api_mode``.
 
 from __future__ import annotations
 
+import json
 import zlib
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -40,8 +41,11 @@ class HostileServer:
 
     server: TestServer | None = None
     api_mode: str = "html"
-    #: the body of the "cost" mode: a Runway task whose cost.credits is this literal (NaN, -1000, …)
-    cost_literal: str = "NaN"
+    #: the "cost" mode answers every call as a finished Runway task (submit and poll alike, id "t1"),
+    #: whose cost.credits is this literal (NaN, -1000, …) and whose output is ``result``: a path on
+    #: this server (a /clip/ or /redirect/ mode) or any URL (file:///etc/passwd, http://remote/…)
+    cost_literal: str = "25"
+    result: str = "/clip/good.mp4"
     #: seconds between two bytes of the trickle mode
     trickle_every: float = 1.0
     sent: Counter[str] = field(default_factory=Counter)
@@ -192,8 +196,9 @@ def _api_handler(hostile: HostileServer) -> Handler:
         if mode == "deep-json":
             return web.Response(body=b"[" * 200_000, content_type="application/json")
         if mode == "cost":
+            result = hostile.url(hostile.result) if hostile.result.startswith("/") else hostile.result
             body = (
-                '{"id": "t1", "status": "SUCCEEDED", "output": ["https://cdn.example.invalid/x.mp4"],'
+                f'{{"id": "t1", "status": "SUCCEEDED", "output": [{json.dumps(result)}],'
                 f' "cost": {{"credits": {hostile.cost_literal}}}}}'
             )
             return web.Response(text=body, content_type="application/json")

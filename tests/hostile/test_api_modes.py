@@ -154,11 +154,12 @@ async def _running(poller: BatchPoller) -> AsyncIterator[None]:
 # -- numbers not to believe ---------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("literal", ["NaN", "Infinity", "-Infinity", "-1000", "1e300", "1e999"])
+@pytest.mark.parametrize("literal", ["NaN", "Infinity", "-Infinity", "-1000", "1e300", "1e999", '"NaN"'])
 async def test_a_reported_cost_not_to_believe_leaves_the_estimate_standing(literal: str) -> None:
     async with hostile_server("cost") as hostile, provider_at(hostile, "runway") as runway:
         hostile.cost_literal = literal
         status = (await runway.poll(["t1"]))["t1"]
+        assert status.output_url == hostile.url(hostile.result), "the answer was read as a finished task"
     request = make_request("runway")
     estimate = estimate_usd("runway", request.take.model, request.take.duration)
     cost = decide_cost(status.cost_usd, estimate)
