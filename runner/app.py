@@ -34,8 +34,9 @@ from runner.journal import AsyncJournal, Journal, JournalWriteError, Record
 from runner.lanes import LaneOptions
 from runner.ledger import LedgerFiles, spec_of
 from runner.manifest import Manifest, load_manifest, parse_deadline
+from runner.netloc import is_loopback
 from runner.providers.base import Provider, ProviderConfig
-from runner.providers.registry import build_provider, is_loopback, provider_config_from_env, simulated_config
+from runner.providers.registry import build_provider, provider_config_from_env, simulated_config
 from runner.runlock import run_lock
 from runner.runlog import Redactor, RunLog
 from runner.summary import write_summary
@@ -57,6 +58,7 @@ class RunOptions:
     sim_profile: str = "clean"
     sim_time_scale: float = 0.05
     downloads: int = 4
+    max_clip_mb: float = 1024.0  # a clip larger than this is refused (a CDN that never stops)
     request_timeout: float = 60.0  # one HTTP request to a provider, per attempt
     clock_scale: float | None = None  # testing against a time-scaled simulator: loopback URLs only
     clock: Clock = REAL_TIME
@@ -93,6 +95,8 @@ def prepare(options: RunOptions) -> Prepared:
     _check_clock_scale(options.clock_scale, configs)
     if options.concurrency is not None and options.concurrency < 1:
         raise ConfigError("--concurrency must be at least 1")
+    if not options.max_clip_mb > 0:
+        raise ConfigError(f"--max-clip-mb must be more than 0, got {options.max_clip_mb}")
     if options.budget_usd is not None and options.budget_usd <= 0:
         raise ConfigError(f"--budget must be more than 0 USD, got {options.budget_usd}")
     budget = options.budget_usd if options.budget_usd is not None else manifest.budget_usd
@@ -172,7 +176,10 @@ async def run_takes(
             bus.emit(event)
         engine = Engine(
             providers,
-            downloader=wiring.downloader or ClipDownloader(session, run_dir, limit=opts.downloads),
+            downloader=wiring.downloader
+            or ClipDownloader(
+                session, run_dir, limit=opts.downloads, max_bytes=int(opts.max_clip_mb * 2**20)
+            ),
             encoder=ImageEncoder(),
             journal=AsyncJournal(journal, on_row=lambda: ledger.sync(journal)),
             bus=bus,

@@ -164,6 +164,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         sim_profile=args.sim_profile,
         sim_time_scale=args.sim_time_scale,
         clock_scale=args.clock_scale,
+        max_clip_mb=args.max_clip_mb,
         clock=ScaledClock(args.clock_scale) if args.clock_scale else REAL_TIME,
     )
     prepared = prepare(options)
@@ -323,6 +324,14 @@ def _parser() -> argparse.ArgumentParser:
         help="leave takes whose submit may have landed unseen (after a crash) for you to check",
     )
     r.add_argument("--json", action="store_true", help="print summary.json on stdout (progress on stderr)")
+    r.add_argument(
+        "--max-clip-mb",
+        type=float,
+        default=1024.0,
+        dest="max_clip_mb",
+        metavar="MB",
+        help="refuse a clip larger than this (default 1024): a CDN that never stops cannot fill the disk",
+    )
     r.add_argument(
         "--clock-scale",
         type=float,

@@ -13,7 +13,7 @@ from typing import Protocol
 import aiohttp
 import anyio
 
-from runner.download import Downloaded, download
+from runner.download import DEFAULT_MAX_BYTES, Downloaded, download
 
 
 class Downloader(Protocol):
@@ -29,11 +29,26 @@ class Downloader(Protocol):
 class ClipDownloader:
     """Downloads into ``run_dir``, at most ``limit`` at once (a download holds no provider slot)."""
 
-    def __init__(self, session: aiohttp.ClientSession, run_dir: Path, *, limit: int = 4) -> None:
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        run_dir: Path,
+        *,
+        limit: int = 4,
+        max_bytes: int = DEFAULT_MAX_BYTES,
+    ) -> None:
         self._session = session
         self._run_dir = run_dir
         self._limit = anyio.CapacityLimiter(limit)
+        self._max_bytes = max_bytes
 
     async def fetch(self, url: str, relpath: str, *, provider: str, take: str) -> Downloaded:
         async with self._limit:
-            return await download(self._session, url, self._run_dir / relpath, provider=provider, take=take)
+            return await download(
+                self._session,
+                url,
+                self._run_dir / relpath,
+                provider=provider,
+                take=take,
+                max_bytes=self._max_bytes,
+            )

@@ -1,11 +1,19 @@
 """Streamed, verified downloads: a clip is done only when a whole, real MP4 is on disk.
 
 The body is streamed to ``<name>.part`` in fixed-size chunks (memory stays flat whatever the clip
-size) while its sha256 is computed; then the size is checked against Content-Length, the MP4
-signature (an ``ftyp`` box first) is checked; the file is fsynced as written, then renamed into place. A short
-body is resumed with a Range request where the server offers one, else fetched again. A URL that
-answers 403/404/410 has expired: :class:`~runner.errors.ExpiredURLError` tells the caller to ask
-the provider for a fresh one.
+size) while its sha256 is computed; then the size is checked against Content-Length and the box
+structure is walked (:mod:`runner.mp4`); the file is fsynced as written, then renamed into place.
+A short body is resumed with a Range request where the server offers one, else fetched again.
+
+Why every limit here: a result URL comes from a provider or its CDN, and either may be broken or
+hostile. So only ``https`` is fetched (plain ``http`` to loopback only), redirects are followed
+by hand (at most :data:`MAX_REDIRECTS`, each hop checked the same way), the body is cut off at
+``max_bytes``, a read that brings no byte for ``read_timeout`` seconds and a download that takes
+longer than ``total_timeout`` fail. What cannot get better by retrying raises
+:class:`~runner.errors.UnfetchableError` (``retryable`` False); a URL that answers 403/404/410
+has expired: :class:`~runner.errors.ExpiredURLError` tells the caller to ask the provider for a
+fresh one; the rest is :class:`~runner.errors.TransientError` or
+:class:`~runner.errors.DownloadError`, worth another try.
 """
 
 from __future__ import annotations
@@ -13,21 +21,29 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from io import BufferedWriter
 from pathlib import Path
-from urllib.parse import urlsplit
 
-import aiofiles
 import aiofiles.os
 import aiohttp
 import anyio
 import anyio.to_thread
+from yarl import URL
 
-from runner.errors import DownloadError, ExpiredURLError, NotSentError, TransientError
+from runner.errors import DownloadError, ExpiredURLError, NotSentError, TransientError, UnfetchableError
+from runner.mp4 import Mp4Error, inspect
+from runner.netloc import fetch_problem, safe_url
 
 CHUNK = 256 * 1024
 EXPIRED = frozenset({403, 404, 410})
-MP4_BRANDS = (b"ftyp",)
+REDIRECTS = frozenset({301, 302, 303, 307, 308})
+MAX_REDIRECTS = 5
+#: defaults for download()'s limits; the CLI may lower or raise the size cap (--max-clip-mb)
+DEFAULT_MAX_BYTES = 1 << 30
+DEFAULT_READ_TIMEOUT = 30.0
+DEFAULT_TOTAL_TIMEOUT = 900.0
 
 
 @dataclass(frozen=True)
@@ -35,22 +51,40 @@ class Downloaded:
     path: Path
     bytes: int
     sha256: str
+    clip_duration_s: float | None  # from the clip's mvhd; None when the file says "unknown"
+    width: int | None  # from the first video track's tkhd; None without a video track
+    height: int | None
 
 
-def redact_url(url: str) -> str:
-    """The URL without its query string (signed URLs carry tokens there)."""
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc}{parts.path}"
+@dataclass(frozen=True)
+class _Where:
+    """Who is downloading what, for messages: the URL is shown redacted."""
+
+    provider: str
+    take: str
+    url: str
+
+    def __str__(self) -> str:
+        return f"{self.provider} · take {self.take} · {self.url}"
+
+    def transient(self, message: str, status: int | None = None) -> TransientError:
+        return TransientError(message, provider=self.provider, take=self.take, url=self.url, status=status)
 
 
 class _Part:
-    """The growing ``.part`` file and the hash of what it holds so far."""
+    """The growing ``.part`` file, the hash of what it holds so far, and the cap it must stay under."""
 
-    def __init__(self, dest: Path) -> None:
+    def __init__(self, dest: Path, max_bytes: int) -> None:
         self.path = dest.with_name(dest.name + ".part")
+        self.max_bytes = max_bytes
         self.hasher = hashlib.sha256()
         self.size = 0
         self.total: int | None = None
+
+    def restart(self) -> None:
+        self.hasher = hashlib.sha256()
+        self.size = 0
+        self.total = None
 
 
 async def download(
@@ -60,66 +94,116 @@ async def download(
     *,
     provider: str,
     take: str,
-    client_timeout: aiohttp.ClientTimeout | None = None,
     max_resumes: int = 3,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    read_timeout: float = DEFAULT_READ_TIMEOUT,
+    total_timeout: float = DEFAULT_TOTAL_TIMEOUT,
 ) -> Downloaded:
-    """Fetch ``url`` to ``dest``; raise ExpiredURLError, TransientError or DownloadError."""
+    """Fetch ``url`` to ``dest``; raise UnfetchableError, ExpiredURLError, TransientError or DownloadError.
+
+    Nothing is left behind on failure: the ``.part`` file is removed, ``dest`` is never created.
+    """
+    where = _Where(provider, take, safe_url(url))
+    problem = fetch_problem(url)
+    if problem:
+        raise UnfetchableError(f"{where}: {problem}")
     dest.parent.mkdir(parents=True, exist_ok=True)
-    part = _Part(dest)
+    part = _Part(dest, max_bytes)
     try:
-        for _ in range(max_resumes + 1):
-            await _fetch(session, url, part, provider=provider, take=take, client_timeout=client_timeout)
-            if part.total is None or part.size >= part.total:
-                break
-        return await _finish(part, dest, url=url, provider=provider, take=take)
+        try:
+            with anyio.fail_after(total_timeout):
+                await _fetch_all(session, url, part, where, read_timeout, max_resumes)
+        except TimeoutError as exc:
+            raise where.transient(f"download not finished after {total_timeout:g} s") from exc
+        return await _finish(part, dest, where)
     except BaseException:
         with anyio.CancelScope(shield=True):  # also on a hard stop: leave no half-written clip behind
             await _remove(part.path)
         raise
 
 
+async def _fetch_all(
+    session: aiohttp.ClientSession, url: str, part: _Part, where: _Where, read_timeout: float, resumes: int
+) -> None:
+    for _ in range(resumes + 1):
+        await _fetch(session, url, part, where, read_timeout)
+        if part.total is None or part.size >= part.total:
+            return
+
+
 async def _fetch(
-    session: aiohttp.ClientSession,
-    url: str,
-    part: _Part,
-    *,
-    provider: str,
-    take: str,
-    client_timeout: aiohttp.ClientTimeout | None,
+    session: aiohttp.ClientSession, url: str, part: _Part, where: _Where, read_timeout: float
 ) -> None:
     headers = {"Range": f"bytes={part.size}-"} if part.size else {}
-    shown = redact_url(url)
+    limits = aiohttp.ClientTimeout(total=None, sock_connect=read_timeout, sock_read=read_timeout)
     try:
-        async with session.get(url, headers=headers, timeout=client_timeout) as resp:
-            _check_status(resp, provider=provider, take=take, url=shown)
+        async with _get(session, url, headers, limits, where) as resp:
+            _check_status(resp, where)
             if part.size and resp.status != 206:
-                _restart(part)  # no Range support: start over
+                part.restart()  # no Range support: start over
             if part.total is None:
                 part.total = _total_length(resp, part.size)
-            await _stream(resp, part)
+                _check_cap(part.total, part, where)
+            await _stream(resp, part, where)
     except aiohttp.ClientConnectorError as exc:
-        raise NotSentError(f"cannot connect: {exc}", provider=provider, take=take, url=shown) from exc
+        raise NotSentError(
+            f"cannot connect: {exc}", provider=where.provider, take=where.take, url=where.url
+        ) from exc
     except aiohttp.ClientPayloadError as exc:
         if part.total is None:  # no length to resume against: only a fresh, whole download will do
-            raise TransientError("download cut short", provider=provider, take=take, url=shown) from exc
+            raise where.transient("download cut short") from exc
         return  # body cut short: the caller resumes with Range
+    except aiohttp.ServerTimeoutError as exc:
+        raise where.transient(f"no data for {read_timeout:g} s") from exc
     except (aiohttp.ClientError, TimeoutError) as exc:
-        raise TransientError(
-            f"download interrupted: {type(exc).__name__}", provider=provider, take=take, url=shown
-        ) from exc
+        raise where.transient(f"download interrupted: {type(exc).__name__}") from exc
 
 
-def _check_status(resp: aiohttp.ClientResponse, *, provider: str, take: str, url: str) -> None:
+@contextlib.asynccontextmanager
+async def _get(
+    session: aiohttp.ClientSession,
+    url: str,
+    headers: dict[str, str],
+    limits: aiohttp.ClientTimeout,
+    where: _Where,
+) -> AsyncIterator[aiohttp.ClientResponse]:
+    """The response at the end of at most MAX_REDIRECTS redirects, each hop to a fetchable URL."""
+    for _ in range(MAX_REDIRECTS + 1):
+        async with session.get(url, headers=headers, timeout=limits, allow_redirects=False) as resp:
+            if resp.status not in REDIRECTS:
+                yield resp
+                return
+            url = _next_hop(resp, where)
+    raise UnfetchableError(f"{where}: more than {MAX_REDIRECTS} redirects")
+
+
+def _next_hop(resp: aiohttp.ClientResponse, where: _Where) -> str:
+    location = resp.headers.get("Location", "")
+    try:
+        target = str(resp.url.join(URL(location))) if location else ""
+    except ValueError:
+        target = ""
+    problem = "no usable Location" if not target else fetch_problem(target)
+    if problem:
+        shown = safe_url(target or location)
+        raise UnfetchableError(f"{where}: HTTP {resp.status} redirect to {shown}: {problem}")
+    return target
+
+
+def _check_status(resp: aiohttp.ClientResponse, where: _Where) -> None:
     if resp.status in EXPIRED:
-        raise ExpiredURLError("result URL expired", provider=provider, status=resp.status, take=take, url=url)
+        raise ExpiredURLError(
+            "result URL expired", provider=where.provider, status=resp.status, take=where.take, url=where.url
+        )
     if resp.status >= 400:
-        raise TransientError("download failed", provider=provider, status=resp.status, take=take, url=url)
+        raise where.transient("download failed", status=resp.status)
 
 
-def _restart(part: _Part) -> None:
-    part.hasher = hashlib.sha256()
-    part.size = 0
-    part.total = None
+def _check_cap(size: int | None, part: _Part, where: _Where) -> None:
+    if size is not None and size > part.max_bytes:
+        raise UnfetchableError(
+            f"{where}: the clip is over the size cap of {part.max_bytes} bytes ({size} bytes or more)"
+        )
 
 
 def _total_length(resp: aiohttp.ClientResponse, already: int) -> int | None:
@@ -127,37 +211,48 @@ def _total_length(resp: aiohttp.ClientResponse, already: int) -> int | None:
         content_range = resp.headers.get("Content-Range", "")
         total = content_range.rpartition("/")[2]
         return int(total) if total.isdigit() else None
-    return resp.content_length if resp.content_length is not None else None
+    return resp.content_length
 
 
-async def _stream(resp: aiohttp.ClientResponse, part: _Part) -> None:
-    async with aiofiles.open(part.path, "ab" if part.size else "wb") as fh:
+async def _stream(resp: aiohttp.ClientResponse, part: _Part, where: _Where) -> None:
+    fh = await anyio.to_thread.run_sync(_open, part.path, part.size > 0)
+    try:
         async for chunk in resp.content.iter_chunked(CHUNK):
+            _check_cap(part.size + len(chunk), part, where)  # stop reading before writing past the cap
             part.hasher.update(chunk)
             part.size += len(chunk)
-            await fh.write(chunk)
-        await fh.flush()
-        await anyio.to_thread.run_sync(os.fsync, fh.fileno())
+            await anyio.to_thread.run_sync(fh.write, chunk)
+        await anyio.to_thread.run_sync(_sync, fh)
+    finally:  # closed even when a timeout or a hard stop cancels the download mid-write
+        with anyio.CancelScope(shield=True):
+            await anyio.to_thread.run_sync(fh.close)
 
 
-async def _finish(part: _Part, dest: Path, *, url: str, provider: str, take: str) -> Downloaded:
-    shown = redact_url(url)
+def _open(path: Path, append: bool) -> BufferedWriter:
+    return path.open("ab" if append else "wb")
+
+
+def _sync(fh: BufferedWriter) -> None:
+    fh.flush()
+    os.fsync(fh.fileno())
+
+
+async def _finish(part: _Part, dest: Path, where: _Where) -> Downloaded:
     if part.total is not None and part.size != part.total:
-        raise DownloadError(
-            f"{provider} · take {take} · {shown}: got {part.size} of {part.total} bytes after resuming"
-        )
-    if part.size < 12:
-        raise DownloadError(f"{provider} · take {take} · {shown}: empty or tiny file ({part.size} bytes)")
-    await _check_signature(part.path, provider=provider, take=take, url=shown)
+        raise DownloadError(f"{where}: got {part.size} of {part.total} bytes after resuming")
+    try:
+        info = await anyio.to_thread.run_sync(inspect, part.path)
+    except Mp4Error as exc:
+        raise DownloadError(f"{where}: {exc} ({part.size} bytes)") from exc
     await aiofiles.os.replace(part.path, dest)
-    return Downloaded(path=dest, bytes=part.size, sha256=part.hasher.hexdigest())
-
-
-async def _check_signature(path: Path, *, provider: str, take: str, url: str) -> None:
-    async with aiofiles.open(path, "rb") as fh:
-        head = await fh.read(12)
-    if head[4:8] not in MP4_BRANDS:
-        raise DownloadError(f"{provider} · take {take} · {url}: not an MP4 (no ftyp box at the start)")
+    return Downloaded(
+        path=dest,
+        bytes=part.size,
+        sha256=part.hasher.hexdigest(),
+        clip_duration_s=info.duration_s,
+        width=info.width,
+        height=info.height,
+    )
 
 
 async def _remove(path: Path) -> None:

@@ -28,7 +28,7 @@ import anyio
 
 from runner.clips import Downloader
 from runner.clock import REAL_TIME, Clock
-from runner.cost import Cost, decide_cost, failed_cost, uncertain_cost
+from runner.cost import Cost, CostSource, decide_cost, failed_cost, uncertain_cost
 from runner.download import Downloaded
 from runner.errors import (
     AmbiguousSubmitError,
@@ -194,7 +194,8 @@ class Engine:
         if again:
             job.flags.append("resumed")
             if record.cost_usd is not None:
-                job.paid = Cost(record.cost_usd, record.cost_source or "estimated")
+                source: CostSource = "reported" if record.cost_source == "reported" else "estimated"
+                job.paid = Cost(record.cost_usd, source)
             self._bus.emit(Event(Kind.WARNING, take, message=f"picked up from an earlier run ({mode})"))
         return job
 
@@ -492,6 +493,8 @@ class Engine:
                 raise self._unwritable(job, exc) from exc
             except (TransientError, DownloadError) as exc:
                 failures += 1
+                if isinstance(exc, DownloadError) and not exc.retryable:
+                    raise self._unsaved(job, str(exc)) from exc
                 if failures >= self._opt.download_attempts:
                     raise self._unsaved(job, f"download failed {failures} times: {exc}") from exc
                 await self._pause(job, "download", failures, exc)

@@ -19,7 +19,10 @@ know which library spoke.
     │   ├── AmbiguousSubmitError    a submit may or may not have landed (timeout after sending)
     │   ├── TerminalError           will not get better by retrying; carries a FailureKind
     │   └── ExpiredURLError         a result URL answered 403/404/410: poll again for a fresh one
-    └── DownloadError               a clip arrived broken (short, bad signature); retry the download
+    └── DownloadError               a clip arrived broken (short, not a whole MP4); retry the download
+        └── UnfetchableError        retrying cannot help: a scheme that never works (file:, ftp:,
+                                    javascript:), http to a remote host, a redirect off https or
+                                    past the limit, a clip over the size cap (``retryable`` False)
 
 Messages name the provider, the take, the HTTP status and the URL — never a key.
 """
@@ -146,4 +149,13 @@ class ExpiredURLError(ProviderError):
 
 
 class DownloadError(PrevizError):
-    """A clip arrived broken: short, oversized, or not an MP4."""
+    """A clip arrived broken: short, or not a whole MP4. Fetching it again may help."""
+
+    #: whether fetching the same URL again can help; the engine retries only when True
+    retryable: bool = True
+
+
+class UnfetchableError(DownloadError):
+    """The result URL can never give a clip we accept; fail the take now instead of retrying."""
+
+    retryable = False

@@ -56,6 +56,9 @@ class Outcome:
     output: str | None = None  # path relative to the run directory
     bytes: int | None = None
     sha256: str | None = None
+    clip_duration_s: float | None = None  # read from the clip's own header (mvhd)
+    width: int | None = None  # of the clip's video track (tkhd)
+    height: int | None = None
     flags: tuple[str, ...] = ()
     #: The provider finished and billed, but the clip could not be fetched or written: the take
     #: stays ``succeeded`` in the journal and the next run fetches it by task id.

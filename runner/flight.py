@@ -19,6 +19,7 @@ from runner.download import Downloaded
 from runner.errors import FailureKind
 from runner.events import Outcome, TakeStatus
 from runner.journal import Record
+from runner.mp4 import duration_mismatch
 from runner.takes import Take
 
 
@@ -114,8 +115,16 @@ def done_outcome(job: Job, got: Downloaded) -> Outcome:
         output=job.output,
         bytes=got.bytes,
         sha256=got.sha256,
-        flags=tuple(dict.fromkeys((*job.flags, *cost.flags))),
+        clip_duration_s=got.clip_duration_s,
+        width=got.width,
+        height=got.height,
+        flags=tuple(dict.fromkeys((*job.flags, *cost.flags, *_clip_flags(job, got)))),
     )
+
+
+def _clip_flags(job: Job, got: Downloaded) -> tuple[str, ...]:
+    """A clip whose length is off by more than a second is kept, and flagged for a person."""
+    return ("duration_mismatch",) if duration_mismatch(got.clip_duration_s, job.take.duration) else ()
 
 
 def failed_outcome(job: Job, failure: TakeFailed) -> Outcome:

@@ -13,7 +13,6 @@ import base64
 import binascii
 import hashlib
 import io
-import ipaddress
 import re
 import warnings
 from pathlib import Path
@@ -22,6 +21,7 @@ from urllib.parse import urlsplit
 from PIL import Image
 
 from runner.errors import InputError
+from runner.netloc import is_loopback as _is_loopback
 from runner.providers.limits import LIMITS, MB
 from runner.takes import ImageKind, ImageRef
 
@@ -94,15 +94,6 @@ def url_problem(source: str) -> str | None:
     if scheme == "file":
         return f"image {source}: file:// URLs are not accepted; write the path (relative to the manifest)"
     return f"image {source}: unsupported URL scheme '{scheme}' (allowed: https URL, data: URI or local path)"
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def size_problem(ref: ImageRef, provider: str) -> str | None:

@@ -107,6 +107,9 @@ def row_of(outcome: Outcome, *, run_id: str, manifest: str) -> dict[str, Any]:
         "key": t.key,
         "flags": ";".join(outcome.flags),
         "tags": spec["tags"],
+        "clip_duration_s": None if outcome.clip_duration_s is None else round(outcome.clip_duration_s, 3),
+        "width": outcome.width,
+        "height": outcome.height,
     }
 
 

@@ -40,7 +40,9 @@ class RunLog:
         if self._fh.closed:
             return
         try:
-            self._fh.write(self._redact(json.dumps(_record(event), ensure_ascii=False)) + "\n")
+            self._fh.write(
+                self._redact(json.dumps(_record(event), ensure_ascii=False, allow_nan=False)) + "\n"
+            )
             self._fh.flush()
         except OSError:  # a full disk: the log is best effort, the journal is the record
             self.close()

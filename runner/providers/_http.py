@@ -8,7 +8,12 @@ here means the question "could this submit have landed?" is answered in one plac
 * the request left and the answer did not come back whole → :class:`AmbiguousSubmitError` on a
   submit, :class:`TransientError` on a poll;
 * the server answered → an :class:`Answer`, whatever its status; the adapter decides, usually via
-  :meth:`Wire.error`, which applies the common status table with per-provider overrides.
+  :meth:`Wire.error`, which applies the common status table with per-provider overrides;
+* the server answered 2xx with a body we will not read (over :data:`MAX_BODY`, or not JSON) →
+  :meth:`Wire.malformed`: a failed poll, or an ambiguous submit.
+
+Every body is read with a cap: an endless or huge answer costs at most :data:`MAX_BODY` bytes of
+memory, and the connection is dropped rather than drained.
 
 The key is revealed only inside :meth:`Wire._headers` and is scrubbed from every message.
 """
@@ -35,6 +40,7 @@ from runner.errors import (
     TerminalError,
     TransientError,
 )
+from runner.netloc import safe_url as safe_url  # re-exported: adapters and tests use it from here
 from runner.providers.base import ProviderConfig, SubmitRequest, TaskState, TaskStatus
 from runner.providers.limits import LIMITS, RATIO_SIZES
 
@@ -46,16 +52,11 @@ DEFAULT_KINDS: Mapping[int, FailureKind] = {
     403: FailureKind.AUTH,
     422: FailureKind.INPUT,
 }
-_SECRET_PARAMS = ("key", "token", "secret", "jwt", "sig", "auth", "password", "credential")
 _MODERATION_WORDS = ("moderat", "safety", "nsfw", "contentpolicy", "unsafe")
 _SNIPPET = 300
-
-
-def safe_url(url: URL | str) -> str:
-    """``url`` without query parameters that look like credentials (signed CDN links, keys)."""
-    parsed = URL(url) if isinstance(url, str) else url
-    kept = [(k, v) for k, v in parsed.query.items() if not any(s in k.lower() for s in _SECRET_PARAMS)]
-    return str(parsed.with_user(None).with_query(kept).with_fragment(None))
+#: the most of an API answer ever read; no provider's JSON answer comes near it
+MAX_BODY = 1024 * 1024
+_READ = 64 * 1024
 
 
 def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:
@@ -195,26 +196,60 @@ def model_id(provider: str, request: SubmitRequest) -> str:
 
 @dataclass(frozen=True)
 class Answer:
-    """What the server said: status, parsed JSON (None when the body is not JSON) and a text snippet."""
+    """What the server said: status, parsed JSON (None when the body is not JSON) and a text snippet.
+
+    ``size`` is how many body bytes were read; ``truncated`` says the body went on past
+    :data:`MAX_BODY` and was not read further (``data`` is then None).
+    """
 
     status: int
     url: str
     data: Any
     text: str
     retry_after: float | None = None
+    size: int = 0
+    truncated: bool = False
 
     @property
     def ok(self) -> bool:
         return 200 <= self.status < 300
 
+    @property
+    def unreadable(self) -> str | None:
+        """Why the body cannot be used as JSON (None if it can, or if it is empty)."""
+        if self.truncated:
+            return f"body over {MAX_BODY} bytes, not read past that"
+        if self.data is None and self.text.strip():
+            return "body is not JSON"
+        return None
+
     @classmethod
-    def build(cls, status: int, url: URL, headers: Mapping[str, str], body: bytes) -> Answer:
-        try:
-            data = json.loads(body) if body.strip() else None
-        except ValueError:
-            data = None
+    def build(
+        cls, status: int, url: URL, headers: Mapping[str, str], body: bytes, *, truncated: bool = False
+    ) -> Answer:
+        data = None if truncated else _parse_json(body)
         text = body[:_SNIPPET].decode("utf-8", "replace")
-        return cls(status, safe_url(url), data, text, parse_retry_after(headers.get("Retry-After")))
+        retry_after = parse_retry_after(headers.get("Retry-After"))
+        return cls(status, safe_url(url), data, text, retry_after, len(body), truncated)
+
+
+def _parse_json(body: bytes) -> Any:
+    """The JSON in ``body``, or None (empty, not JSON, or nested deeper than Python can follow)."""
+    try:
+        return json.loads(body) if body.strip() else None
+    except (ValueError, RecursionError):
+        return None
+
+
+async def read_capped(resp: aiohttp.ClientResponse, cap: int = MAX_BODY) -> tuple[bytes, bool]:
+    """At most ``cap`` bytes of the body, and whether there was more (which is then left unread)."""
+    body = bytearray()
+    while len(body) <= cap:
+        chunk = await resp.content.read(min(_READ, cap + 1 - len(body)))
+        if not chunk:
+            return bytes(body), False
+        body += chunk
+    return bytes(memoryview(body)[:cap]), True
 
 
 class Wire:
@@ -264,8 +299,8 @@ class Wire:
                 timeout=self._timeout,
                 allow_redirects=False,
             ) as resp:
-                raw = await resp.read()
-                return Answer.build(resp.status, resp.url, resp.headers, raw)
+                raw, truncated = await read_capped(resp)
+                answer = Answer.build(resp.status, resp.url, resp.headers, raw, truncated=truncated)
         except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as exc:
             raise NotSentError(
                 f"could not connect ({type(exc).__name__})", provider=self.provider, url=shown, take=take
@@ -276,6 +311,9 @@ class Wire:
             ) from exc
         except (TimeoutError, aiohttp.ClientError) as exc:
             raise self._lost(exc, shown, submit=submit, take=take) from exc
+        if answer.ok and answer.unreadable:
+            raise self.malformed(answer, answer.unreadable, submit=submit, take=take)
+        return answer
 
     def _lost(self, exc: BaseException, url: str, *, submit: bool, take: str | None) -> ProviderError:
         what = "timed out" if isinstance(exc, TimeoutError) else f"connection lost ({type(exc).__name__})"

@@ -8,7 +8,6 @@ a loopback host (the simulator, a local proxy).
 
 from __future__ import annotations
 
-import ipaddress
 import os
 from collections.abc import Mapping
 from urllib.parse import urlsplit
@@ -16,6 +15,7 @@ from urllib.parse import urlsplit
 import aiohttp
 
 from runner.errors import ConfigError
+from runner.netloc import is_loopback
 from runner.providers.aimlapi import AimlApiProvider
 from runner.providers.base import Provider, ProviderConfig, Secret
 from runner.providers.runware import RunwareProvider
@@ -56,16 +56,6 @@ def _known(name: str) -> str:
     if name not in _CLASSES:
         raise ConfigError(f"unknown provider {name!r} (known: {', '.join(_CLASSES)})")
     return name
-
-
-def is_loopback(host: str) -> bool:
-    """127.0.0.0/8, ::1 or ``localhost``: traffic that never leaves the machine."""
-    if host.lower().rstrip(".") == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def check_base_url(url: str, source: str) -> str:

@@ -99,6 +99,7 @@ def one_of(body: Mapping[str, Any], field: str, choices: Sequence[str], *, defau
 
 
 def is_loopback(host: str | None) -> bool:
+    """The far side keeps its own reading of "loopback": it imports nothing from the runner."""
     if not host:
         return False
     if host == "localhost":

@@ -24,6 +24,7 @@ from aiohttp import web
 from runner.download import download
 from runner.errors import DownloadError, ExpiredURLError, TransientError
 from runner.simulator import Simulator
+from runner.simulator.mp4 import base_clip
 from tests.conftest import SimFactory
 from tests.simulator.helpers import aiml_body, aiml_headers, assert_mp4, eventually, get_json, post_json
 
@@ -31,9 +32,10 @@ pytestmark = pytest.mark.anyio
 
 #: Sim speed for these tests: only the clip matters here, not the engine's timing.
 FAST = 0.002
-#: An MP4-looking body: an ``ftyp`` box, then 300 kB of seeded noise (so a misplaced byte shows).
-FTYP = (24).to_bytes(4, "big") + b"ftypisom" + bytes(4) + b"isomiso2"
-CLIP = FTYP + random.Random(42).randbytes(300_000)
+#: A real MP4 (the simulator's clip) with a ``free`` box of 300 kB of seeded noise appended, so a
+#: misplaced byte shows in the hash and the file still passes the box walk.
+NOISE = random.Random(42).randbytes(300_000)
+CLIP = base_clip() + (8 + len(NOISE)).to_bytes(4, "big") + b"free" + NOISE
 #: bytes a cut-short answer waits to see stored on the client's side before dropping the line
 CUT_SEEN = 16_384
 
@@ -302,7 +304,7 @@ async def test_a_server_without_range_support_is_restarted_from_zero(tmp_path: P
 async def test_our_always_short_server_fails_after_max_resumes(tmp_path: Path) -> None:
     dest = tmp_path / "clip.mp4"
     async with clip_server(watch=_part_of(dest)) as server, aiohttp.ClientSession() as session:
-        with pytest.raises(DownloadError, match=r"got \d+ of 300024 bytes"):
+        with pytest.raises(DownloadError, match=rf"got \d+ of {len(CLIP)} bytes"):
             await download(
                 session, server.url("/always-short.mp4"), dest, provider="test", take="s#t01", max_resumes=2
             )
