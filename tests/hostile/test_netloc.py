@@ -38,9 +38,21 @@ def test_is_loopback(host: str | None, loopback: bool) -> None:
 
 
 def test_there_is_one_is_loopback() -> None:
+    """One for the runner; the simulator keeps its own (DESIGN §6: it imports nothing from runner/)."""
     assert vars(registry)["is_loopback"] is is_loopback
-    assert vars(inputs)["is_loopback"] is is_loopback
     assert vars(images)["_is_loopback"] is is_loopback
+    assert vars(inputs)["is_loopback"] is not is_loopback
+    assert not any(
+        name.startswith("runner.") and not name.startswith("runner.simulator") for name in _imports(inputs)
+    )
+
+
+def _imports(module: object) -> set[str]:
+    import ast
+    import inspect
+
+    tree = ast.parse(inspect.getsource(module))  # type: ignore[arg-type]
+    return {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module}
 
 
 @pytest.mark.parametrize(
