@@ -35,6 +35,7 @@ from runner.lanes import LaneOptions
 from runner.ledger import LedgerFiles, spec_of
 from runner.manifest import Manifest, load_manifest, parse_deadline
 from runner.netloc import is_loopback
+from runner.preflight import preflight
 from runner.providers.base import Provider, ProviderConfig
 from runner.providers.registry import build_provider, provider_config_from_env, simulated_config
 from runner.runlock import run_lock
@@ -138,7 +139,13 @@ async def execute(prepared: Prepared, *subscribers: Subscriber) -> Summary:
             providers = {name: build_provider(config, session) for name, config in configs.items()}
             keys = [c.api_key.reveal() for c in configs.values()]
             return await run_takes(
-                prepared, providers, session=session, subscribers=subscribers, keys=keys, early=early
+                prepared,
+                providers,
+                session=session,
+                subscribers=subscribers,
+                keys=keys,
+                early=early,
+                configs=configs,
             )
 
 
@@ -160,8 +167,13 @@ async def run_takes(
     keys: list[str] | None = None,
     early: tuple[Event, ...] = (),
     wiring: Wiring = Wiring(),
+    configs: Mapping[str, ProviderConfig] | None = None,
 ) -> Summary:
-    """The journal, ledger, log and engine for one run over ``providers`` (the lock already held)."""
+    """The journal, ledger, log and engine for one run over ``providers`` (the lock already held).
+
+    With ``configs``, the pre-flight runs first (keys, Runway's tier): a refused key is exit 2 with
+    nothing sent, and the tier's slots and today's generations left bound the run.
+    """
     run_dir, opts = prepared.run_dir, prepared.options
     run_dir.mkdir(parents=True, exist_ok=True)
     journal = Journal.open(run_dir)
@@ -171,8 +183,9 @@ async def run_takes(
     try:
         ledger.sync(journal)  # rows a kill left unwritten to the files
         records = journal.plan((t.key, t.label, t.provider, spec_of(t), t.relpath) for t in prepared.takes)
+        limits = await _preflight(prepared, records, configs, session) if configs else None
         bus = Bus(log, *subscribers)
-        for event in early:
+        for event in (*early, *(limits.warnings if limits else ())):
             bus.emit(event)
         engine = Engine(
             providers,
@@ -183,7 +196,7 @@ async def run_takes(
             encoder=ImageEncoder(),
             journal=AsyncJournal(journal, on_row=lambda: ledger.sync(journal)),
             bus=bus,
-            options=_engine_options(prepared, providers, wiring),
+            options=_engine_options(prepared, providers, wiring, limits),
             gate=Gate(budget_usd=prepared.budget_usd, deadline=prepared.deadline),
             run_dir=run_dir,
         )
@@ -225,11 +238,46 @@ async def _drive(engine: Engine, takes: tuple[Take, ...], records: Mapping[str, 
         raise first from None
 
 
-def _engine_options(prepared: Prepared, providers: Mapping[str, Provider], wiring: Wiring) -> EngineOptions:
+@dataclass(frozen=True)
+class Limits:
+    """What the pre-flight found: slots and submissions allowed per provider, and what to say."""
+
+    slots: Mapping[str, int]
+    submit_caps: Mapping[str, int | None]
+    warnings: tuple[Event, ...]
+
+
+async def _preflight(
+    prepared: Prepared,
+    records: Mapping[str, Record],
+    configs: Mapping[str, ProviderConfig],
+    session: aiohttp.ClientSession,
+) -> Limits:
+    """Keys and account limits, checked with requests that bill nothing, before any submit."""
+    waiting = ("planned", "reserved", "failed", "cancelled")
+    todo = [t for t in prepared.takes if records[t.key].state in waiting]
+    concurrency = _concurrency(prepared)
+    report = await preflight(configs, session, takes=todo, concurrency=concurrency)
+    return Limits(
+        slots={name: report.slots(name, concurrency) for name in configs},
+        submit_caps={name: report.submit_cap(name) for name in configs},
+        warnings=tuple(Event(Kind.WARNING, message=f.message) for f in report.findings),
+    )
+
+
+def _concurrency(prepared: Prepared) -> int:
+    return prepared.options.concurrency or prepared.manifest.concurrency
+
+
+def _engine_options(
+    prepared: Prepared, providers: Mapping[str, Provider], wiring: Wiring, limits: Limits | None
+) -> EngineOptions:
     opts, manifest = prepared.options, prepared.manifest
-    concurrency = opts.concurrency or manifest.concurrency
+    slots = limits.slots if limits else {}
     return EngineOptions(
-        lanes=wiring.lanes or {name: LaneOptions(concurrency=concurrency) for name in providers},
+        lanes=wiring.lanes
+        or {name: LaneOptions(concurrency=slots.get(name, _concurrency(prepared))) for name in providers},
+        submit_caps=limits.submit_caps if limits else {},
         take_timeout=wiring.take_timeout,
         retry_failed=opts.retry_failed,
         hold_uncertain=opts.hold_uncertain,

@@ -196,6 +196,13 @@ def _run_exit(summary: Summary, console: Console) -> int:
     if summary.stopped in (StopReason.BUDGET, StopReason.DEADLINE) and summary.not_started:
         console.print(f"stopped by the {summary.stopped}: {summary.not_started} takes left for a later run")
         return EXIT_STOPPED
+    for provider, reason in summary.closed.items():
+        console.print(f"{provider}: {reason}", markup=False)
+    if summary.daily_limited and summary.not_started and not summary.failed:
+        console.print(
+            f"{summary.not_started} takes left for tomorrow's quota: run the same command again then"
+        )
+        return EXIT_STOPPED
     return EXIT_OK if summary.ok else EXIT_FAILED
 
 
@@ -212,6 +219,7 @@ def render_summary(summary: Summary, run_dir: Path) -> Table:
         ("skipped (earlier runs)", summary.skipped),
         ("resumed from an earlier run", summary.resumed),
         ("uncertain, resubmitted", summary.uncertain),
+        ("retried with a new task", summary.retried),
         ("not started", summary.not_started),
         ("spent this run (USD)", f"{summary.spent_usd:.4f}"),
     ]

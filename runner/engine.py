@@ -18,7 +18,7 @@ import errno
 import random
 from collections import deque
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
@@ -35,6 +35,7 @@ from runner.errors import (
     DownloadError,
     ExpiredURLError,
     FailureKind,
+    NotSentError,
     ProviderError,
     RateLimitedError,
     TerminalError,
@@ -52,6 +53,7 @@ from runner.providers.base import Provider, SubmitRequest, Submitted, TaskState,
 from runner.takes import ImageRef, Take
 
 STOPPING_KINDS = frozenset({FailureKind.AUTH, FailureKind.CREDITS})
+DAILY_LIMIT = "daily limit"
 RESUMED = frozenset({Mode.POLL, Mode.RESEND, Mode.FETCH})
 
 
@@ -69,6 +71,9 @@ class EngineOptions:
     download_attempts: int = 6  # tries of one clip's download (URL refreshes not counted)
     url_refreshes: int = 3  # times an expired result URL is refreshed by polling again
     backoff: Backoff = field(default_factory=Backoff)
+    task_retries: int = 2  # new tasks for a take whose task failed on the provider's side, unbilled
+    unreachable_after: float = 60.0  # seconds of failed connections before a provider is given up
+    submit_caps: Mapping[str, int | None] = field(default_factory=dict)  # new tasks allowed today
     retry_failed: bool = False  # also retry takes that failed for input/moderation, and cancelled ones
     hold_uncertain: bool = False  # leave takes whose submit may have landed for a person to decide
     clock: Clock = REAL_TIME
@@ -90,8 +95,15 @@ class Summary:
     uncertain: int = 0  # submits that may have landed unseen, written off and resubmitted
     held: int = 0  # uncertain takes left alone (--hold-uncertain)
     resumed: int = 0  # takes picked up in flight from an earlier run
+    retried: int = 0  # new tasks after a failure on the provider's side
     spent_usd: float = 0.0
     stopped: StopReason | None = None
+    #: Providers given up during the run, and why (bad key, out of credits, unreachable, daily limit).
+    closed: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def daily_limited(self) -> bool:
+        return any(reason == DAILY_LIMIT for reason in self.closed.values())
 
     @property
     def ok(self) -> bool:
@@ -123,6 +135,8 @@ class Engine:
         self._journal = journal
         self._gate = gate or Gate(budget_usd=None, deadline=None)
         self._run_dir = run_dir or journal.sync.path.parent
+        self._new_tasks: dict[str, int] = {}  # per provider, for its daily cap
+        self._unreachable_since: dict[str, float] = {}
         self.summary = Summary()
 
     def _lane(self, provider: Provider, options: EngineOptions) -> Lane:
@@ -156,6 +170,7 @@ class Engine:
                 for name, queue in queues.items():
                     feeders.start_soon(self._feed, self._lanes[name], queue)
             pollers.cancel_scope.cancel()
+        self.summary.closed = {n: lane.closed_reason for n, lane in self._lanes.items() if lane.closed_reason}
         self._bus.emit(Event(Kind.RUN_FINISHED, message=self.summary.stopped or ""))
         return self.summary
 
@@ -279,8 +294,19 @@ class Engine:
             )
 
     def _may_start(self, lane: Lane, job: Job) -> bool:
-        """Resumed takes always go on; a new one needs an open lane and a run not stopping."""
-        return job.mode in RESUMED or not (self.summary.stopped or lane.closed_reason)
+        """Resumed takes always go on; a new task needs an open lane, a run not stopping, and room
+        under the provider's daily cap (counted here, as tasks start)."""
+        if job.mode in RESUMED:
+            return True
+        if self.summary.stopped or lane.closed_reason:
+            return False
+        cap = self._opt.submit_caps.get(lane.name)
+        started = self._new_tasks.get(lane.name, 0)
+        if cap is not None and started >= cap:
+            lane.close(DAILY_LIMIT)
+            return False
+        self._new_tasks[lane.name] = started + 1
+        return True
 
     async def _reserve(self, job: Job) -> None:
         """The budget and deadline, checked and reserved in one journal transaction; else NotStarted.
@@ -296,18 +322,36 @@ class Engine:
     # --- a take's life --------------------------------------------------------------------------
 
     async def _run_take(self, lane: Lane, job: Job) -> None:
-        try:
-            status = await self._generate(lane, job)
-            outcome = await self._collect(lane, job, status)
-        except NotStarted as why:
-            with anyio.CancelScope(shield=True):
-                await self._journal.release(job.take.key)
-            self.summary.not_started += 1
-            self._bus.emit(Event(Kind.WARNING, job.take, message=f"not submitted: {why}"))
+        while True:
+            try:
+                status = await self._generate(lane, job)
+                outcome = await self._collect(lane, job, status)
+            except NotStarted as why:
+                with anyio.CancelScope(shield=True):
+                    await self._journal.release(job.take.key)
+                self.summary.not_started += 1
+                self._bus.emit(Event(Kind.WARNING, job.take, message=f"not submitted: {why}"))
+                return
+            except TakeFailed as failure:
+                outcome = failed_outcome(job, failure)
+                if failure.retryable and self._may_retry(lane, job):
+                    await self._record(job, outcome, count=False)
+                    job = await self._next_attempt(lane, job, failure)
+                    continue
+            await self._record(job, outcome)
             return
-        except TakeFailed as failure:
-            outcome = failed_outcome(job, failure)
-        await self._record(job, outcome)
+
+    def _may_retry(self, lane: Lane, job: Job) -> bool:
+        """Another task for a take whose task failed on the provider's side (and billed nothing)."""
+        return job.retries < self._opt.task_retries and self._may_start(lane, replace(job, mode=Mode.NEW))
+
+    async def _next_attempt(self, lane: Lane, job: Job, failure: TakeFailed) -> Job:
+        self.summary.retried += 1
+        message = f"the provider failed the task ({failure}); trying a new one"
+        self._bus.emit(Event(Kind.RETRYING, job.take, message=message))
+        await lane.slots.acquire()
+        flags = [*job.flags, "retried"]
+        return replace(job, mode=Mode.NEW, attempt=job.attempt + 1, retries=job.retries + 1, flags=flags)
 
     async def _generate(self, lane: Lane, job: Job) -> TaskStatus:
         """Submit (unless resumed) and wait for a terminal status, holding one of the lane's slots."""
@@ -337,6 +381,7 @@ class Engine:
             try:
                 submitted = await lane.provider.submit(request)
             except TerminalError as exc:
+                error = exc
                 raise self._terminal(lane, exc) from exc
             except AmbiguousSubmitError as exc:
                 if not lane.provider.resend_safe:
@@ -348,10 +393,24 @@ class Engine:
             except TransientError as exc:
                 error = exc
             else:
+                error = None
                 await self._submitted(job, submitted)
                 return
+            finally:
+                self._note_reachability(lane, error)
             await self._pause(job, "submit", attempt, error)
         raise TakeFailed(FailureKind.PROVIDER, f"submit failed {self._opt.submit_attempts} times: {error}")
+
+    def _note_reachability(self, lane: Lane, error: ProviderError | None) -> None:
+        """A provider no connection reaches for ``unreachable_after`` seconds is given up."""
+        if not isinstance(error, NotSentError):
+            self._unreachable_since.pop(lane.name, None)
+            return
+        since = self._unreachable_since.setdefault(lane.name, self._clock.now())
+        if self._clock.now() - since >= self._opt.unreachable_after:
+            lane.close(
+                f"provider unreachable: no connection for {self._opt.unreachable_after:.0f} s ({error})"
+            )
 
     def _request(self, job: Job) -> SubmitRequest:
         take = job.take
@@ -413,9 +472,8 @@ class Engine:
             kind = status.failure_kind or FailureKind.PROVIDER
             cost = failed_cost(status.cost_usd, job.estimate, accepted=True)
             cancelled = status.state is TaskState.CANCELLED
-            raise TakeFailed(
-                kind, status.failure_message or status.raw_status, cost=cost, cancelled=cancelled
-            )
+            message = status.failure_message or status.raw_status
+            raise TakeFailed(kind, message, cost=cost, cancelled=cancelled, retryable=status.retryable)
         if job.generation_s is not None:
             lane.times.record(group_of(job.take), job.generation_s)
         job.paid = decide_cost(status.cost_usd, job.estimate)

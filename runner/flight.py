@@ -53,6 +53,7 @@ class TakeFailed(Exception):
         flags: tuple[str, ...] = (),
         cancelled: bool = False,
         paid: bool = False,
+        retryable: bool = False,
     ) -> None:
         super().__init__(message)
         self.kind = kind
@@ -60,6 +61,7 @@ class TakeFailed(Exception):
         self.flags = flags
         self.cancelled = cancelled
         self.paid = paid
+        self.retryable = retryable  # the provider's side failed, unbilled: a new task may succeed
 
 
 @dataclass
@@ -85,6 +87,7 @@ class Job:
     last_seen: float = 0.0
     last_pending: float | None = None
     paid: Cost | None = None
+    retries: int = 0  # new tasks made in this run after the provider failed one
     flags: list[str] = field(default_factory=list)
 
     @property

@@ -63,7 +63,9 @@ def build(prepared: Prepared, summary: Summary, journal: Journal, *, started: da
             name: getattr(summary, name)
             for name in ("done", "failed", "cancelled", "skipped", "failed_earlier", "not_started")
         }
-        | {"uncertain": summary.uncertain, "held": summary.held, "resumed": summary.resumed},
+        | {"uncertain": summary.uncertain, "held": summary.held, "resumed": summary.resumed}
+        | {"retried": summary.retried},
+        "providers_given_up": dict(summary.closed),
         "spend": {
             "this_run_usd": round(summary.spent_usd, 6),
             "all_runs_usd": round(money.spent_usd, 6),

@@ -86,9 +86,15 @@ def test_keys_never_leak_into_files_or_output(
         for var in URL_VARS.values():
             monkeypatch.setenv(var, sim.base_url)
         code = main(["run", str(manifest)])
+        refused_out, refused_err = capfd.readouterr()
+        assert code == 2, "the pre-flight refuses the key before anything is sent"
+        assert "RUNWAYML_API_SECRET" in refused_err
+        assert sim.stats()["providers"]["runway"]["submissions"] == 0
+        monkeypatch.setenv(KEY_VARS["runway"], keys["runway"])
+        code = main(["run", str(manifest)])
     out, err = capfd.readouterr()
-    assert code == 1
-    assert "auth" in out  # the runway take failed on its bad key, and said so
+    assert code == 1  # the moderated take
+    out, err = out + refused_out, err + refused_err
     blobs = [out, err] + [p.read_text(errors="replace") for p in (tmp_path / "out").rglob("*") if p.is_file()]
     for secret in [*keys.values(), wrong_runway]:
         assert all(secret not in blob for blob in blobs), secret

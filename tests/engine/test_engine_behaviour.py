@@ -38,7 +38,7 @@ from tests.engine.fakes import (
     open_journal,
     poll_gaps,
 )
-from tests.engine.helpers import KEY_VARS, ledger_rows, run_against, shot, sim_env, write_manifest
+from tests.engine.helpers import ledger_rows, run_against, shot, sim_env, write_manifest
 from tests.providers.helpers import make_take
 
 pytestmark = pytest.mark.anyio
@@ -171,14 +171,14 @@ async def test_a_take_running_longer_than_the_timeout_fails_as_timeout(
 async def test_auth_failure_stops_that_provider_and_the_others_go_on(
     sim_factory: SimFactory, tmp_path: Path
 ) -> None:
+    """A key refused mid-run (revoked at 3 a.m.; `previz run`'s pre-flight catches it at the start)."""
     shots = [shot("bay", "runway", takes=4), shot("dune", "runware", takes=2)]
     manifest = write_manifest(tmp_path, shots, concurrency=1)
-    events: list[Event] = []
     async with sim_factory() as sim:
-        env = {**sim_env(sim), KEY_VARS["runway"]: "key_live_wrong0000000000000"}
-        prepared = prepare(RunOptions(manifest=manifest, environ=env, clock=ScaledClock(TEST_TIME_SCALE)))
-        summary = await execute(prepared, events.append)
+        run = await run_engine(sim, manifest, keys={"runway": "key_live_wrong0000000000000"})
         stats = sim.stats()["providers"]
+    summary, events = run.summary, run.events
+    prepared = run
     assert (summary.done, summary.failed, summary.not_started) == (2, 1, 3)
     assert not summary.ok
     rows = ledger_rows(prepared.run_dir)
