@@ -54,7 +54,8 @@ from runner.takes import ImageRef, Take
 
 STOPPING_KINDS = frozenset({FailureKind.AUTH, FailureKind.CREDITS})
 DAILY_LIMIT = "daily limit"
-RESUMED = frozenset({Mode.POLL, Mode.RESEND, Mode.FETCH})
+RESUMED = frozenset({Mode.POLL, Mode.RESEND, Mode.FETCH, Mode.REFETCH})
+FINISHED_AT_PROVIDER = frozenset({Mode.FETCH, Mode.REFETCH})
 
 
 class Encoder(Protocol):
@@ -136,6 +137,7 @@ class Engine:
         self._gate = gate or Gate(budget_usd=None, deadline=None)
         self._run_dir = run_dir or journal.sync.path.parent
         self._new_tasks: dict[str, int] = {}  # per provider, for its daily cap
+        self._handles: dict[tuple[str, str], str] = {}  # (provider, task id) → the take that has it
         self._unreachable_since: dict[str, float] = {}
         self.summary = Summary()
 
@@ -162,6 +164,8 @@ class Engine:
             for job in queue:
                 if job.mode is Mode.UNCERTAIN:
                     await self._write_off(job)
+                elif job.mode is Mode.REFETCH:
+                    job.record = await self._journal.reclaim(job.take.key)
         self._bus.emit(Event(Kind.RUN_STARTED, message=str(sum(len(q) for q in queues.values()))))
         async with anyio.create_task_group() as pollers:
             for lane in self._lanes.values():
@@ -235,8 +239,12 @@ class Engine:
             return Mode.FETCH
         size = clip.stat().st_size
         if record.bytes is not None and size != record.bytes:
-            message = f"clip {clip} changed since it was saved ({size} bytes, was {record.bytes}); left alone"
+            message = (
+                f"clip {clip} changed since it was saved ({size} bytes, was {record.bytes}); "
+                "left alone, and fetched again beside it"
+            )
             self._bus.emit(Event(Kind.WARNING, take, message=message))
+            return Mode.REFETCH
         self._skip(take, "done in an earlier run")
         return None
 
@@ -280,7 +288,7 @@ class Engine:
     async def _feed(self, lane: Lane, queue: deque[Job]) -> None:
         async with anyio.create_task_group() as tg:
             while queue:
-                if queue[0].mode is not Mode.FETCH:  # a finished task holds no provider slot
+                if queue[0].mode not in FINISHED_AT_PROVIDER:  # a finished task holds no provider slot
                     await lane.slots.acquire()
                     if not self._may_start(lane, queue[0]):
                         await lane.slots.release(clean=False)
@@ -355,7 +363,7 @@ class Engine:
 
     async def _generate(self, lane: Lane, job: Job) -> TaskStatus:
         """Submit (unless resumed) and wait for a terminal status, holding one of the lane's slots."""
-        if job.mode is Mode.FETCH:
+        if job.mode in FINISHED_AT_PROVIDER:
             return await self._finished_status(lane, job)
         clean = False
         try:
@@ -435,6 +443,10 @@ class Engine:
         await self._journal.update(job.take.key, state="submitting", handle=job.handle, submits=job.submits)
 
     async def _submitted(self, job: Job, submitted: Submitted) -> None:
+        owner = self._handles.setdefault((job.take.provider, submitted.handle), job.take.label)
+        if owner != job.take.label:  # polling it would report the other take's clip as this one's
+            message = f"the provider answered with task id {submitted.handle}, which {owner} already has"
+            raise TakeFailed(FailureKind.PROVIDER, message, cost=uncertain_cost(job.estimate))
         job.handle = submitted.handle
         job.submitted_at = datetime.now(UTC)
         job.submitted_clock = self._clock.now()

@@ -30,6 +30,7 @@ class Mode(StrEnum):
     RESEND = "resend"  # the last attempt may not have landed, and resending it cannot bill twice
     POLL = "poll"  # in flight at the provider: poll its task id, then download
     FETCH = "fetch"  # paid and finished at the provider, clip not saved: fresh URL, then download
+    REFETCH = "refetch"  # done, but its clip was changed on disk: fetched again into a new name
     UNCERTAIN = "uncertain"  # a submit may have landed unseen: written off, then a new attempt
 
 

@@ -25,6 +25,7 @@ loop go through :class:`AsyncJournal`, one worker thread at a time, so SQLite ne
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -318,6 +319,15 @@ class Journal:
         )
         return None
 
+    def reclaim(self, key: str) -> Record:
+        """A new clip path for a take whose clip was changed on disk: the changed one is left alone."""
+        with self._tx() as conn:
+            claimed = {r[0] for r in conn.execute("SELECT output FROM takes WHERE output IS NOT NULL")}
+            row = conn.execute("SELECT output FROM takes WHERE key=?", (key,)).fetchone()
+            output = _free_name(row[0], claimed, self.path.parent)
+            conn.execute("UPDATE takes SET output=? WHERE key=?", (output, key))
+        return self.get(key)
+
     def op_update(self, key: str, fields: Mapping[str, Any]) -> None:
         """Set columns of one take (task id, submits, state…)."""
         values = {k: (";".join(v) if k == "flags" else v) for k, v in fields.items()}
@@ -356,6 +366,7 @@ class Journal:
 
 def _free_name(wanted: str, claimed: set[str], run_dir: Path) -> str:
     stem, dot, ext = wanted.rpartition(".")
+    stem = re.sub(r"_v\d+$", "", stem)
     candidate, n = wanted, 1
     while candidate in claimed or (run_dir / candidate).exists():
         n += 1
@@ -395,6 +406,7 @@ class AsyncJournal:
         self._inline = inline
         self._queue: list[_Pending] = []
         self._flushing = anyio.Lock()
+        self._limiter = anyio.CapacityLimiter(1)
         self.commits = 0  # group commits made (each one fsync), for benchmarks
 
     async def _run(self, op: Callable[[], T], *, rows: bool = False) -> T:
@@ -442,6 +454,9 @@ class AsyncJournal:
 
     async def release(self, key: str) -> None:
         await self._run(partial(self.sync.op_release, key))
+
+    async def reclaim(self, key: str) -> Record:
+        return await anyio.to_thread.run_sync(self.sync.reclaim, key, limiter=self._limiter)
 
     async def charge(self, key: str, row: Mapping[str, Any], *, state: str, **fields: Any) -> dict[str, Any]:
         """End an attempt (see :meth:`Journal.charge`); the ledger files follow the commit."""

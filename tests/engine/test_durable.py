@@ -304,3 +304,22 @@ async def test_a_disk_too_full_for_the_journal_stops_cleanly(
     assert summary.ok
     assert _accepted(sim) == 8, "no take was paid twice"
     assert sum(r["cost_usd"] for r in ledger_rows(tiny_run_dir)) == pytest.approx(_billed(sim))
+
+
+async def test_a_missing_clip_is_fetched_again_and_an_altered_one_gets_a_new_name(
+    sim: Simulator, tmp_path: Path
+) -> None:
+    manifest = write_manifest(tmp_path, [shot("a", "runware", seeds=[1, 2])])
+    await run_against(sim, manifest)
+    run_dir = tmp_path / "out" / "t"
+    missing, altered = run_dir / "a" / "a_t01_s1.mp4", run_dir / "a" / "a_t02_s2.mp4"
+    missing.unlink()
+    altered.write_bytes(altered.read_bytes() + b"an artist's edit")
+    edited = altered.read_bytes()
+    summary, _ = await run_against(sim, manifest)
+    assert (summary.done, summary.resumed) == (2, 2)
+    assert _accepted(sim) == 2, "fetched by task id: nothing submitted again"
+    assert missing.read_bytes()[4:8] == b"ftyp"
+    assert altered.read_bytes() == edited, "a changed clip is never overwritten"
+    assert (run_dir / "a" / "a_t02_s2_v2.mp4").read_bytes()[4:8] == b"ftyp"
+    assert sum(r["cost_usd"] for r in ledger_rows(run_dir)) == pytest.approx(_billed(sim))

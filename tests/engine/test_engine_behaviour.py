@@ -23,7 +23,7 @@ from runner.images import ImageEncoder
 from runner.lanes import LaneOptions
 from runner.polling import Backoff
 from runner.progress import Progress
-from runner.providers.base import TaskStatus
+from runner.providers.base import SubmitRequest, Submitted, TaskStatus
 from runner.runlog import REDACTED, Redactor, RunLog
 from runner.simulator import Simulator
 from tests.conftest import TEST_TIME_SCALE, SimFactory
@@ -314,3 +314,31 @@ def test_run_log_redacts_a_key_that_reaches_it(tmp_path: Path) -> None:
     assert first["message"] == f"upstream said: invalid key {REDACTED} (see docs)", "longest secret first"
     assert second["message"] == f"key {REDACTED}_* rotated"
     assert Redactor(["abc"])("abcdef") == "abcdef", "secrets under 4 characters are not redacted"
+
+
+async def test_a_task_id_given_to_two_takes_fails_the_second(tmp_path: Path) -> None:
+    """A provider that hands out one id twice: polling it for both would pass one clip off as two."""
+    clock = VirtualClock()
+    a, b = make_take("runway", shot="a"), make_take("runway", shot="b")
+
+    class SameId(FakeProvider):
+        async def submit(self, request: SubmitRequest) -> Submitted:
+            self.submits.append((self.clock.now(), "task-1"))
+            return Submitted(handle="task-1")
+
+    provider = SameId(clock, answer=lambda _call, handles: {h: moderated(h) for h in handles}, name="runway")
+    journal, records = open_journal(tmp_path, [a, b])
+    async with driven(clock):
+        engine = Engine(
+            {"runway": provider},
+            downloader=NoDownloads(),
+            encoder=ImageEncoder(),
+            journal=journal,
+            bus=Bus(),
+            options=EngineOptions(lanes={"runway": LaneOptions(concurrency=2)}, clock=clock),
+        )
+        summary = await engine.run([a, b], records)
+    assert summary.failed == 2
+    rows = {row["shot"]: row for _, row in journal.sync.rows_after(0)}
+    assert "which a#t01 already has" in rows["b"]["failure_message"]
+    assert rows["a"]["failure_kind"] == "moderation", "the first take keeps its task"
