@@ -28,7 +28,7 @@ import anyio
 
 from runner.clips import Downloader
 from runner.clock import REAL_TIME, Clock
-from runner.cost import Cost, CostSource, decide_cost, failed_cost, uncertain_cost
+from runner.cost import Cost, decide_cost, failed_cost, uncertain_cost
 from runner.download import Downloaded
 from runner.errors import (
     AmbiguousSubmitError,
@@ -46,15 +46,14 @@ from runner.flight import Job, Mode, NotStarted, TakeFailed, done_outcome, faile
 from runner.gate import Gate, StopReason
 from runner.journal import AsyncJournal, Record
 from runner.lanes import Lane, LaneOptions, group_of
-from runner.ledger import STICKY_FAILURES, row_of
+from runner.ledger import row_of
 from runner.polling import Backoff
-from runner.prices import estimate_usd
 from runner.providers.base import Provider, SubmitRequest, Submitted, TaskState, TaskStatus
+from runner.rejoin import RESUMED, Policy, rejoin
 from runner.takes import ImageRef, Take
 
 STOPPING_KINDS = frozenset({FailureKind.AUTH, FailureKind.CREDITS})
 DAILY_LIMIT = "daily limit"
-RESUMED = frozenset({Mode.POLL, Mode.RESEND, Mode.FETCH, Mode.REFETCH})
 FINISHED_AT_PROVIDER = frozenset({Mode.FETCH, Mode.REFETCH})
 
 
@@ -159,7 +158,7 @@ class Engine:
 
     async def run(self, takes: Iterable[Take], records: Mapping[str, Record]) -> Summary:
         """Every take to its end (or as far as the budget, deadline or user allow)."""
-        queues = self._admit(takes, records)
+        queues = self._rejoin(takes, records)
         for queue in queues.values():
             for job in queue:
                 if job.mode is Mode.UNCERTAIN:
@@ -180,98 +179,15 @@ class Engine:
 
     # --- which takes, and how each rejoins ------------------------------------------------------
 
-    def _admit(self, takes: Iterable[Take], records: Mapping[str, Record]) -> dict[str, deque[Job]]:
-        """Per provider: the takes in flight from earlier runs first, then the new ones."""
-        resumed: dict[str, deque[Job]] = {name: deque() for name in self._lanes}
-        fresh: dict[str, deque[Job]] = {name: deque() for name in self._lanes}
-        seen: dict[str, Take] = {}
-        for take in takes:
-            if take.key in seen:  # same provider, prompt, image, seed…: the same result, made once
-                self._skip(take, f"the same take as {seen[take.key].label}")
-                continue
-            seen[take.key] = take
-            job = self._job_for(take, records[take.key])
-            if job is not None:
-                (resumed if job.mode in RESUMED else fresh)[take.provider].append(job)
-        self.summary.resumed = sum(len(q) for q in resumed.values())
-        return {name: resumed[name] + fresh[name] for name in self._lanes}
-
-    def _job_for(self, take: Take, record: Record) -> Job | None:
-        mode = self._mode_of(take, record)
-        if mode is None:
-            return None
-        again = mode in RESUMED
-        job = Job(
-            take,
-            record,
-            mode,
-            estimate=estimate_usd(take.provider, take.model, take.duration),
-            attempt=record.attempt if again or record.state == "reserved" else record.attempt + 1,
-            handle=record.handle if again else None,
-            submits=record.submits if again else 0,
-        )
-        if again:
-            job.flags.append("resumed")
-            if record.cost_usd is not None:
-                source: CostSource = "reported" if record.cost_source == "reported" else "estimated"
-                job.paid = Cost(record.cost_usd, source)
-            self._bus.emit(Event(Kind.WARNING, take, message=f"picked up from an earlier run ({mode})"))
-        return job
-
-    def _mode_of(self, take: Take, record: Record) -> Mode | None:
-        state = record.state
-        if state == "done":
-            return self._done_mode(take, record)
-        if state in ("failed", "cancelled"):
-            return self._ended_mode(take, record)
-        if state == "submitting":
-            return self._submitting_mode(take, record)
-        if state == "succeeded":
-            return Mode.FETCH if record.charged else Mode.POLL
-        if state == "submitted":
-            return Mode.POLL
-        return Mode.NEW  # planned, or reserved but never sent
-
-    def _done_mode(self, take: Take, record: Record) -> Mode | None:
-        clip = self._run_dir / (record.output or take.relpath)
-        if not clip.exists():
-            self._bus.emit(Event(Kind.WARNING, take, message=f"clip {clip} is missing: fetching it again"))
-            return Mode.FETCH
-        size = clip.stat().st_size
-        if record.bytes is not None and size != record.bytes:
-            message = (
-                f"clip {clip} changed since it was saved ({size} bytes, was {record.bytes}); "
-                "left alone, and fetched again beside it"
-            )
-            self._bus.emit(Event(Kind.WARNING, take, message=message))
-            return Mode.REFETCH
-        self._skip(take, "done in an earlier run")
-        return None
-
-    def _ended_mode(self, take: Take, record: Record) -> Mode | None:
-        sticky = record.state == "cancelled" or record.failure_kind in STICKY_FAILURES
-        if not sticky or self._opt.retry_failed:
-            return Mode.NEW
-        if record.state == "failed":
-            self.summary.failed_earlier += 1
-            self._skip(take, f"failed earlier ({record.failure_kind}); --retry-failed tries again")
-        else:
-            self._skip(take, "cancelled earlier; --retry-failed tries again")
-        return None
-
-    def _submitting_mode(self, take: Take, record: Record) -> Mode | None:
-        if self._lanes[take.provider].provider.resend_safe and record.handle:
-            return Mode.RESEND
-        if self._opt.hold_uncertain:
-            self.summary.held += 1
-            message = "a submit may have landed unseen; held (--hold-uncertain): check the provider"
-            self._bus.emit(Event(Kind.WARNING, take, message=message))
-            return None
-        return Mode.UNCERTAIN
-
-    def _skip(self, take: Take, why: str) -> None:
-        self.summary.skipped += 1
-        self._bus.emit(Event(Kind.SKIPPED, take, message=why))
+    def _rejoin(self, takes: Iterable[Take], records: Mapping[str, Record]) -> dict[str, deque[Job]]:
+        resend_safe = {name: lane.provider.resend_safe for name, lane in self._lanes.items()}
+        policy = Policy(self._run_dir, resend_safe, self._opt.retry_failed, self._opt.hold_uncertain)
+        found = rejoin(takes, records, policy)
+        for name in ("skipped", "failed_earlier", "held", "resumed"):
+            setattr(self.summary, name, getattr(found.counts, name))
+        for event in found.events:
+            self._bus.emit(event)
+        return found.queues
 
     async def _write_off(self, job: Job) -> None:
         """A submit that may have landed unseen: charged at its estimate, then a new attempt."""

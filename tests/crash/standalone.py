@@ -73,6 +73,20 @@ def start_run(manifest: Path, base_url: str, *extra: str, clock_scale: float) ->
     )
 
 
+@contextmanager
+def started(
+    manifest: Path, base_url: str, *extra: str, clock_scale: float
+) -> Iterator[subprocess.Popen[str]]:
+    """A run for the block; killed and reaped on the way out if the test left it running."""
+    proc = start_run(manifest, base_url, *extra, clock_scale=clock_scale)
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate()
+
+
 def finish(proc: subprocess.Popen[str], timeout: float = 120) -> tuple[int, str, str]:
     try:
         out, err = proc.communicate(timeout=timeout)

@@ -43,12 +43,11 @@ def _kill_campaign(manifest: Path, url: str, kills: int, rng: random.Random) -> 
     """Start and SIGKILL the run ``kills`` times; return how many kills landed before it ended."""
     landed = 0
     for _ in range(kills):
-        proc = standalone.start_run(manifest, url, clock_scale=SCALE)
-        time.sleep(rng.uniform(0.6, 3.0))  # imports take ~0.5 s: kills land in submits, polls, downloads
-        if proc.poll() is None:
-            proc.kill()
-            landed += 1
-        standalone.finish(proc)
+        with standalone.started(manifest, url, clock_scale=SCALE) as proc:
+            time.sleep(rng.uniform(0.6, 3.0))  # imports take ~0.5 s: kills land in submits, polls, downloads
+            if proc.poll() is None:
+                proc.kill()
+                landed += 1
     return landed
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -102,16 +103,16 @@ def test_format_duration(seconds: float, text: str) -> None:
     assert format_duration(seconds) == text
 
 
-def test_cli_plan_json_and_text(
-    cli: Callable[..., Result], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.chdir(tmp_path)  # no run directory here: nothing done yet
-    result = cli("plan", "--json", str(DEMO))
+def test_cli_plan_json_and_text(cli: Callable[..., Result], tmp_path: Path) -> None:
+    demo = tmp_path / "manifests" / "demo.yaml"  # a copy: the repo's outputs/demo may hold a run
+    shutil.copytree(ROOT / "manifests", demo.parent)
+    result = cli("plan", "--json", "--offline", str(demo))
     assert result.code == 0, result.err
     doc = json.loads(result.out)
+    assert doc["totals"]["todo"] == 8, "no run directory yet: nothing done"
     assert doc["totals"]["estimated_usd"] == pytest.approx(sum(r["estimated_usd"] for r in doc["rows"]))
-    assert doc["run_dir"] == str(ROOT / "outputs" / "demo")
-    text = cli("plan", str(DEMO))
+    assert doc["run_dir"] == str(tmp_path / "outputs" / "demo"), "relative to the manifest"
+    text = cli("plan", str(demo))
     assert text.code == 0
     assert "total" in text.out
     assert "est. USD" in text.out
