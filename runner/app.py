@@ -40,7 +40,7 @@ from runner.providers.base import Provider, ProviderConfig
 from runner.providers.registry import build_provider, provider_config_from_env, simulated_config
 from runner.runlock import run_lock
 from runner.runlog import Redactor, RunLog
-from runner.summary import write_summary
+from runner.summary import RunFacts, write_summary
 from runner.takes import Take
 
 
@@ -214,7 +214,15 @@ def _finish(
 ) -> None:
     """The run's end: summary.json, and a word on any file a full disk kept from being written."""
     try:
-        write_summary(prepared, engine.summary, journal, started=started)
+        facts = RunFacts(
+            manifest=prepared.manifest.path,
+            name=prepared.manifest.name,
+            run_dir=prepared.run_dir,
+            keys=frozenset(t.key for t in prepared.takes),
+            budget_usd=prepared.budget_usd,
+            deadline=prepared.deadline,
+        )
+        write_summary(facts, engine.summary, journal, started=started)
     except OSError as exc:
         bus.emit(Event(Kind.WARNING, message=f"cannot write summary.json ({exc.strerror or exc})"))
     if ledger.failed:

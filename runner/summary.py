@@ -11,6 +11,7 @@ import json
 import os
 from collections import Counter
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -18,7 +19,6 @@ from typing import TYPE_CHECKING, Any
 from runner.journal import Journal, Record
 
 if TYPE_CHECKING:
-    from runner.app import Prepared
     from runner.engine import Summary
 
 FILENAME = "summary.json"
@@ -46,15 +46,26 @@ def _providers(records: Iterable[Record]) -> dict[str, dict[str, Any]]:
     return out
 
 
-def build(prepared: Prepared, summary: Summary, journal: Journal, *, started: datetime) -> dict[str, Any]:
-    keys = {t.key for t in prepared.takes}
-    records = [r for k, r in journal.records().items() if k in keys]
+@dataclass(frozen=True)
+class RunFacts:
+    """What the summary says of the run besides the engine's counts and the journal."""
+
+    manifest: Path
+    name: str
+    run_dir: Path
+    keys: frozenset[str]  # the manifest's takes (a run directory may hold older ones too)
+    budget_usd: float | None
+    deadline: datetime | None
+
+
+def build(facts: RunFacts, summary: Summary, journal: Journal, *, started: datetime) -> dict[str, Any]:
+    records = [r for k, r in journal.records().items() if k in facts.keys]
     money = journal.money()
-    run_dir = prepared.run_dir
+    run_dir = facts.run_dir
     retry = run_dir / "retry.yaml"
     return {
-        "manifest": str(prepared.manifest.path),
-        "name": prepared.manifest.name,
+        "manifest": str(facts.manifest),
+        "name": facts.name,
         "started_at": _iso(started),
         "finished_at": _iso(datetime.now(UTC)),
         "stopped": summary.stopped.value if summary.stopped else None,
@@ -70,9 +81,9 @@ def build(prepared: Prepared, summary: Summary, journal: Journal, *, started: da
             "this_run_usd": round(summary.spent_usd, 6),
             "all_runs_usd": round(money.spent_usd, 6),
             "reserved_usd": round(money.reserved_usd, 6),
-            "budget_usd": prepared.budget_usd,
+            "budget_usd": facts.budget_usd,
         },
-        "deadline": prepared.deadline.isoformat() if prepared.deadline else None,
+        "deadline": facts.deadline.isoformat() if facts.deadline else None,
         "providers": _providers(records),
         "paths": {
             "run_dir": str(run_dir),
@@ -86,10 +97,10 @@ def build(prepared: Prepared, summary: Summary, journal: Journal, *, started: da
     }
 
 
-def write_summary(prepared: Prepared, summary: Summary, journal: Journal, *, started: datetime) -> Path:
+def write_summary(facts: RunFacts, summary: Summary, journal: Journal, *, started: datetime) -> Path:
     """Write ``summary.json`` into the run directory (strict JSON, replaced atomically)."""
-    data = build(prepared, summary, journal, started=started)
-    path = prepared.run_dir / FILENAME
+    data = build(facts, summary, journal, started=started)
+    path = facts.run_dir / FILENAME
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(data, indent=2, allow_nan=False) + "\n", encoding="utf-8")
     os.replace(tmp, path)
