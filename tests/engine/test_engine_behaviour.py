@@ -17,13 +17,15 @@ from rich.console import Console
 
 from runner.app import RunOptions, execute, prepare
 from runner.clock import ScaledClock
+from runner.download import Downloaded
 from runner.engine import Engine, EngineOptions
+from runner.errors import ExpiredURLError
 from runner.events import Bus, Event, Kind
 from runner.images import ImageEncoder
 from runner.lanes import LaneOptions
 from runner.polling import Backoff
 from runner.progress import Progress
-from runner.providers.base import SubmitRequest, Submitted, TaskStatus
+from runner.providers.base import SubmitRequest, Submitted, TaskState, TaskStatus
 from runner.runlog import REDACTED, Redactor, RunLog
 from runner.simulator import Simulator
 from tests.conftest import TEST_TIME_SCALE, SimFactory
@@ -342,3 +344,44 @@ async def test_a_task_id_given_to_two_takes_fails_the_second(tmp_path: Path) -> 
     rows = {row["shot"]: row for _, row in journal.sync.rows_after(0)}
     assert "which a#t01 already has" in rows["b"]["failure_message"]
     assert rows["a"]["failure_kind"] == "moderation", "the first take keeps its task"
+
+
+async def test_an_always_expired_url_is_refreshed_3_times_then_the_take_is_paid_not_saved(
+    tmp_path: Path,
+) -> None:
+    clock = VirtualClock()
+    take = make_take("runway", shot="a")
+
+    def finished(_call: int, handles: Sequence[str]) -> Mapping[str, TaskStatus]:
+        url = "https://cdn.example/x.mp4"
+        return {
+            h: TaskStatus(h, TaskState.SUCCEEDED, "SUCCEEDED", output_url=url, cost_usd=0.25) for h in handles
+        }
+
+    class Expired:
+        fetches = 0
+
+        async def fetch(self, url: str, relpath: str, *, provider: str, take: str) -> Downloaded:
+            Expired.fetches += 1
+            raise ExpiredURLError("result URL expired", provider=provider, status=403, take=take)
+
+    provider = FakeProvider(clock, answer=finished, name="runway")
+    journal, records = open_journal(tmp_path, [take])
+    async with driven(clock):
+        engine = Engine(
+            {"runway": provider},
+            downloader=Expired(),
+            encoder=ImageEncoder(),
+            journal=journal,
+            bus=Bus(),
+            options=EngineOptions(lanes={"runway": LaneOptions(concurrency=1)}, clock=clock, url_refreshes=3),
+        )
+        summary = await engine.run([take], records)
+    assert summary.failed == 1
+    assert Expired.fetches == 4, "the first URL and three fresh ones"
+    assert len(provider.polls) == 4, "one poll to finish, three to refresh"
+    ((_, row),) = journal.sync.rows_after(0)
+    assert row["failure_kind"] == "download"
+    assert "still expired after 3 refreshes" in row["failure_message"]
+    assert row["cost_usd"] == 0.25, "paid: the cost stays in the ledger"
+    assert journal.sync.get(take.key).paid_not_saved
