@@ -67,6 +67,9 @@ class Outcome:
 
 @dataclass(frozen=True)
 class Event:
+    """One thing the engine says. ``take`` is None for run-wide events; ``state``/``progress`` come
+    with STATUS, ``handle`` with SUBMITTED, ``outcome`` with FINISHED; ``at`` is UTC."""
+
     kind: Kind
     take: Take | None = None
     message: str = ""

@@ -59,6 +59,13 @@ class Submitted:
 
 @dataclass(frozen=True)
 class TaskStatus:
+    """One poll's answer about one task, in neutral words (what the engine decides on).
+
+    ``raw_status`` is the provider's own word, kept for messages; ``progress`` is 0–1 where the
+    provider says (Runway); ``output_url`` only once SUCCEEDED; ``cost_usd`` is the provider's own
+    figure, not yet believed (``runner.cost`` decides); ``failure_*`` only when FAILED.
+    """
+
     handle: str
     state: TaskState
     raw_status: str
