@@ -178,7 +178,8 @@ async def run_takes(
     run_dir.mkdir(parents=True, exist_ok=True)
     journal = Journal.open(run_dir)
     ledger = LedgerFiles(run_dir)
-    log = RunLog(run_dir / "run.log", Redactor(keys or ()))
+    run_id = _run_id()
+    log = RunLog(run_dir / "run.log", Redactor(keys or ()), run_id=run_id)
     started = datetime.now(UTC)
     try:
         ledger.sync(journal)  # rows a kill left unwritten to the files
@@ -196,7 +197,7 @@ async def run_takes(
             encoder=ImageEncoder(),
             journal=AsyncJournal(journal, on_row=lambda: ledger.sync(journal)),
             bus=bus,
-            options=_engine_options(prepared, providers, wiring, limits),
+            options=_engine_options(prepared, providers, wiring, limits, run_id),
             gate=Gate(budget_usd=prepared.budget_usd, deadline=prepared.deadline),
             run_dir=run_dir,
         )
@@ -278,7 +279,7 @@ def _concurrency(prepared: Prepared) -> int:
 
 
 def _engine_options(
-    prepared: Prepared, providers: Mapping[str, Provider], wiring: Wiring, limits: Limits | None
+    prepared: Prepared, providers: Mapping[str, Provider], wiring: Wiring, limits: Limits | None, run_id: str
 ) -> EngineOptions:
     opts, manifest = prepared.options, prepared.manifest
     slots = limits.slots if limits else {}
@@ -290,7 +291,7 @@ def _engine_options(
         retry_failed=opts.retry_failed,
         hold_uncertain=opts.hold_uncertain,
         clock=opts.clock,
-        run_id=_run_id(),
+        run_id=run_id,
         manifest=str(manifest.path),
     )
 

@@ -101,6 +101,13 @@ class Summary:
     #: Providers given up during the run, and why (bad key, out of credits, unreachable, daily limit).
     closed: dict[str, str] = field(default_factory=dict)
 
+    def counts(self) -> dict[str, float]:
+        """The numbers, for ``run_finished`` in run.log."""
+        names = ("done", "failed", "cancelled", "skipped", "failed_earlier", "not_started", "uncertain")
+        return {n: getattr(self, n) for n in (*names, "held", "resumed", "retried")} | {
+            "spent_usd": round(self.spent_usd, 6)
+        }
+
     @property
     def daily_limited(self) -> bool:
         return any(reason == DAILY_LIMIT for reason in self.closed.values())
@@ -174,7 +181,9 @@ class Engine:
                     feeders.start_soon(self._feed, self._lanes[name], queue)
             pollers.cancel_scope.cancel()
         self.summary.closed = {n: lane.closed_reason for n, lane in self._lanes.items() if lane.closed_reason}
-        self._bus.emit(Event(Kind.RUN_FINISHED, message=self.summary.stopped or ""))
+        self._bus.emit(
+            Event(Kind.RUN_FINISHED, message=self.summary.stopped or "", counts=self.summary.counts())
+        )
         return self.summary
 
     # --- which takes, and how each rejoins ------------------------------------------------------

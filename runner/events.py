@@ -6,7 +6,7 @@ subscriber: the engine writes the journal (and through it the ledger) itself, be
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -77,6 +77,7 @@ class Event:
     progress: float | None = None
     handle: str | None = None
     outcome: Outcome | None = None
+    counts: Mapping[str, float] | None = None  # RUN_FINISHED: the run's counts and spend
     at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
 

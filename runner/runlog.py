@@ -31,17 +31,19 @@ class Redactor:
 class RunLog:
     """Subscriber writing structured lines to ``run.log`` (appended across reruns)."""
 
-    def __init__(self, path: Path, redact: Redactor) -> None:
+    def __init__(self, path: Path, redact: Redactor, *, run_id: str = "") -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         self._fh: TextIO = path.open("a", encoding="utf-8")
         self._redact = redact
+        self._run_id = run_id  # runs append to one file: each line says which it belongs to
 
     def __call__(self, event: Event) -> None:
         if self._fh.closed:
             return
         try:
             self._fh.write(
-                self._redact(json.dumps(_record(event), ensure_ascii=False, allow_nan=False)) + "\n"
+                self._redact(json.dumps(_record(event, self._run_id), ensure_ascii=False, allow_nan=False))
+                + "\n"
             )
             self._fh.flush()
         except OSError:  # a full disk: the log is best effort, the journal is the record
@@ -52,8 +54,9 @@ class RunLog:
             self._fh.close()
 
 
-def _record(event: Event) -> dict[str, Any]:
-    record: dict[str, Any] = {"at": event.at.isoformat(), "event": event.kind.value}
+def _record(event: Event, run_id: str) -> dict[str, Any]:
+    at = event.at.isoformat().replace("+00:00", "Z")
+    record: dict[str, Any] = {"at": at, "run_id": run_id, "event": event.kind.value}
     if event.take is not None:
         record["take"] = event.take.label
         record["provider"] = event.take.provider
@@ -66,4 +69,6 @@ def _record(event: Event) -> dict[str, Any]:
         record.update(
             status=o.status.value, cost_usd=o.cost_usd, failure_kind=o.failure_kind, output=o.output
         )
+    if event.counts is not None:
+        record["counts"] = dict(event.counts)
     return record
