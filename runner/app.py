@@ -30,6 +30,7 @@ from runner.images import ImageEncoder
 from runner.lanes import LaneOptions
 from runner.ledger import History, Ledger
 from runner.manifest import Manifest, load_manifest, parse_deadline
+from runner.outdir import check_output_dir
 from runner.providers.base import ProviderConfig
 from runner.providers.registry import build_provider, provider_config_from_env, simulated_config
 from runner.runlog import Redactor, RunLog
@@ -75,6 +76,7 @@ def prepare(options: RunOptions) -> Prepared:
     takes = tuple(manifest.takes())
     simulate = options.simulate or manifest.simulate
     run_dir = (options.output or manifest.output_dir) / manifest.name
+    check_output_dir(run_dir, "--output" if options.output else f"output_dir in {options.manifest}")
     used = sorted({t.provider for t in takes})
     env = os.environ if options.environ is None else options.environ
     timeout = options.request_timeout
