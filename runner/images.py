@@ -14,6 +14,7 @@ import binascii
 import hashlib
 import io
 import ipaddress
+import os
 import re
 import warnings
 from pathlib import Path
@@ -241,7 +242,8 @@ class ImageChecker:
             if problem:
                 raise ImageProblem(problem)
             return ImageRef(source=source, kind=kind, content_id=source)
-        path = (self.base_dir / source).resolve() if kind is ImageKind.FILE else None
+        # realpath, not Path.resolve: on a symlink loop it returns instead of raising RuntimeError
+        path = Path(os.path.realpath(self.base_dir / source)) if kind is ImageKind.FILE else None
         key = str(path) if path is not None else source
         if key not in self._cache:
             self._cache[key] = self._inspect(source, path)
