@@ -32,7 +32,7 @@ def needles(secrets: Iterable[str]) -> frozenset[str]:
     for secret in secrets:
         if len(secret) < MIN_SECRET:
             continue
-        for form in _forms(secret.lower()):
+        for form in {f.lower() for f in _forms(secret)}:  # quote() writes upper-case hex
             if len(form) < MIN_RUN:
                 found.add(form)
             else:
