@@ -11,12 +11,13 @@ import json
 import math
 import os
 import sys
+import unicodedata
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
 from runner import __version__
-from runner.errors import InputError, LockHeldError, PrevizError
+from runner.errors import InputError, LockHeldError, ManifestError, PrevizError
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -30,22 +31,34 @@ EXIT_INPUT = 2
 EXIT_STOPPED = 3
 EXIT_LOCKED = 4
 EXIT_INTERRUPTED = 130
+_UNSAFE = {"Cc", "Zl", "Zp"}
 #: Slowest simulator: 1 is real time, 1000 stretches a 60 s generation to 17 hours; beyond that a
 #: simulated wait only risks overflowing the event loop's timers.
 MAX_TIME_SCALE = 1000.0
 
 
+def one_line(text: str) -> str:
+    """``text`` with control characters and line separators escaped (``\\n``, ``\\x1b``).
+
+    Messages quote what the user wrote — a key, a path, a prompt — and one holding a newline or
+    an ANSI escape must not break the one-line-per-problem format or drive the terminal.
+    """
+    return "".join(
+        ch.encode("unicode_escape").decode("ascii") if unicodedata.category(ch) in _UNSAFE else ch
+        for ch in text
+    )
+
+
 def _cmd_validate(args: argparse.Namespace) -> int:
-    from runner.errors import ManifestError
     from runner.manifest import load_manifest
 
     try:
         manifest = load_manifest(Path(args.manifest))
     except ManifestError as exc:
         for problem in exc.problems:
-            print(problem, file=sys.stderr)
+            print(one_line(str(problem)), file=sys.stderr)
         count = len(exc.problems)
-        print(f"{args.manifest}: {count} problem{'' if count == 1 else 's'}", file=sys.stderr)
+        print(f"{one_line(args.manifest)}: {count} problem{'' if count == 1 else 's'}", file=sys.stderr)
         return EXIT_INPUT
     print(f"{args.manifest}: ok — {len(manifest.shots)} shots, {manifest.take_count()} takes")
     return EXIT_OK
@@ -285,13 +298,17 @@ def _dispatch(argv: Sequence[str] | None) -> int:
     try:
         return func(args)
     except LockHeldError as exc:
-        print(f"previz: {exc}", file=sys.stderr)
+        print(f"previz: {one_line(str(exc))}", file=sys.stderr)
         return EXIT_LOCKED
+    except ManifestError as exc:
+        for problem in exc.problems:
+            print(one_line(str(problem)), file=sys.stderr)
+        return EXIT_INPUT
     except InputError as exc:
-        print(f"previz: {exc}" if "\n" not in str(exc) else str(exc), file=sys.stderr)
+        print(f"previz: {one_line(str(exc))}", file=sys.stderr)
         return EXIT_INPUT
     except PrevizError as exc:
-        print(f"previz: {exc}", file=sys.stderr)
+        print(f"previz: {one_line(str(exc))}", file=sys.stderr)
         return EXIT_FAILED
     except KeyboardInterrupt:
         print("previz: interrupted", file=sys.stderr)

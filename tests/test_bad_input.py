@@ -249,6 +249,16 @@ CASES = [
     Case("deep-flow-nesting-spawned", _deep_flow, "nested more than 20 deep", spawn=True),
     Case("too-many-values", _many_nodes, r":4:\d+: the document has more than 200000 values"),
     Case("alias-bomb", _laughs, "more than 200000 values"),
+    Case(
+        "unknown-key-with-escape",
+        lambda k: _run(k, **{"\x1b[31mred\nline": 1}),
+        r"unknown key '\\x1b\[31mred\\nline'",
+    ),
+    Case(
+        "manifest-name-newline",
+        _manifest_path(lambda k: "two\nlines.yaml"),
+        r"two\\nlines\.yaml: cannot read",
+    ),
     # -- fields ----------------------------------------------------------------------------------
     Case("shot-id-300", lambda k: _run_shot(k, id="a" * 300), r"shots\[0\]\.id: is 300 characters long"),
     Case("name-300", lambda k: _run(k, name="a" * 300), r":\d+:\d+: name: is 300 characters long"),
