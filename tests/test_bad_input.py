@@ -202,7 +202,7 @@ class Case:
     slow: bool = False
 
 
-_LONG = "x" * 300
+_ESCAPED_KEY: dict[str, Any] = {"\x1b[31mred\nline": 1}
 _A_JPG = "a.jpg"
 CASES = [
     # -- the manifest file itself --------------------------------------------------------------
@@ -251,7 +251,7 @@ CASES = [
     Case("alias-bomb", _laughs, "more than 200000 values"),
     Case(
         "unknown-key-with-escape",
-        lambda k: _run(k, **{"\x1b[31mred\nline": 1}),
+        lambda k: Setup(["run", k.manifest(**_ESCAPED_KEY)]),
         r"unknown key '\\x1b\[31mred\\nline'",
     ),
     Case(

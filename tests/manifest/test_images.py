@@ -102,12 +102,10 @@ def test_missing_and_directory(images: Path) -> None:
 
 
 def test_unreadable_file(images: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import runner.regular_file
-
     def refuse(path: object, flags: int) -> int:
         raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setattr(runner.regular_file.os, "open", refuse)  # tests run as root: chmod would not do
+    monkeypatch.setattr(os, "open", refuse)  # tests run as root: chmod would not do
     with pytest.raises(ImageProblem, match="cannot be read: permission denied"):
         ImageChecker(images).check("a.jpg")
 
