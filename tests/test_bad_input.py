@@ -147,7 +147,7 @@ def _deep_block(kit: Kit) -> Setup:
 
 
 def _many_nodes(kit: Kit) -> Setup:
-    seeds = ", ".join(["1"] * 250_000)
+    seeds = ", ".join(["1"] * 450_000)
     return Setup(["run", kit.write(f"version: 1\nname: bad\nprovider: runware\nseeds: [{seeds}]\n")])
 
 
