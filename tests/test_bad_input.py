@@ -371,7 +371,7 @@ CASES = [
     Case(
         "concurrency-float",
         lambda k: _run(k, "--concurrency", "2.5"),
-        r"--concurrency: '2\.5' is not a number",
+        r"--concurrency: '2\.5' is not a whole number",
     ),
     Case("deadline-bad", lambda k: _run(k, "--deadline", "25:99"), r"deadline '25:99' is not"),
     Case("simulate-port", lambda k: Setup(["simulate", "--port", "70000"]), r"--port: must be a TCP port"),
