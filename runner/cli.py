@@ -191,7 +191,7 @@ def _above_zero(text: str) -> float:
 
 
 def _time_scale(text: str) -> float:
-    """Above 0 (0 would divide simulated time by nothing) and at most MAX_TIME_SCALE."""
+    """Above 0 (every simulated wait is multiplied by it) and at most MAX_TIME_SCALE."""
     value = _above_zero(text)
     if value > MAX_TIME_SCALE:
         raise argparse.ArgumentTypeError(f"must be at most {MAX_TIME_SCALE:g} (1 is real time), got {text}")
