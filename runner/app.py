@@ -35,6 +35,7 @@ from runner.lanes import LaneOptions
 from runner.ledger import LedgerFiles, spec_of
 from runner.manifest import Manifest, load_manifest, parse_deadline
 from runner.netloc import is_loopback
+from runner.outdir import check_output_dir
 from runner.preflight import preflight
 from runner.providers.base import Provider, ProviderConfig
 from runner.providers.registry import build_provider, provider_config_from_env, simulated_config
@@ -88,7 +89,7 @@ def prepare(options: RunOptions) -> Prepared:
     takes = tuple(manifest.takes())
     simulate = options.simulate or manifest.simulate
     run_dir = ((options.output / manifest.name) if options.output else manifest.run_dir).resolve()
-    check_run_dir(run_dir)
+    check_output_dir(run_dir, "--output" if options.output else f"output_dir in {options.manifest}")
     used = sorted({t.provider for t in takes})
     env = os.environ if options.environ is None else options.environ
     timeout = options.request_timeout
@@ -116,18 +117,6 @@ def _check_clock_scale(scale: float | None, configs: Mapping[str, ProviderConfig
         host = urlsplit(config.base_url).hostname or ""
         if not is_loopback(host):
             raise ConfigError(f"--clock-scale is only for a simulator on loopback, not {config.base_url}")
-
-
-def check_run_dir(run_dir: Path) -> None:
-    """The run directory, or the first of its parents that exists, must be a writable folder."""
-    for place in (run_dir, *run_dir.parents):
-        if not place.exists():
-            continue
-        if not place.is_dir():
-            raise ConfigError(f"output path {place} is not a folder (needed for {run_dir})")
-        if not os.access(place, os.W_OK | os.X_OK):
-            raise ConfigError(f"output folder {place} is not writable (needed for {run_dir})")
-        return
 
 
 async def execute(prepared: Prepared, *subscribers: Subscriber) -> Summary:

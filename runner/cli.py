@@ -8,14 +8,17 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
+import os
 import shlex
 import sys
+import unicodedata
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 from runner import __version__
-from runner.errors import InputError, LockHeldError, PrevizError
+from runner.errors import InputError, LockHeldError, ManifestError, PrevizError
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -31,19 +34,34 @@ EXIT_INPUT = 2
 EXIT_STOPPED = 3
 EXIT_LOCKED = 4
 EXIT_INTERRUPTED = 130
+_UNSAFE = {"Cc", "Zl", "Zp"}
+#: Slowest simulator: 1 is real time, 1000 stretches a 60 s generation to 17 hours; beyond that a
+#: simulated wait only risks overflowing the event loop's timers.
+MAX_TIME_SCALE = 1000.0
+
+
+def one_line(text: str) -> str:
+    """``text`` with control characters and line separators escaped (``\\n``, ``\\x1b``).
+
+    Messages quote what the user wrote — a key, a path, a prompt — and one holding a newline or
+    an ANSI escape must not break the one-line-per-problem format or drive the terminal.
+    """
+    return "".join(
+        ch.encode("unicode_escape").decode("ascii") if unicodedata.category(ch) in _UNSAFE else ch
+        for ch in text
+    )
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
-    from runner.errors import ManifestError
     from runner.manifest import load_manifest
 
     try:
         manifest = load_manifest(Path(args.manifest))
     except ManifestError as exc:
         for problem in exc.problems:
-            print(problem, file=sys.stderr)
+            print(one_line(str(problem)), file=sys.stderr)
         count = len(exc.problems)
-        print(f"{args.manifest}: {count} problem{'' if count == 1 else 's'}", file=sys.stderr)
+        print(f"{one_line(args.manifest)}: {count} problem{'' if count == 1 else 's'}", file=sys.stderr)
         return EXIT_INPUT
     print(f"{args.manifest}: ok — {len(manifest.shots)} shots, {manifest.take_count()} takes")
     return EXIT_OK
@@ -291,8 +309,56 @@ def _runway_in_flight(run_dir: Path) -> bool:
         journal.close()
 
 
+class _ArgParser(argparse.ArgumentParser):
+    """argparse that reports a bad argument on one line (DESIGN §1: bad input is one line, exit 2)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_INPUT, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+
+def _number(text: str, kind: Callable[[str], float]) -> float:
+    try:
+        value = kind(text)
+    except ValueError:
+        noun = "whole number" if kind is int else "number"
+        raise argparse.ArgumentTypeError(f"{text!r} is not a {noun}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a finite number")
+    return value
+
+
+def _above_zero(text: str) -> float:
+    """A finite number above 0: a budget, a time scale."""
+    value = _number(text, float)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0, got {text}")
+    return value
+
+
+def _time_scale(text: str) -> float:
+    """Above 0 (every simulated wait is multiplied by it) and at most MAX_TIME_SCALE."""
+    value = _above_zero(text)
+    if value > MAX_TIME_SCALE:
+        raise argparse.ArgumentTypeError(f"must be at most {MAX_TIME_SCALE:g} (1 is real time), got {text}")
+    return value
+
+
+def _at_least_one(text: str) -> int:
+    value = int(_number(text, int))
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {text}")
+    return value
+
+
+def _port(text: str) -> int:
+    value = int(_number(text, int))
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"must be a TCP port 0–65535 (0: any free port), got {text}")
+    return value
+
+
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="previz", description=__doc__.splitlines()[0] if __doc__ else None)
+    p = _ArgParser(prog="previz", description=__doc__.splitlines()[0] if __doc__ else None)
     p.add_argument("--version", action="version", version=f"previz-runner {__version__}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -312,10 +378,12 @@ def _parser() -> argparse.ArgumentParser:
     r = sub.add_parser("run", help="run a manifest: submit, poll, download; resumes by itself")
     r.add_argument("manifest")
     r.add_argument("--simulate", action="store_true", help="use the built-in simulator (no key needed)")
-    r.add_argument("--concurrency", type=int, help="tasks in flight per provider (default: manifest)")
+    r.add_argument(
+        "--concurrency", type=_at_least_one, help="tasks in flight per provider (default: manifest)"
+    )
     r.add_argument("--output", help="output directory (default: manifest output_dir, else ./outputs)")
     r.add_argument(
-        "--budget", type=float, metavar="USD", help="cap on spend, all runs of the manifest together"
+        "--budget", type=_above_zero, metavar="USD", help="cap on spend, all runs of the manifest together"
     )
     r.add_argument(
         "--deadline",
@@ -353,7 +421,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     r.add_argument(
         "--sim-time-scale",
-        type=float,
+        type=_time_scale,
         default=0.05,
         dest="sim_time_scale",
         help="simulator speed: 0.05 makes a 60 s generation last 3 s",
@@ -371,9 +439,9 @@ def _parser() -> argparse.ArgumentParser:
 
     sim = sub.add_parser("simulate", help="run the built-in provider simulator as a server")
     sim.add_argument("--host", default="127.0.0.1")
-    sim.add_argument("--port", type=int, default=8765)
+    sim.add_argument("--port", type=_port, default=8765)
     sim.add_argument("--profile", default="clean", choices=("clean", "flaky", "hostile"))
-    sim.add_argument("--time-scale", type=float, default=1.0, dest="time_scale")
+    sim.add_argument("--time-scale", type=_time_scale, default=1.0, dest="time_scale")
     sim.add_argument("--seed", type=int, default=0)
     sim.add_argument(
         "--key",
@@ -386,6 +454,26 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; every exit path returns a code (DESIGN §1), none prints a traceback."""
+    try:
+        code = _dispatch(argv)
+        sys.stdout.flush()  # a closed pipe must fail here, inside the guard, not at interpreter exit
+    except BrokenPipeError:
+        _quiet_stdout()
+        return EXIT_OK  # the reader stopped reading (`previz schema | head`): not our failure
+    return code
+
+
+def _quiet_stdout() -> None:
+    """Point stdout at the null device so Python's final flush does not complain on stderr."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # in-process callers (tests) give a stdout without a descriptor
+        pass
+
+
+def _dispatch(argv: Sequence[str] | None) -> int:
     parser = _parser()
     try:
         args = parser.parse_args(argv)
@@ -395,13 +483,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return func(args)
     except LockHeldError as exc:
-        print(f"previz: {exc}", file=sys.stderr)
+        print(f"previz: {one_line(str(exc))}", file=sys.stderr)
         return EXIT_LOCKED
+    except ManifestError as exc:
+        for problem in exc.problems:
+            print(one_line(str(problem)), file=sys.stderr)
+        return EXIT_INPUT
     except InputError as exc:
-        print(f"previz: {exc}" if "\n" not in str(exc) else str(exc), file=sys.stderr)
+        print(f"previz: {one_line(str(exc))}", file=sys.stderr)
         return EXIT_INPUT
     except PrevizError as exc:
-        print(f"previz: {exc}", file=sys.stderr)
+        print(f"previz: {one_line(str(exc))}", file=sys.stderr)
         return EXIT_FAILED
     except KeyboardInterrupt:
         print("previz: interrupted", file=sys.stderr)

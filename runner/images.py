@@ -13,6 +13,7 @@ import base64
 import binascii
 import hashlib
 import io
+import os
 import re
 import warnings
 from pathlib import Path
@@ -23,12 +24,16 @@ from PIL import Image
 from runner.errors import InputError
 from runner.netloc import is_loopback as _is_loopback
 from runner.providers.limits import LIMITS, MB
+from runner.regular_file import Refused, TooBig, read_regular
 from runner.takes import ImageKind, ImageRef
+from runner.textcheck import describe_control, first_control
 
 MIN_RATIO = 0.5
 MAX_RATIO = 2.0
 #: Files bigger than this are refused unread: far over every provider's data-URI limit.
 MAX_FILE_BYTES = 64 * MB
+#: Images with more pixels are refused from the header, before decoding (an 8K frame is 33 MP).
+MAX_PIXELS = 40_000_000
 
 _ALLOWED = {"image/jpeg": "JPEG", "image/png": "PNG", "image/webp": "WEBP"}
 _OTHER_MAGIC = (
@@ -82,6 +87,12 @@ def url_problem(source: str) -> str | None:
     """Why a URL is refused (None if fine): https only, plain http only to loopback hosts."""
     parts = urlsplit(source)
     scheme = parts.scheme.lower()
+    if parts.username is not None or parts.password is not None:
+        bare = parts._replace(netloc=parts.netloc.rpartition("@")[2]).geturl()
+        return (
+            f"image URL {bare} carries a user name or password (user:pass@); "
+            "credentials in a manifest end up in logs and ledgers: use a URL that needs none"
+        )
     if scheme in ("https", "http") and not parts.hostname:
         return f"image URL {source} has no host"
     if scheme == "https" or (scheme == "http" and _is_loopback(parts.hostname or "")):
@@ -123,14 +134,40 @@ def measure(data: bytes, name: str) -> tuple[str, int, int]:
         raise ImageProblem(
             f"image {name} is not a JPEG, PNG or WebP file ({found}; checked by content, not name)"
         )
+    fmt = _ALLOWED[mime]
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(data), formats=[_ALLOWED[mime]]) as img:
+            with Image.open(io.BytesIO(data), formats=[fmt]) as img:
                 width, height = img.size
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError):
-        raise ImageProblem(f"image {name} starts like {_ALLOWED[mime]} but its header is damaged") from None
+                _decode_whole(img, name, fmt)
+    except ImageProblem:
+        raise
+    except Image.DecompressionBombError:
+        raise ImageProblem(f"image {name} is too many pixels to decode (a decompression bomb?)") from None
+    except Exception:  # whatever Pillow raises on a header it cannot read
+        raise ImageProblem(f"image {name} starts like {fmt} but its header is damaged") from None
     return mime, width, height
+
+
+def _decode_whole(img: Image.Image, name: str, fmt: str) -> None:
+    """Decode every pixel once: a truncated or corrupt file must fail here, not at the provider.
+
+    The pixel cap comes first, so a small file that expands to gigabytes (a decompression bomb)
+    is refused from its header without being decoded. Any decoder error is a damaged file:
+    Pillow raises OSError, SyntaxError, ValueError or struct.error depending on the format.
+    """
+    width, height = img.size
+    if width * height > MAX_PIXELS:
+        raise ImageProblem(
+            f"image {name} is {width}×{height} ({width * height / 1e6:.1f} megapixels); at most "
+            f"{MAX_PIXELS / 1e6:.0f} megapixels are decoded (a decompression bomb?)"
+        )
+    try:
+        img.load()
+    except Exception as exc:
+        reason = str(exc).split("\n")[0][:120] or type(exc).__name__
+        raise ImageProblem(f"image {name} is a damaged or truncated {fmt} file ({reason})") from None
 
 
 def check_ratio(name: str, width: int, height: int) -> None:
@@ -156,14 +193,18 @@ def decode_data_uri(source: str) -> tuple[str | None, bytes]:
 
 
 def read_file(path: Path, source: str) -> bytes:
-    """The bytes of a local image, or an ImageProblem saying why it cannot be read."""
+    """The bytes of a local image, or an ImageProblem saying why it cannot be read.
+
+    Only a regular file under MAX_FILE_BYTES is read (:mod:`runner.regular_file`): a FIFO, a
+    device such as ``/dev/zero`` or a symlink loop is refused by name instead of hanging or
+    filling memory.
+    """
     try:
-        size = path.stat().st_size
-        if path.is_dir():
-            raise ImageProblem(f"image {source} is a directory, not a file")
-        if size > MAX_FILE_BYTES:
-            raise ImageProblem(f"image {source} is {_mb(size)}; far over every provider's limit")
-        return path.read_bytes()
+        return read_regular(path, MAX_FILE_BYTES)
+    except TooBig as why:
+        raise ImageProblem(f"image {source} {why}; far over every provider's limit") from None
+    except Refused as why:
+        raise ImageProblem(f"image {source} {why} ({path})") from None
     except FileNotFoundError:
         raise ImageProblem(f"image {source} not found (looked for {path})") from None
     except PermissionError:
@@ -183,12 +224,17 @@ class ImageChecker:
     def check(self, source: str) -> ImageRef:
         """An ImageRef for ``source``, or ImageProblem (also cached: reported once per source)."""
         kind = kind_of(source)
+        bad = first_control(source, allow="\n\r\t " if kind is ImageKind.DATA else "")
+        if bad is not None:
+            where = describe_control(source, bad)
+            raise ImageProblem(f"the image path or URL holds a control character ({where}); remove it")
         if kind is ImageKind.URL:
             problem = url_problem(source)
             if problem:
                 raise ImageProblem(problem)
             return ImageRef(source=source, kind=kind, content_id=source)
-        path = (self.base_dir / source).resolve() if kind is ImageKind.FILE else None
+        # realpath, not Path.resolve: on a symlink loop it returns instead of raising RuntimeError
+        path = Path(os.path.realpath(self.base_dir / source)) if kind is ImageKind.FILE else None
         key = str(path) if path is not None else source
         if key not in self._cache:
             self._cache[key] = self._inspect(source, path)

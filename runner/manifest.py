@@ -14,12 +14,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from runner.errors import InputError, ManifestError, Problem
+from runner.errors import ManifestError, Problem
+from runner.manifest_guard import compose_guarded, read_manifest
 from runner.manifest_messages import check_shape
 from runner.manifest_rules import check_rules
 from runner.manifest_schema import ManifestDoc, json_schema, parse_deadline
 from runner.takes import ImageRef, Take, derive_seed, take_key
-from runner.yamlpos import load_located
 
 __all__ = ["Manifest", "Shot", "json_schema", "load_manifest", "parse_deadline"]
 
@@ -106,10 +106,7 @@ class Manifest:
 
 
 def _read_text(path: Path) -> str:
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise InputError(f"{path}: cannot read the manifest: {exc.strerror or exc}") from None
+    raw = read_manifest(path)
     try:
         return raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -122,7 +119,7 @@ def _read_text(path: Path) -> str:
 def load_manifest(path: Path) -> Manifest:
     """Read and check a manifest offline (no network). Raises ManifestError with every problem."""
     file = str(path)
-    located = load_located(_read_text(path), file)
+    located = compose_guarded(_read_text(path), file)
     shape = check_shape(located, file)
     rules = check_rules(located, file, shape.bad, path.parent)
     problems = list(dict.fromkeys((*located.problems, *shape.problems, *rules.problems)))

@@ -16,7 +16,7 @@ from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
 from runner.errors import Problem
-from runner.manifest_schema import MAX_TAKES, ManifestDoc, allowed_keys
+from runner.manifest_schema import MAX_NAME, MAX_TAKES, ManifestDoc, allowed_keys
 from runner.providers.limits import PROVIDERS
 from runner.takes import SEED_MAX
 from runner.yamlpos import Loc, Located, format_loc
@@ -126,6 +126,9 @@ _GENERIC: dict[str, _Msg] = {
     "model_type": lambda e: f"must be a mapping of `key: value` lines, got {shown(e['input'])}",
     "dict_type": lambda e: f"must be a mapping of `key: value` lines, got {shown(e['input'])}",
     "string_too_short": lambda e: "must not be empty",
+    "string_too_long": lambda e: (
+        f"is {len(e['input'])} characters long; at most {_ctx(e, 'max_length')} allowed"
+    ),
     "too_short": lambda e: "must not be empty",
     "too_long": lambda e: f"has {_ctx(e, 'actual_length')} items; at most {_ctx(e, 'max_length')} allowed",
     "greater_than_equal": lambda e: f"must be at least {_ctx(e, 'ge')}, got {shown(e['input'])}",
@@ -156,6 +159,12 @@ _SPECIAL: dict[tuple[str, str], _Msg] = {
     ("id", "string_pattern_mismatch"): lambda e: (
         f"{shown(e['input'])} is not a valid shot id (allowed: letters, digits, '-' and '_', "
         "starting with a letter or digit; it names the shot's folder and files)"
+    ),
+    ("name", "string_too_long"): lambda e: (
+        f"is {len(e['input'])} characters long; a run name is at most {MAX_NAME} (it names the run directory)"
+    ),
+    ("id", "string_too_long"): lambda e: (
+        f"is {len(e['input'])} characters long; a shot id is at most {MAX_NAME} (it names folders and files)"
     ),
     ("shots[]", "model_type"): lambda e: (
         f"each shot must be a mapping with id, prompt, image, …; got {shown(e['input'])}"

@@ -19,6 +19,7 @@ from runner.manifest_messages import shown
 from runner.manifest_schema import DEFAULT_DURATION, DEFAULT_MODEL, DEFAULT_RATIO
 from runner.providers.limits import LIMITS, PROVIDERS, RATIO_SIZES, RATIOS
 from runner.takes import ImageRef
+from runner.textcheck import describe_control, first_control
 from runner.yamlpos import Loc, Located, format_loc
 
 _TOP_LEVEL = {"provider": ("provider",), "model": ("model",)}
@@ -156,6 +157,23 @@ def _prompt(shot: _Shot, pm: tuple[str, str] | None) -> None:
     shot.ctx.report(where, message + shot.inherited(src))
 
 
+def _control_characters(shot: _Shot) -> None:
+    """Prompts keep newline and tab only; tags none: a NUL or an ANSI escape is never meant."""
+    for name, allow in (("prompt", "\n\t"), ("tags", "")):
+        src = shot.get(name)
+        if src is None or src.value is None:
+            continue
+        texts = [src.value] if name == "prompt" else src.value
+        for i, text in enumerate(texts):
+            bad = first_control(text, allow) if isinstance(text, str) else None
+            if bad is None:
+                continue
+            where = shot.where(src, name) if name == "prompt" else (*shot.where(src, name), i)
+            what = "newline and tab are the only control characters allowed" if allow else "none allowed"
+            message = f"holds a control character ({describe_control(text, bad)}); {what}"
+            shot.ctx.report(where, message + shot.inherited(src))
+
+
 def _image(shot: _Shot, name: str, pm: tuple[str, str] | None) -> ImageRef | None:
     src = shot.get(name)
     if src is None or src.value is None:
@@ -221,6 +239,7 @@ def _resolve(shot: _Shot) -> dict[str, Any]:
     _duration(shot, pm)
     _ratio(shot, pm)
     _prompt(shot, pm)
+    _control_characters(shot)
     _last_frame_support(shot, pm)
     seeds, takes = _seeds_takes(shot)
     values = {

@@ -20,6 +20,8 @@ from runner.takes import SEED_MAX
 
 NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]*$"
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]*$"
+#: Longest run name and shot id: they name folders and files, and a clip's file name must fit (errno 36).
+MAX_NAME = 64
 MODELS = ("gen4_turbo",)
 DEFAULT_MODEL = "gen4_turbo"
 DEFAULT_CONCURRENCY = 4
@@ -105,14 +107,18 @@ class ShotFields(_Strict):
 class ShotDoc(ShotFields):
     """One shot as written in ``shots:``."""
 
-    id: str = Field(pattern=ID_PATTERN, description="Unique shot id; names the shot's folder.")
+    id: str = Field(
+        pattern=ID_PATTERN, max_length=MAX_NAME, description="Unique shot id; names the shot's folder."
+    )
 
 
 class ManifestDoc(_Strict):
     """A manifest file, version 1, as written."""
 
     version: Literal[1] = Field(description="Manifest format version; must be 1.")
-    name: str = Field(pattern=NAME_PATTERN, description="Run name; names the run directory.")
+    name: str = Field(
+        pattern=NAME_PATTERN, max_length=MAX_NAME, description="Run name; names the run directory."
+    )
     provider: str = Field(
         description="Default provider for every shot.", json_schema_extra={"enum": list(PROVIDERS)}
     )

@@ -1,31 +1,21 @@
 """``run.log``: one JSON object per engine event, with every known secret redacted.
 
 Keys never reach this file in the first place (events carry no keys and errors are built
-without them); the redaction is the belt to that pair of braces, for text that came back from
-a provider or a library.
+without them); the redaction (:mod:`runner.redact`: any 8-character run of a key, in any case or
+URL-encoded) is the belt to that pair of braces, for text that came back from a provider or a library.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, TextIO
 
 from runner.events import Event
+from runner.redact import REDACTED, Redactor
 
-REDACTED = "***"
-
-
-class Redactor:
-    def __init__(self, secrets: Iterable[str]) -> None:
-        self._secrets = sorted({s for s in secrets if len(s) >= 4}, key=len, reverse=True)
-
-    def __call__(self, text: str) -> str:
-        for secret in self._secrets:
-            text = text.replace(secret, REDACTED)
-        return text
+__all__ = ["REDACTED", "Redactor", "RunLog"]
 
 
 class RunLog:

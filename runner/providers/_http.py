@@ -43,6 +43,7 @@ from runner.errors import (
 from runner.netloc import safe_url as safe_url  # re-exported: adapters and tests use it from here
 from runner.providers.base import ProviderConfig, SubmitRequest, TaskState, TaskStatus
 from runner.providers.limits import LIMITS, RATIO_SIZES
+from runner.redact import redact
 
 #: HTTP statuses that end a request for good unless an adapter says otherwise.
 DEFAULT_KINDS: Mapping[int, FailureKind] = {
@@ -329,7 +330,7 @@ class Wire:
     def scrub(self, text: str) -> str:
         """``text`` cut to a readable length, with the key removed should a server echo it."""
         key = self._config.api_key.reveal()
-        cleaned = text.replace(key, "***") if key else text
+        cleaned = redact(text, key)
         return cleaned if len(cleaned) <= _SNIPPET else cleaned[:_SNIPPET] + "…"
 
     def error(

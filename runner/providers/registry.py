@@ -20,6 +20,7 @@ from runner.providers.aimlapi import AimlApiProvider
 from runner.providers.base import Provider, ProviderConfig, Secret
 from runner.providers.runware import RunwareProvider
 from runner.providers.runway import RunwayProvider
+from runner.textcheck import first_control
 
 #: Variables holding each provider's key, in order of preference.
 KEY_VARS: Mapping[str, tuple[str, ...]] = {
@@ -66,7 +67,9 @@ def check_base_url(url: str, source: str) -> str:
     except ValueError as exc:
         raise ConfigError(f"{source}: {url!r} is not a valid URL") from exc
     problem: str | None = None
-    if parts.scheme not in ("https", "http") or not host:
+    if first_control(url) is not None:
+        problem = "must not hold control characters"
+    elif parts.scheme not in ("https", "http") or not host:
         problem = "must be an https:// URL with a host"
     elif parts.username is not None or parts.password is not None:
         problem = "must not carry credentials; keys come from their own variables"
@@ -78,6 +81,22 @@ def check_base_url(url: str, source: str) -> str:
         shown = f"{parts.scheme}://{host}" if host else "the given value"
         raise ConfigError(f"{source}: {shown}: {problem}")
     return url.strip().rstrip("/")
+
+
+def check_key(key: str, var: str) -> str:
+    """``key`` if it is printable ASCII without spaces, else ConfigError naming ``var`` (never the key).
+
+    A key copied with a line break, an escape sequence or a smart quote would fail in the HTTP
+    header at the first request (a ValueError deep in aiohttp); refused here, before anything is sent.
+    """
+    bad = next((i for i, ch in enumerate(key) if not "!" <= ch <= "~"), None)
+    if bad is not None:
+        what = f"U+{ord(key[bad]):04X} at character {bad + 1}"
+        raise ConfigError(
+            f"{var}: the key holds a character a key cannot have ({what}; a key is printable ASCII "
+            "without spaces): copy it again"
+        )
+    return key
 
 
 def missing_key_message(name: str) -> str:
@@ -102,10 +121,11 @@ def provider_config_from_env(
     key_var = next((var for var in KEY_VARS[name] if env.get(var, "").strip()), None)
     if key_var is None:
         raise ConfigError(missing_key_message(name))
+    key = check_key(env[key_var].strip(), key_var)
     return ProviderConfig(
         name=name,
         base_url=_base_url_from_env(name, env),
-        api_key=Secret(env[key_var].strip()),
+        api_key=Secret(key),
         connect_timeout=connect_timeout,
         request_timeout=request_timeout,
         key_source=key_var,

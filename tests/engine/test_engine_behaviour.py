@@ -314,7 +314,7 @@ def test_run_log_redacts_a_key_that_reaches_it(tmp_path: Path) -> None:
     assert key not in text
     first, second = (json.loads(line) for line in text.splitlines())
     assert first["message"] == f"upstream said: invalid key {REDACTED} (see docs)", "longest secret first"
-    assert second["message"] == f"key {REDACTED}_* rotated"
+    assert second["message"] == f"key {REDACTED}* rotated", "'rw_live_' is an 8-character run of the key"
     assert Redactor(["abc"])("abcdef") == "abcdef", "secrets under 4 characters are not redacted"
 
 

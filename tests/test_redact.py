@@ -1,0 +1,213 @@
+"""Keys are redacted in every form a server might echo them: whole, in part, upper-cased, URL-encoded.
+
+The rule (:mod:`runner.redact`): any run of 8 or more characters of a key, case-insensitively, in
+the key's plain or URL-encoded form, is replaced wherever it appears. The end-to-end test sends a
+real run at a loopback server whose 401 echoes the key in all those forms, then reads every byte
+the run left behind — stdout, stderr, ledger.csv, ledger.jsonl, run.log.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from urllib.parse import quote
+
+import anyio
+import anyio.to_thread
+import pytest
+from aiohttp import web
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from runner.cli import main
+from runner.providers.base import ProviderConfig, Secret
+from runner.redact import MIN_RUN, REDACTED, Redactor, redact
+from runner.runlog import RunLog
+from tests.engine.helpers import shot, write_manifest
+
+KEY = "key_S3CRET_9d8c7b6a5f4e"
+PLUS_KEY = "sk+live/AbC=123xyz789"
+
+
+def leaks(text: str, key: str) -> list[str]:
+    """Every 8-character piece of ``key`` (or of its URL-encoded forms) still in ``text``, any case."""
+    low = text.lower()
+    forms = {key, quote(key, safe=""), quote(key)}
+    return [
+        f[i : i + MIN_RUN]
+        for f in forms
+        for i in range(len(f) - MIN_RUN + 1)
+        if f[i : i + MIN_RUN].lower() in low
+    ]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (f"invalid key {KEY}.", f"invalid key {REDACTED}."),
+        (f"invalid key {KEY[:13]}…{KEY[-2:]}****", f"invalid key {REDACTED}…{KEY[-2:]}****"),
+        (f"KEY IS {KEY.upper()}!", f"KEY IS {REDACTED}!"),
+        (f"key is {KEY.swapcase()[3:15]} (middle)", f"key is {REDACTED} (middle)"),
+        (f"exactly 8: {KEY[4:12]}|", f"exactly 8: {REDACTED}|"),
+        (f"only 7: {KEY[4:11]}|", f"only 7: {KEY[4:11]}|"),
+        (f"twice {KEY}{KEY} and {KEY[2:10]}", f"twice {REDACTED} and {REDACTED}"),
+        ("nothing to see here", "nothing to see here"),
+    ],
+    ids=[
+        "whole",
+        "partial-echo",
+        "upper",
+        "mixed-case-middle",
+        "run-of-8",
+        "run-of-7-kept",
+        "repeats",
+        "none",
+    ],
+)
+def test_runs_of_eight_or_more_are_redacted(text: str, expected: str) -> None:
+    assert redact(text, KEY) == expected
+    assert Redactor([KEY])(text) == expected
+
+
+@pytest.mark.parametrize(
+    "shown",
+    [
+        quote(PLUS_KEY, safe=""),
+        quote(PLUS_KEY, safe="").lower(),
+        quote(PLUS_KEY),
+        quote(PLUS_KEY, safe="")[:14],
+    ],
+    ids=["encoded", "encoded-lower-hex", "encoded-path", "encoded-partial"],
+)
+def test_url_encoded_forms_are_redacted(shown: str) -> None:
+    text = f"GET https://cdn.example.com/x?token={shown}&size=2"
+    out = redact(text, PLUS_KEY)
+    assert shown not in out and REDACTED in out
+    assert out.startswith("GET https://cdn.example.com/x?token=") and out.endswith("&size=2")
+
+
+def test_short_secrets_are_matched_whole_and_tiny_ones_ignored() -> None:
+    assert redact("token abcdef here", "abcdef") == f"token {REDACTED} here"
+    assert redact("token ABCDEF here", "abcdef") == f"token {REDACTED} here"
+    assert redact("abc", "abc") == "abc", "under 4 characters is not a secret worth redacting"
+
+
+def test_characters_that_lower_case_to_two_keep_positions() -> None:
+    """'İ'.lower() is two characters; the rest of the text must still line up with the matches."""
+    text = f"İİ {KEY.upper()} İ tail"
+    assert redact(text, KEY) == f"İİ {REDACTED} İ tail"
+
+
+_KEY_CHARS = st.characters(min_codepoint=0x21, max_codepoint=0x7E)
+
+
+@settings(max_examples=150, deadline=None, derandomize=True, database=None)
+@given(
+    key=st.text(_KEY_CHARS, min_size=8, max_size=48),
+    pieces=st.lists(st.tuples(st.integers(0, 47), st.integers(8, 48), st.booleans()), max_size=6),
+    filler=st.lists(st.text(max_size=12), min_size=7, max_size=7),
+)
+def test_no_eight_character_run_survives(
+    key: str, pieces: list[tuple[int, int, bool]], filler: list[str]
+) -> None:
+    """Slices of the key, some upper-cased, some URL-encoded, between random text: none survive."""
+    parts = [filler[0]]
+    for n, (start, length, upper) in enumerate(pieces):
+        piece = key[start : start + length] if start < len(key) else key
+        piece = quote(piece, safe="") if n % 3 == 2 else piece
+        parts += [piece.upper() if upper else piece, filler[n + 1]]
+    out = redact("".join(parts), key)
+    assert not leaks(out, key)
+
+
+def test_run_log_writes_no_piece_of_a_key(tmp_path: Path) -> None:
+    from runner.events import Event, Kind
+    from tests.providers.helpers import make_take
+
+    log = RunLog(tmp_path / "run.log", Redactor([KEY, PLUS_KEY]))
+    take = make_take("runway")
+    for message in (f"401: {KEY[:12]}…", f"HINT: {KEY.upper()}", f"url ?k={quote(PLUS_KEY, safe='')}"):
+        log(Event(Kind.WARNING, take, message=message))
+    log.close()
+    text = (tmp_path / "run.log").read_text(encoding="utf-8")
+    assert not leaks(text, KEY) and not leaks(text, PLUS_KEY)
+    assert text.count(REDACTED) == 3
+
+
+def test_wire_scrub_uses_the_same_rule() -> None:
+    from runner.providers._http import Wire
+
+    config = ProviderConfig(name="runway", base_url="https://api.example", api_key=Secret(KEY))
+    wire = Wire(config, session=None)  # type: ignore[arg-type]  # scrub never touches the session
+    assert wire.scrub(f"bad key {KEY[:10].upper()}…") == f"bad key {REDACTED}…"
+
+
+# -- end to end: a 401 that echoes the key every way, through a real run ----------------------
+
+
+def _echo_app(key: str) -> web.Application:
+    """Answers every request 401 with the key echoed partially, upper-cased and URL-encoded."""
+
+    async def refuse(request: web.Request) -> web.Response:
+        message = (
+            f"invalid API key {key[:12]}…{key[-2:]}****; did you mean {key.upper()}? "
+            f"see https://docs.example.com/keys?key={quote(key, safe='')}"
+        )
+        return web.json_response({"error": message}, status=401)
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", refuse)
+    return app
+
+
+@contextmanager
+def threaded_server(app: web.Application) -> Iterator[str]:
+    """``app`` on 127.0.0.1 on its own thread and event loop; yields its base URL."""
+    box: dict[str, str] = {}
+    ready, stop = threading.Event(), threading.Event()
+
+    async def serve() -> None:
+        runner = web.AppRunner(app)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port = runner.addresses[0][1]
+        box["url"] = f"http://127.0.0.1:{port}"
+        ready.set()
+        try:
+            await anyio.to_thread.run_sync(stop.wait)
+        finally:
+            await runner.cleanup()
+
+    thread = threading.Thread(target=anyio.run, args=(serve,), daemon=True)
+    thread.start()
+    assert ready.wait(10), "server did not start"
+    try:
+        yield box["url"]
+    finally:
+        stop.set()
+        thread.join(10)
+
+
+def test_a_401_echoing_the_key_leaves_no_piece_of_it_anywhere(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
+    key = "key_live_S3cret+Tok/en9d8c7b6a"
+    manifest = write_manifest(tmp_path, [shot("a", "runway")])
+    with threaded_server(_echo_app(key)) as base_url:
+        monkeypatch.setenv("RUNWAYML_API_SECRET", key)
+        monkeypatch.setenv("RUNWAYML_BASE_URL", base_url)
+        code = main(["run", str(manifest)])
+    out, err = capfd.readouterr()
+    assert code == 1, err
+    run_dir = tmp_path / "out" / "t"
+    files = {
+        name: (run_dir / name).read_text(encoding="utf-8")
+        for name in ("ledger.csv", "ledger.jsonl", "run.log")
+    }
+    assert "auth" in files["ledger.csv"], "the take failed on its key, and the ledger says so"
+    assert REDACTED in files["ledger.jsonl"], "the echoed message reached the ledger, redacted"
+    for where, text in {"stdout": out, "stderr": err, **files}.items():
+        assert not leaks(text, key), where
