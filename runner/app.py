@@ -88,8 +88,9 @@ def prepare(options: RunOptions) -> Prepared:
     manifest = load_manifest(options.manifest)
     takes = tuple(manifest.takes())
     simulate = options.simulate or manifest.simulate
-    run_dir = ((options.output / manifest.name) if options.output else manifest.run_dir).resolve()
+    run_dir = (options.output / manifest.name) if options.output else manifest.run_dir
     check_output_dir(run_dir, "--output" if options.output else f"output_dir in {options.manifest}")
+    run_dir = run_dir.resolve()
     used = sorted({t.provider for t in takes})
     env = os.environ if options.environ is None else options.environ
     timeout = options.request_timeout

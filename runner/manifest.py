@@ -9,6 +9,7 @@ that the planner and the engine can trust without re-checking.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -138,6 +139,6 @@ def _build(path: Path, doc: ManifestDoc, shots: tuple[dict[str, Any], ...]) -> M
         budget_usd=doc.budget_usd,
         deadline=doc.deadline,
         simulate=doc.simulate,
-        output_dir=(path.parent / doc.output_dir).resolve(),
+        output_dir=Path(os.path.abspath(path.parent / doc.output_dir)),  # no disk access: checked later
         shots=tuple(Shot(**fields) for fields in shots),
     )

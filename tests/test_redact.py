@@ -148,7 +148,11 @@ def test_wire_scrub_uses_the_same_rule() -> None:
 
 
 def _echo_app(key: str) -> web.Application:
-    """Answers every request 401 with the key echoed partially, upper-cased and URL-encoded."""
+    """Answers 401 with the key echoed partially, upper-cased and URL-encoded — except Runway's
+    account check, which passes: a key revoked between the pre-flight and the submit."""
+
+    async def account(request: web.Request) -> web.Response:
+        return web.json_response({"creditBalance": 1000, "tier": {"models": {}}})
 
     async def refuse(request: web.Request) -> web.Response:
         message = (
@@ -158,6 +162,7 @@ def _echo_app(key: str) -> web.Application:
         return web.json_response({"error": message}, status=401)
 
     app = web.Application()
+    app.router.add_get("/v1/organization", account)
     app.router.add_route("*", "/{tail:.*}", refuse)
     return app
 
