@@ -14,6 +14,7 @@ import sqlite3
 import subprocess
 import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -97,13 +98,12 @@ async def test_a_full_disk_stops_new_submissions_and_keeps_the_paid_costs(
     assert sum(r["cost_usd"] for r in ledger_rows(run.run_dir)) == pytest.approx(_billed(sim))
 
 
-@pytest.fixture
-def tiny_disk(tmp_path: Path) -> Iterator[Path]:
-    """A 128 KiB tmpfs mounted where one shot's clips go: a real ENOSPC (root only)."""
-    place = tmp_path / "out" / "t" / "full"
+@contextmanager
+def _small_disk(place: Path, size: str) -> Iterator[Path]:
+    """A tmpfs of ``size`` mounted at ``place``: a real ENOSPC (root only; skipped elsewhere)."""
     place.mkdir(parents=True)
     done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=128k", "tmpfs", str(place)], capture_output=True, check=False
+        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(place)], capture_output=True, check=False
     )
     if done.returncode != 0:
         pytest.skip(f"cannot mount a small tmpfs here ({done.stderr.decode().strip()}); FullDisk covers it")
@@ -111,6 +111,13 @@ def tiny_disk(tmp_path: Path) -> Iterator[Path]:
         yield place
     finally:
         subprocess.run(["umount", "-l", str(place)], check=False)
+
+
+@pytest.fixture
+def tiny_disk(tmp_path: Path) -> Iterator[Path]:
+    """128 KiB where one shot's clips go."""
+    with _small_disk(tmp_path / "out" / "t" / "full", "128k") as place:
+        yield place
 
 
 def _partial_files(folder: Path) -> list[Path]:
@@ -269,18 +276,9 @@ async def test_status_reports_states_and_altered_clips(
 
 @pytest.fixture
 def tiny_run_dir(tmp_path: Path) -> Iterator[Path]:
-    """A 512 KiB tmpfs as the whole run directory: the journal itself meets ENOSPC (root only)."""
-    place = tmp_path / "out" / "t"
-    place.mkdir(parents=True)
-    done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=512k", "tmpfs", str(place)], capture_output=True, check=False
-    )
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a small tmpfs here ({done.stderr.decode().strip()})")
-    try:
+    """512 KiB as the whole run directory: the journal itself meets ENOSPC."""
+    with _small_disk(tmp_path / "out" / "t", "512k") as place:
         yield place
-    finally:
-        subprocess.run(["umount", "-l", str(place)], check=False)
 
 
 async def test_a_disk_too_full_for_the_journal_stops_cleanly(

@@ -16,16 +16,18 @@ import pytest
 from rich.console import Console
 
 from runner.app import RunOptions, execute, prepare
+from runner.clips import Downloader
 from runner.clock import ScaledClock
 from runner.download import Downloaded
 from runner.engine import Engine, EngineOptions
 from runner.errors import ExpiredURLError
 from runner.events import Bus, Event, Kind
 from runner.images import ImageEncoder
+from runner.journal import AsyncJournal
 from runner.lanes import LaneOptions
 from runner.polling import Backoff
 from runner.progress import Progress
-from runner.providers.base import SubmitRequest, Submitted, TaskState, TaskStatus
+from runner.providers.base import Provider, SubmitRequest, Submitted, TaskState, TaskStatus
 from runner.runlog import REDACTED, Redactor, RunLog
 from runner.simulator import Simulator
 from tests.conftest import TEST_TIME_SCALE, SimFactory
@@ -95,6 +97,14 @@ async def test_runway_tasks_are_never_polled_more_often_than_every_5_s(
     assert all(len(handles) == 1 for _, handles in recorded.polls), "Runway takes one task per poll"
 
 
+def fake_engine(
+    provider: Provider, journal: AsyncJournal, downloader: Downloader, options: EngineOptions
+) -> Engine:
+    """An engine over one in-process provider, as ``runner.app`` builds one (for virtual-clock tests)."""
+    return Engine({provider.name: provider}, downloader=downloader, encoder=ImageEncoder(), journal=journal,
+                  bus=Bus(), options=options)  # fmt: skip
+
+
 async def test_a_task_falling_due_early_does_not_drag_a_runway_poll_forward(tmp_path: Path) -> None:
     """Two takes submitted 4.7 s apart (virtual time): B's first poll falls due 0.3 s before A's."""
     clock = VirtualClock()
@@ -116,13 +126,11 @@ async def test_a_task_falling_due_early_does_not_drag_a_runway_poll_forward(tmp_
     )
     journal, records = open_journal(tmp_path, [a, b])
     async with driven(clock):
-        engine = Engine(
-            {"runway": provider},
-            downloader=NoDownloads(),  # no take gets as far as a download
-            encoder=ImageEncoder(),
-            journal=journal,
-            bus=Bus(),
-            options=EngineOptions(lanes={"runway": LaneOptions(concurrency=2)}, clock=clock),
+        engine = fake_engine(
+            provider,
+            journal,
+            NoDownloads(),
+            EngineOptions(lanes={"runway": LaneOptions(concurrency=2)}, clock=clock),
         )
         summary = await engine.run([a, b], records)
     assert summary.failed == 2
@@ -331,13 +339,11 @@ async def test_a_task_id_given_to_two_takes_fails_the_second(tmp_path: Path) -> 
     provider = SameId(clock, answer=lambda _call, handles: {h: moderated(h) for h in handles}, name="runway")
     journal, records = open_journal(tmp_path, [a, b])
     async with driven(clock):
-        engine = Engine(
-            {"runway": provider},
-            downloader=NoDownloads(),
-            encoder=ImageEncoder(),
-            journal=journal,
-            bus=Bus(),
-            options=EngineOptions(lanes={"runway": LaneOptions(concurrency=2)}, clock=clock),
+        engine = fake_engine(
+            provider,
+            journal,
+            NoDownloads(),
+            EngineOptions(lanes={"runway": LaneOptions(concurrency=2)}, clock=clock),
         )
         summary = await engine.run([a, b], records)
     assert summary.failed == 2
@@ -368,13 +374,11 @@ async def test_an_always_expired_url_is_refreshed_3_times_then_the_take_is_paid_
     provider = FakeProvider(clock, answer=finished, name="runway")
     journal, records = open_journal(tmp_path, [take])
     async with driven(clock):
-        engine = Engine(
-            {"runway": provider},
-            downloader=Expired(),
-            encoder=ImageEncoder(),
-            journal=journal,
-            bus=Bus(),
-            options=EngineOptions(lanes={"runway": LaneOptions(concurrency=1)}, clock=clock, url_refreshes=3),
+        engine = fake_engine(
+            provider,
+            journal,
+            Expired(),
+            EngineOptions(lanes={"runway": LaneOptions(concurrency=1)}, clock=clock, url_refreshes=3),
         )
         summary = await engine.run([take], records)
     assert summary.failed == 1
