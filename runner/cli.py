@@ -63,8 +63,14 @@ def _cmd_validate(args: argparse.Namespace) -> int:
         count = len(exc.problems)
         print(f"{one_line(args.manifest)}: {count} problem{'' if count == 1 else 's'}", file=sys.stderr)
         return EXIT_INPUT
+    _print_warnings(manifest)
     print(f"{args.manifest}: ok — {len(manifest.shots)} shots, {manifest.take_count()} takes")
     return EXIT_OK
+
+
+def _print_warnings(manifest: Manifest) -> None:
+    for warning in manifest.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
 
 
 def _cmd_plan(args: argparse.Namespace) -> int:
@@ -73,6 +79,7 @@ def _cmd_plan(args: argparse.Namespace) -> int:
     from runner.preflight import render_preflight
 
     manifest = load_manifest(Path(args.manifest))
+    _print_warnings(manifest)
     done, spent = _history(manifest)
     plan = build_plan(manifest, done_keys=done, spent_before_usd=spent)
     report = None if args.offline else _plan_preflight(manifest, done)

@@ -40,6 +40,7 @@ class Shot:
     seeds: tuple[int, ...] | None  # as listed; exclusive with takes
     takes: int | None  # as written; neither seeds nor takes means one take
     tags: tuple[str, ...]
+    moderation: str | None = None  # Runway's public-figure threshold, when the manifest says
 
     def take_seeds(self) -> tuple[int, ...]:
         """The seed of each take, in take order: listed, or derived from the id and take number."""
@@ -60,6 +61,7 @@ class Shot:
                 duration=self.duration,
                 ratio=self.ratio,
                 seed=seed,
+                moderation=self.moderation,
             )
             yield Take(
                 shot=self.id,
@@ -74,6 +76,7 @@ class Shot:
                 ratio=self.ratio,
                 tags=self.tags,
                 key=key,
+                moderation=self.moderation,
             )
 
 
@@ -92,6 +95,8 @@ class Manifest:
     simulate: bool
     output_dir: Path
     shots: tuple[Shot, ...]
+    #: Not errors, but worth a look before a night is spent (a ratio unlike the plate's).
+    warnings: tuple[Problem, ...] = ()
 
     def takes(self) -> Iterator[Take]:
         """Every take, lazily, in a deterministic order: shot order, then take index."""
@@ -126,10 +131,12 @@ def load_manifest(path: Path) -> Manifest:
     problems = list(dict.fromkeys((*located.problems, *shape.problems, *rules.problems)))
     if problems or shape.doc is None:
         raise ManifestError(problems)
-    return _build(path, shape.doc, rules.shots)
+    return _build(path, shape.doc, rules.shots, rules.warnings)
 
 
-def _build(path: Path, doc: ManifestDoc, shots: tuple[dict[str, Any], ...]) -> Manifest:
+def _build(
+    path: Path, doc: ManifestDoc, shots: tuple[dict[str, Any], ...], warnings: tuple[Problem, ...]
+) -> Manifest:
     return Manifest(
         path=path,
         name=doc.name,
@@ -141,4 +148,5 @@ def _build(path: Path, doc: ManifestDoc, shots: tuple[dict[str, Any], ...]) -> M
         simulate=doc.simulate,
         output_dir=Path(os.path.abspath(path.parent / doc.output_dir)),  # no disk access: checked later
         shots=tuple(Shot(**fields) for fields in shots),
+        warnings=warnings,
     )

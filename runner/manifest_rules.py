@@ -9,6 +9,7 @@ again, but every other check still runs, so one pass reports everything.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,13 +17,20 @@ from typing import Any
 from runner.errors import Problem
 from runner.images import ImageChecker, ImageProblem, size_problem
 from runner.manifest_messages import shown
-from runner.manifest_schema import DEFAULT_DURATION, DEFAULT_MODEL, DEFAULT_RATIO
+from runner.manifest_schema import AUTO_RATIO, DEFAULT_DURATION, DEFAULT_MODEL, DEFAULT_RATIO
 from runner.providers.limits import LIMITS, PROVIDERS, RATIO_SIZES, RATIOS
 from runner.takes import ImageRef
 from runner.textcheck import describe_control, first_control
 from runner.yamlpos import Loc, Located, format_loc
 
-_TOP_LEVEL = {"provider": ("provider",), "model": ("model",)}
+_TOP_LEVEL = {
+    "provider": ("provider",),
+    "model": ("model",),
+    "ratio": ("ratio",),
+    "moderation": ("moderation",),
+}
+#: An explicit ratio further than this from the first frame's own shape earns a warning.
+MISMATCH = 1.25
 _BUILTIN: dict[str, Any] = {"duration": DEFAULT_DURATION, "ratio": DEFAULT_RATIO, "model": DEFAULT_MODEL}
 _IMAGE_FORMS = "a local file relative to the manifest, an https URL or a data: URI"
 
@@ -39,6 +47,7 @@ class Src:
 class RuleResult:
     problems: tuple[Problem, ...]
     shots: tuple[dict[str, Any], ...]  # each shot's effective fields; complete only without problems
+    warnings: tuple[Problem, ...] = ()  # worth a look, not an error (e.g. a ratio unlike the plate's)
 
 
 @dataclass
@@ -48,14 +57,16 @@ class _Ctx:
     bad: frozenset[Loc]
     images: ImageChecker
     problems: list[Problem] = field(default_factory=list)
+    warnings: list[Problem] = field(default_factory=list)
 
     def usable(self, loc: Loc) -> bool:
         """False when this value, a part of it or a container of it already has a shape problem."""
         return not any(loc[: len(b)] == b or b[: len(loc)] == loc for b in self.bad)
 
-    def report(self, loc: Loc, message: str) -> None:
+    def report(self, loc: Loc, message: str, *, warning: bool = False) -> None:
         line, column = self.located.where(loc)
-        self.problems.append(Problem(self.file, line, column, format_loc(loc), message))
+        found = Problem(self.file, line, column, format_loc(loc), message)
+        (self.warnings if warning else self.problems).append(found)
 
     def value_at(self, loc: Loc) -> Any:
         node = self.located.data
@@ -125,7 +136,7 @@ def _duration(shot: _Shot, pm: tuple[str, str] | None) -> None:
 
 def _ratio(shot: _Shot, pm: tuple[str, str] | None) -> None:
     src = shot.get("ratio")
-    if src is None or src.value in RATIOS:
+    if src is None or src.value in RATIOS or src.value == AUTO_RATIO:
         return
     target = f" for {pm[0]} {pm[1]}" if pm else ""
     pixels = {f"{w}:{h}": name for name, (w, h) in RATIO_SIZES.items()}
@@ -242,12 +253,13 @@ def _resolve(shot: _Shot) -> dict[str, Any]:
     _control_characters(shot)
     _last_frame_support(shot, pm)
     seeds, takes = _seeds_takes(shot)
-    values = {
-        name: getattr(shot.get(name), "value", None) for name in ("id", "prompt", "duration", "ratio", "tags")
-    }
+    values = {name: getattr(shot.get(name), "value", None) for name in ("id", "prompt", "duration", "tags")}
     provider, model = pm if pm else (None, None)
+    image = _image(shot, "image", pm)
     return values | {
-        "image": _image(shot, "image", pm),
+        "ratio": _shape(shot, image),
+        "moderation": _moderation(shot, pm),
+        "image": image,
         "last_image": _image(shot, "last_image", pm),
         "provider": provider,
         "model": model,
@@ -255,6 +267,63 @@ def _resolve(shot: _Shot) -> dict[str, Any]:
         "takes": takes,
         "tags": tuple(values["tags"] or ()),
     }
+
+
+def nearest_ratio(width: int, height: int) -> str:
+    """The allowed ratio closest to ``width``/``height``, by distance between log-ratios."""
+    shape = math.log(width / height)
+    return min(RATIOS, key=lambda name: abs(math.log(_as_number(name)) - shape))
+
+
+def _as_number(ratio: str) -> float:
+    w, h = ratio.split(":")
+    return int(w) / int(h)
+
+
+def _shape(shot: _Shot, image: ImageRef | None) -> str | None:
+    """The ratio to send: as written, or ``auto`` resolved from the first frame's real size."""
+    src = shot.get("ratio")
+    if src is None or image is None or src.value not in (*RATIOS, AUTO_RATIO):
+        return None if src is None else src.value
+    known = image.width is not None and image.height is not None and image.height > 0
+    if src.value != AUTO_RATIO:
+        if known:
+            _mismatch(shot, src, image)
+        return str(src.value)
+    if not known:
+        message = (
+            f"ratio auto needs the first frame's size, and previz does not fetch {image.source}: "
+            "write the ratio (16:9, 9:16, 4:3, 3:4, 1:1 or 21:9), or use a local copy of the image"
+        )
+        shot.ctx.report(shot.where(src, "ratio"), message + shot.inherited(src))
+        return None
+    return nearest_ratio(image.width or 1, image.height or 1)
+
+
+def _mismatch(shot: _Shot, src: Src, image: ImageRef) -> None:
+    """A 16:9 plate asked for 9:16 is probably a slip: say so, naming both (a warning)."""
+    plate = (image.width or 1) / (image.height or 1)
+    asked = _as_number(str(src.value))
+    if max(plate, asked) / min(plate, asked) <= MISMATCH:
+        return
+    message = (
+        f"ratio {src.value} is unlike the first frame {image.source} ({image.width}×{image.height}, "
+        f"nearest {nearest_ratio(image.width or 1, image.height or 1)}); ratio auto follows the image"
+    )
+    shot.ctx.report(shot.where(src, "ratio"), message + shot.inherited(src), warning=True)
+
+
+def _moderation(shot: _Shot, pm: tuple[str, str] | None) -> str | None:
+    """Runway's public-figure threshold; refused for AIML, whose API has no such setting."""
+    src = shot.get("moderation")
+    if src is None or not isinstance(src.value, dict):
+        return None
+    if pm is not None and pm[0] == "aimlapi":
+        message = "aimlapi has no content-moderation setting (its API takes none); remove moderation here"
+        shot.ctx.report(shot.where(src, "moderation"), message + shot.inherited(src))
+        return None
+    threshold = src.value.get("public_figure_threshold")
+    return threshold if isinstance(threshold, str) else None
 
 
 def _unique_ids(ctx: _Ctx, shots: list[Any]) -> None:
@@ -288,4 +357,4 @@ def check_rules(located: Located, file: str, bad: frozenset[Loc], base_dir: Path
         if isinstance(raw, dict) and ("shots", i) not in bad
     )
     _unique_ids(ctx, shots)
-    return RuleResult(tuple(ctx.problems), resolved)
+    return RuleResult(tuple(ctx.problems), resolved, tuple(ctx.warnings))

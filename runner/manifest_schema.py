@@ -27,6 +27,7 @@ DEFAULT_MODEL = "gen4_turbo"
 DEFAULT_CONCURRENCY = 4
 DEFAULT_DURATION = 5  # the one duration every provider accepts
 DEFAULT_RATIO = "16:9"  # every provider's own default
+AUTO_RATIO = "auto"  # the allowed ratio nearest the first frame's width/height
 DEFAULT_OUTPUT_DIR = "outputs"
 #: Guard against a typo'd ``takes: 1000``: an overnight batch never needs more takes of one shot.
 MAX_TAKES = 100
@@ -70,6 +71,14 @@ Seed = Annotated[int, Field(ge=0, le=SEED_MAX)]
 Tag = Annotated[str, Field(min_length=1)]
 
 
+class Moderation(_Strict):
+    """Runway's content moderation, as Runway and Runware take it (AIML has no such setting)."""
+
+    public_figure_threshold: Literal["auto", "low"] = Field(
+        description="auto (the provider's default) or low: fewer refusals of plates showing real people."
+    )
+
+
 class ShotFields(_Strict):
     """What a shot may set — and so what ``defaults`` may set for every shot."""
 
@@ -85,7 +94,12 @@ class ShotFields(_Strict):
         None, min_length=1, description="Last frame; only providers with a last frame (aimlapi)."
     )
     duration: int | None = Field(None, description="Clip seconds: aimlapi 5 or 10; runware and runway 2–10.")
-    ratio: str | None = Field(None, description="Aspect ratio.", json_schema_extra={"enum": list(RATIOS)})
+    ratio: str | None = Field(
+        None,
+        description="Aspect ratio, or auto: the allowed ratio nearest the first frame's own shape.",
+        json_schema_extra={"enum": [*RATIOS, AUTO_RATIO]},
+    )
+    moderation: Moderation | None = Field(None, description="Content moderation (runway and runware only).")
     provider: str | None = Field(
         None, description="Provider for this shot.", json_schema_extra={"enum": list(PROVIDERS)}
     )
@@ -123,6 +137,12 @@ class ManifestDoc(_Strict):
         description="Default provider for every shot.", json_schema_extra={"enum": list(PROVIDERS)}
     )
     model: str = Field(DEFAULT_MODEL, description="Default model.", json_schema_extra={"enum": list(MODELS)})
+    ratio: str | None = Field(
+        None,
+        description="Default aspect ratio for every shot, or auto (from each first frame).",
+        json_schema_extra={"enum": [*RATIOS, AUTO_RATIO]},
+    )
+    moderation: Moderation | None = Field(None, description="Default content moderation for every shot.")
     concurrency: int = Field(DEFAULT_CONCURRENCY, ge=1, description="Tasks in flight at each provider.")
     budget_usd: float | None = Field(
         None, gt=0, description="Hard cap on spend for this manifest, all runs together."
@@ -172,6 +192,8 @@ def allowed_keys(loc: tuple[str | int, ...]) -> tuple[str, ...]:
     """The keys a mapping at ``loc`` may hold: top level, ``defaults`` or a shot."""
     if not loc:
         return tuple(ManifestDoc.model_fields)
+    if loc[-1] == "moderation":
+        return tuple(Moderation.model_fields)
     if loc[0] == "defaults":
         return tuple(ShotFields.model_fields)
     return ("id", *ShotFields.model_fields)

@@ -63,6 +63,8 @@ class Take:
     ratio: str
     tags: tuple[str, ...]
     key: str
+    #: Runway's ``contentModeration.publicFigureThreshold`` (``auto`` | ``low``); None: not sent.
+    moderation: str | None = None
 
     @property
     def label(self) -> str:
@@ -85,9 +87,13 @@ def take_key(
     duration: int,
     ratio: str,
     seed: int,
+    moderation: str | None = None,
 ) -> str:
-    """Hash of everything that changes a take's result. Images are given by their ``content_id``."""
-    payload = {
+    """Hash of everything that changes a take's result. Images are given by their ``content_id``.
+
+    ``moderation`` joins the hash only when set, so a manifest that never says it keeps its keys.
+    """
+    payload: dict[str, object] = {
         "v": 1,
         "provider": provider,
         "model": model,
@@ -98,6 +104,8 @@ def take_key(
         "ratio": ratio,
         "seed": seed,
     }
+    if moderation is not None:
+        payload["moderation"] = moderation
     blob = json.dumps(payload, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()
 

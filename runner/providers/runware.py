@@ -66,6 +66,10 @@ def build_task(request: SubmitRequest) -> dict[str, Any]:
     }
     if take.prompt:
         task["positivePrompt"] = take.prompt
+    if take.moderation:  # as the Runware page's five examples send it
+        task["providerSettings"] = {
+            "runway": {"contentModeration": {"publicFigureThreshold": take.moderation}}
+        }
     return task
 
 

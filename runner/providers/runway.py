@@ -61,6 +61,8 @@ def build_body(request: SubmitRequest) -> dict[str, Any]:
     }
     if take.prompt:
         body["promptText"] = take.prompt
+    if take.moderation:
+        body["contentModeration"] = {"publicFigureThreshold": take.moderation}
     return body
 
 

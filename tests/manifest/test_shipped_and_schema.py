@@ -55,11 +55,12 @@ def test_schema_command_prints_json_schema(cli: Callable[..., Result]) -> None:
     assert result.code == 0
     schema = json.loads(result.out)
     top = {"version", "name", "provider", "model", "concurrency", "budget_usd", "deadline", "simulate"}
-    assert top | {"output_dir", "defaults", "shots"} == set(schema["properties"])
+    assert top | {"ratio", "moderation", "output_dir", "defaults", "shots"} == set(schema["properties"])
     assert schema["additionalProperties"] is False
     assert set(schema["required"]) == {"version", "name", "provider", "shots"}
     shot = schema["$defs"]["ShotDoc"]
-    assert shot["properties"]["ratio"]["enum"] == ["16:9", "9:16", "4:3", "3:4", "1:1", "21:9"]
+    assert shot["properties"]["ratio"]["enum"] == ["16:9", "9:16", "4:3", "3:4", "1:1", "21:9", "auto"]
+    assert shot["properties"]["moderation"]["$ref"] == "#/$defs/Moderation"
     assert shot["properties"]["seeds"]["items"]["maximum"] == 4294967295
     assert "anyOf" not in json.dumps(schema)  # optional fields are offered as their type, not "or null"
     assert schema == json_schema()
