@@ -39,6 +39,9 @@ from runner.outdir import check_output_dir
 from runner.preflight import preflight
 from runner.providers.base import Provider, ProviderConfig
 from runner.providers.registry import build_provider, provider_config_from_env, simulated_config
+from runner.report import load
+from runner.report_html import write_report_html
+from runner.retry import write_retry
 from runner.runlock import run_lock
 from runner.runlog import Redactor, RunLog
 from runner.summary import RunFacts, write_summary
@@ -203,21 +206,48 @@ async def run_takes(
 def _finish(
     prepared: Prepared, engine: Engine, journal: Journal, ledger: LedgerFiles, bus: Bus, started: datetime
 ) -> None:
-    """The run's end: summary.json, and a word on any file a full disk kept from being written."""
-    try:
-        facts = RunFacts(
-            manifest=prepared.manifest.path,
-            name=prepared.manifest.name,
-            run_dir=prepared.run_dir,
-            keys=frozenset(t.key for t in prepared.takes),
-            budget_usd=prepared.budget_usd,
-            deadline=prepared.deadline,
-        )
-        write_summary(facts, engine.summary, journal, started=started)
-    except OSError as exc:
-        bus.emit(Event(Kind.WARNING, message=f"cannot write summary.json ({exc.strerror or exc})"))
+    """The run's end: retry.yaml, summary.json, report.html — each best effort (a full disk must
+    not turn a finished night into a crash), with a word on whatever could not be written."""
+    ledger.sync(journal)
+    steps = (
+        ("retry.yaml", lambda: _write_retry(prepared, journal)),
+        ("summary.json", lambda: write_summary(_facts(prepared), engine.summary, journal, started=started)),
+        ("report.html", lambda: _write_report(prepared)),
+    )
+    for name, step in steps:
+        try:
+            step()
+        except OSError as exc:
+            bus.emit(Event(Kind.WARNING, message=f"cannot write {name} ({exc.strerror or exc})"))
     if ledger.failed:
         bus.emit(Event(Kind.WARNING, message=ledger.failed + "; the next run writes the missing rows"))
+
+
+def _facts(prepared: Prepared) -> RunFacts:
+    return RunFacts(
+        manifest=prepared.manifest.path,
+        name=prepared.manifest.name,
+        run_dir=prepared.run_dir,
+        keys=frozenset(t.key for t in prepared.takes),
+        budget_usd=prepared.budget_usd,
+        deadline=prepared.deadline,
+    )
+
+
+def _write_retry(prepared: Prepared, journal: Journal) -> None:
+    """The takes of this manifest that stand failed, as a manifest of their own."""
+    records = journal.records()
+    failed = [
+        (take, f"{records[take.key].failure_kind}: {records[take.key].failure_message}")
+        for take in dict.fromkeys(prepared.takes)
+        if records[take.key].state == "failed"
+    ]
+    write_retry(prepared.manifest, failed, prepared.run_dir)
+
+
+def _write_report(prepared: Prepared) -> None:
+    (source,) = load([prepared.run_dir])
+    write_report_html(source, name=prepared.manifest.name, budget_usd=prepared.budget_usd)
 
 
 async def _drive(engine: Engine, takes: tuple[Take, ...], records: Mapping[str, Record]) -> None:

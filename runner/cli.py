@@ -15,7 +15,7 @@ import sys
 import unicodedata
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from runner import __version__
 from runner.errors import InputError, LockHeldError, ManifestError, PrevizError
@@ -201,9 +201,17 @@ def _cmd_run(args: argparse.Namespace) -> int:
     with progress.live():
         summary = anyio.run(execute, prepared, progress)
     console.print(render_summary(summary, prepared.run_dir))
+    _print_paths(console, prepared.run_dir)
     if args.json:
         print((prepared.run_dir / "summary.json").read_text(encoding="utf-8"), end="")
     return _run_exit(summary, console)
+
+
+def _print_paths(console: Console, run_dir: Path) -> None:
+    """The files a person opens in the morning, in full, one per line (never cut by the width)."""
+    for name in ("report.html", "ledger.csv", "summary.json", "retry.yaml"):
+        if (run_dir / name).exists():
+            console.print(f"{name}: {run_dir / name}", markup=False, soft_wrap=True)
 
 
 def _run_exit(summary: Summary, console: Console) -> int:
@@ -253,8 +261,6 @@ def render_summary(summary: Summary, run_dir: Path) -> Table:
             table.add_row(what, str(value))
     if summary.stopped:
         table.add_row("stopped by", str(summary.stopped))
-    for name in ("ledger.csv", "summary.json", "journal.sqlite"):
-        table.add_row(name, str(run_dir / name))
     return table
 
 
@@ -278,6 +284,52 @@ def _cmd_status(args: argparse.Namespace) -> int:
             f"{report['clip_problems']} clips are missing or altered; `previz run` fetches missing ones again"
         )
     return EXIT_OK
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from runner.report import as_csv, as_json, as_markdown, load, totals
+    from runner.report_html import write_all
+
+    sources = load(Path(p) for p in args.paths)
+    report = totals(sources)
+    if args.format == "json":
+        print(as_json(report))
+    elif args.format == "csv":
+        print(as_csv(report), end="")
+    elif args.format == "md":
+        print(as_markdown(report))
+    else:
+        _print_report_text(report)
+    for path in write_all(sources):
+        print(f"report: {path}", file=sys.stderr if args.format != "text" else sys.stdout)
+    return EXIT_OK
+
+
+def _print_report_text(report: dict[str, Any]) -> None:
+    """One narrow table per grouping: it fits 80 columns (keys wrap, figures never cut)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(highlight=False, width=min(Console().width, 100))
+    total = report["total"]
+    console.print(
+        f"{len(report['runs'])} runs · {total['takes']} takes, {total['done']} done · "
+        f"${total['cost_usd']:.4f} (reported ${total['reported_usd']:.4f}, "
+        f"estimated ${total['estimated_usd']:.4f})",
+        markup=False,
+    )
+    for group in ("provider", "model", "shot", "tag", "day", "status"):
+        table = Table(title=f"by {group}", title_justify="left")
+        table.add_column(group, overflow="fold", ratio=1)
+        for name in ("USD", "takes", "done", "mean s", "p90 s"):
+            table.add_column(name, justify="right", no_wrap=True)
+        for key, f in report[group].items():
+            mean, p90 = f["mean_generation_s"], f["p90_generation_s"]
+            table.add_row(
+                key or "—", f"{f['cost_usd']:.4f}", str(f["takes"]), str(f["done"]),
+                "" if mean is None else f"{mean:.1f}", "" if p90 is None else f"{p90:.1f}",
+            )  # fmt: skip
+        console.print(table)
 
 
 def _cmd_cancel(args: argparse.Namespace) -> int:
@@ -439,6 +491,15 @@ def _parser() -> argparse.ArgumentParser:
     st.add_argument("target", metavar="MANIFEST_OR_RUN_DIR")
     st.add_argument("--json", action="store_true", help="machine-readable output")
     st.set_defaults(func=_cmd_status)
+
+    rp = sub.add_parser("report", help="cost/seed report over run directories or ledgers; writes report.html")
+    rp.add_argument(
+        "paths", nargs="+", metavar="PATH", help="run directories or ledger.jsonl/ledger.csv files"
+    )
+    rp.add_argument(
+        "--format", choices=("text", "csv", "json", "md"), default="text", help="output format (default text)"
+    )
+    rp.set_defaults(func=_cmd_report)
 
     ca = sub.add_parser("cancel", help="cancel the tasks still in flight where the provider allows (Runway)")
     ca.add_argument("target", metavar="MANIFEST_OR_RUN_DIR")
