@@ -332,6 +332,18 @@ def _print_report_text(report: dict[str, Any]) -> None:
         console.print(table)
 
 
+def _cmd_init(args: argparse.Namespace) -> int:
+    from runner.init import MANIFEST, init
+
+    folder = Path(args.dir)
+    written = init(folder)
+    for path in written:
+        print(f"wrote {path}")
+    manifest = folder / MANIFEST
+    print(f"next: previz validate {manifest} · previz plan {manifest} · previz run {manifest}")
+    return EXIT_OK
+
+
 def _cmd_cancel(args: argparse.Namespace) -> int:
     import os
 
@@ -500,6 +512,12 @@ def _parser() -> argparse.ArgumentParser:
         "--format", choices=("text", "csv", "json", "md"), default="text", help="output format (default text)"
     )
     rp.set_defaults(func=_cmd_report)
+
+    it = sub.add_parser(
+        "init", help="write a starter manifest with sample images, ready to run on the simulator"
+    )
+    it.add_argument("dir", nargs="?", default=".", metavar="DIR", help="folder to write into (default: here)")
+    it.set_defaults(func=_cmd_init)
 
     ca = sub.add_parser("cancel", help="cancel the tasks still in flight where the provider allows (Runway)")
     ca.add_argument("target", metavar="MANIFEST_OR_RUN_DIR")

@@ -1,0 +1,1 @@
+"""The files ``previz init`` writes: a starter manifest and its sample images (package data)."""
