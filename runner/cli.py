@@ -428,31 +428,101 @@ def _port(text: str) -> int:
     return value
 
 
-def _parser() -> argparse.ArgumentParser:
-    p = _ArgParser(prog="previz", description=__doc__.splitlines()[0] if __doc__ else None)
-    p.add_argument("--version", action="version", version=f"previz-runner {__version__}")
-    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+DESCRIPTION = """\
+Overnight batch runner for Runway Gen-4 Turbo image-to-video takes (through AIML API, Runware or
+Runway's own API): a YAML manifest of shots in; verified MP4 clips, a cost/seed ledger and a review
+page out. Nothing is paid twice; a rerun of the same command picks up where it stopped."""
 
-    v = sub.add_parser("validate", help="check a manifest offline (schema, images, provider limits)")
-    v.add_argument("manifest")
+EPILOG = """\
+a night, start to finish:
+  previz init night/            a starter manifest with sample images (runs on the simulator)
+  previz validate night/previz.yaml
+  previz plan night/previz.yaml
+  previz run night/previz.yaml  rerun the same command after any stop
+  previz report night/outputs/starter
+
+exit codes: 0 all done · 1 takes failed · 2 bad input (nothing sent) · 3 budget/deadline/daily
+limit with takes left · 4 another run holds the lock · 130 interrupted (rerun resumes)"""
+
+
+def _command(
+    sub: argparse._SubParsersAction[_ArgParser], name: str, summary: str, example: str
+) -> argparse.ArgumentParser:
+    """A subcommand with a one-line help, a description and an example people can paste."""
+    return sub.add_parser(
+        name,
+        help=summary,
+        description=summary[0].upper() + summary[1:] + ".",
+        epilog=f"example:\n  {example}",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = _ArgParser(
+        prog="previz",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("-V", "--version", action="version", version=f"previz-runner {__version__}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add_checks(sub)
+    _add_run(sub)
+    _add_records(sub)
+    _add_simulate(sub)
+    return p
+
+
+def _add_checks(sub: argparse._SubParsersAction[_ArgParser]) -> None:
+    v = _command(
+        sub,
+        "validate",
+        "check a manifest offline (schema, images, provider limits)",
+        "previz validate night.yaml",
+    )
+    v.add_argument("manifest", help="the manifest (YAML) to check")
     v.set_defaults(func=_cmd_validate)
 
-    pl = sub.add_parser("plan", help="expanded take list, estimated cost and time")
-    pl.add_argument("manifest")
+    pl = _command(
+        sub,
+        "plan",
+        "every take, its seed, estimated cost and time; a key check",
+        "previz plan night.yaml --json",
+    )
+    pl.add_argument("manifest", help="the manifest (YAML) to plan")
     pl.add_argument("--json", action="store_true", help="machine-readable output")
     pl.add_argument("--offline", action="store_true", help="skip the pre-flight (key check, account limits)")
     pl.set_defaults(func=_cmd_plan)
 
-    sc = sub.add_parser("schema", help="JSON Schema of the manifest, for editors")
+    sc = _command(
+        sub, "schema", "JSON Schema of the manifest, for editors", "previz schema > manifest.schema.json"
+    )
     sc.set_defaults(func=_cmd_schema)
 
-    r = sub.add_parser("run", help="run a manifest: submit, poll, download; resumes by itself")
-    r.add_argument("manifest")
+    it = _command(
+        sub,
+        "init",
+        "write a starter manifest with sample images, ready to run on the simulator",
+        "previz init night/",
+    )
+    it.add_argument("dir", nargs="?", default=".", metavar="DIR", help="folder to write into (default: here)")
+    it.set_defaults(func=_cmd_init)
+
+
+def _add_run(sub: argparse._SubParsersAction[_ArgParser]) -> None:
+    r = _command(
+        sub,
+        "run",
+        "run a manifest: submit, poll, download; resumes by itself",
+        "previz run night.yaml --budget 40 --deadline 06:30",
+    )
+    r.add_argument("manifest", help="the manifest (YAML) to run")
     r.add_argument("--simulate", action="store_true", help="use the built-in simulator (no key needed)")
     r.add_argument(
         "--concurrency", type=_at_least_one, help="tasks in flight per provider (default: manifest)"
     )
-    r.add_argument("--output", help="output directory (default: manifest output_dir, else ./outputs)")
+    r.add_argument("--output", help="output folder, relative to here (default: the manifest's output_dir)")
     r.add_argument(
         "--budget", type=_above_zero, metavar="USD", help="cap on spend, all runs of the manifest together"
     )
@@ -462,7 +532,10 @@ def _parser() -> argparse.ArgumentParser:
         help='no new submissions after this local time ("06:30") or ISO datetime',
     )
     r.add_argument(
-        "--retry-failed", action="store_true", dest="retry_failed", help="retry moderation/input failures"
+        "--retry-failed",
+        action="store_true",
+        dest="retry_failed",
+        help="also retry takes that failed by moderation or bad input, or were cancelled",
     )
     r.add_argument(
         "--hold-uncertain",
@@ -484,27 +557,43 @@ def _parser() -> argparse.ArgumentParser:
         type=float,
         dest="clock_scale",
         metavar="SCALE",
-        help="testing: run previz's own clock SCALE× real time, to match `previz simulate --time-scale`"
+        help="testing: previz's own clock at SCALE× real time, to match `previz simulate --time-scale`"
         " (loopback provider URLs only)",
     )
     r.add_argument(
-        "--sim-profile", default="clean", choices=("clean", "flaky", "hostile"), dest="sim_profile"
+        "--sim-profile",
+        default="clean",
+        choices=("clean", "flaky", "hostile"),
+        dest="sim_profile",
+        help="simulated faults, with --simulate: none, transient ones, or all (default clean)",
     )
     r.add_argument(
         "--sim-time-scale",
         type=_time_scale,
         default=0.05,
         dest="sim_time_scale",
-        help="simulator speed: 0.05 makes a 60 s generation last 3 s",
+        help="simulator speed, with --simulate: 0.05 (default) makes a 60 s generation last 3 s",
     )
     r.set_defaults(func=_cmd_run)
 
-    st = sub.add_parser("status", help="state of every take from the journal; works while a run is going")
-    st.add_argument("target", metavar="MANIFEST_OR_RUN_DIR")
+
+def _add_records(sub: argparse._SubParsersAction[_ArgParser]) -> None:
+    st = _command(
+        sub,
+        "status",
+        "state of every take from the journal; works while a run is going",
+        "previz status night.yaml",
+    )
+    st.add_argument("target", metavar="MANIFEST_OR_RUN_DIR", help="a manifest, or a run directory")
     st.add_argument("--json", action="store_true", help="machine-readable output")
     st.set_defaults(func=_cmd_status)
 
-    rp = sub.add_parser("report", help="cost/seed report over run directories or ledgers; writes report.html")
+    rp = _command(
+        sub,
+        "report",
+        "cost/seed report over run directories or ledgers; writes report.html",
+        "previz report outputs/night outputs/night-retry --format md",
+    )
     rp.add_argument(
         "paths", nargs="+", metavar="PATH", help="run directories or ledger.jsonl/ledger.csv files"
     )
@@ -513,22 +602,41 @@ def _parser() -> argparse.ArgumentParser:
     )
     rp.set_defaults(func=_cmd_report)
 
-    it = sub.add_parser(
-        "init", help="write a starter manifest with sample images, ready to run on the simulator"
+    ca = _command(
+        sub,
+        "cancel",
+        "cancel the tasks still in flight where the provider allows (Runway)",
+        "previz cancel night.yaml",
     )
-    it.add_argument("dir", nargs="?", default=".", metavar="DIR", help="folder to write into (default: here)")
-    it.set_defaults(func=_cmd_init)
-
-    ca = sub.add_parser("cancel", help="cancel the tasks still in flight where the provider allows (Runway)")
-    ca.add_argument("target", metavar="MANIFEST_OR_RUN_DIR")
+    ca.add_argument("target", metavar="MANIFEST_OR_RUN_DIR", help="a manifest, or a run directory")
     ca.set_defaults(func=_cmd_cancel)
 
-    sim = sub.add_parser("simulate", help="run the built-in provider simulator as a server")
-    sim.add_argument("--host", default="127.0.0.1")
-    sim.add_argument("--port", type=_port, default=8765)
-    sim.add_argument("--profile", default="clean", choices=("clean", "flaky", "hostile"))
-    sim.add_argument("--time-scale", type=_time_scale, default=1.0, dest="time_scale")
-    sim.add_argument("--seed", type=int, default=0)
+
+def _add_simulate(sub: argparse._SubParsersAction[_ArgParser]) -> None:
+    sim = _command(
+        sub,
+        "simulate",
+        "run the built-in provider simulator as a server",
+        "previz simulate --profile flaky --time-scale 0.1",
+    )
+    sim.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    sim.add_argument("--port", type=_port, default=8765, help="port (default 8765; 0 picks a free one)")
+    sim.add_argument(
+        "--profile",
+        default="clean",
+        choices=("clean", "flaky", "hostile"),
+        help="faults: none, transient ones, or all (default clean)",
+    )
+    sim.add_argument(
+        "--time-scale",
+        type=_time_scale,
+        default=1.0,
+        dest="time_scale",
+        help="1.0 is real time; 0.1 makes a 60 s generation last 6 s",
+    )
+    sim.add_argument(
+        "--seed", type=int, default=0, help="seed of the faults and timings (same seed, same night)"
+    )
     sim.add_argument(
         "--key",
         action="append",
@@ -536,7 +644,6 @@ def _parser() -> argparse.ArgumentParser:
         help="key the simulator accepts, e.g. RUNWAYML_API_SECRET=my-test-key (repeatable)",
     )
     sim.set_defaults(func=_cmd_simulate)
-    return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -57,3 +57,37 @@ async def test_previz_simulate_serves_and_stops_on_ctrl_c() -> None:
     assert proc.returncode == 0
     assert b"Traceback" not in err
     assert b"export RUNWARE_BASE_URL=" in out
+
+
+def test_every_option_of_every_command_has_help_and_an_example() -> None:
+    """Help is written for a user: each subcommand has an example, each option says what it does."""
+    import argparse
+
+    from runner.cli import _parser
+
+    parser = _parser()
+    (commands,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    assert set(commands.choices) >= {
+        "validate",
+        "plan",
+        "run",
+        "status",
+        "cancel",
+        "report",
+        "simulate",
+        "schema",
+        "init",
+    }
+    for name, command in commands.choices.items():
+        assert command.epilog and "example:" in command.epilog and f"previz {name}" in command.epilog, name
+        for action in command._actions:
+            if isinstance(action, argparse._HelpAction):
+                continue
+            assert action.help, f"previz {name}: {action.option_strings or action.dest} has no help text"
+
+
+def test_dash_capital_v_prints_the_version(capsys: pytest.CaptureFixture[str]) -> None:
+    from runner.cli import main
+
+    assert main(["-V"]) == 0
+    assert capsys.readouterr().out.startswith("previz-runner ")
