@@ -197,7 +197,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
     mode = "simulator (no key needed)" if prepared.simulate else "live providers"
     console.print(f"previz run {prepared.manifest.name}: {len(prepared.takes)} takes on {mode}", markup=False)
     console.print(f"run directory: {prepared.run_dir}", markup=False)
-    progress = Progress(console)
+    shots: dict[str, int] = {}
+    for take in prepared.takes:
+        shots[take.shot] = shots.get(take.shot, 0) + 1
+    progress = Progress(console, shots=shots)
     with progress.live():
         summary = anyio.run(execute, prepared, progress)
     console.print(render_summary(summary, prepared.run_dir))

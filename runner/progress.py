@@ -9,11 +9,12 @@ matters and a summary line every ``every`` seconds, so an overnight log stays re
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from rich.console import Console
+from rich import box
+from rich.console import Console, Group
 from rich.live import Live
 from rich.table import Table
 
@@ -42,12 +43,24 @@ class Counts:
         return self.submitting + self.queued + self.running
 
 
-class Progress:
-    """Subscriber: keeps counts per take phase and renders them."""
+@dataclass
+class ShotCounts:
+    total: int = 0
+    done: int = 0
+    failed: int = 0
+    in_flight: int = 0
+    spent_usd: float = 0.0
 
-    def __init__(self, console: Console, *, every: float = 30.0) -> None:
+
+class Progress:
+    """Subscriber: keeps counts per take phase (and per shot) and renders them."""
+
+    def __init__(
+        self, console: Console, *, every: float = 30.0, shots: Mapping[str, int] | None = None
+    ) -> None:
         self.console = console
         self.counts = Counts()
+        self.shots = {name: ShotCounts(total=n) for name, n in (shots or {}).items()}
         self._phase: dict[str, str] = {}
         self._started = time.monotonic()
         self._every = every
@@ -56,8 +69,8 @@ class Progress:
 
     @contextmanager
     def live(self) -> Iterator[Progress]:
-        """Show the live view for the duration of the block (terminals only)."""
-        if not self.console.is_terminal:
+        """Show the live view for the duration of the block (real terminals only; TERM=dumb: lines)."""
+        if not self.console.is_terminal or self.console.is_dumb_terminal:
             yield self
             return
         with Live(
@@ -84,8 +97,22 @@ class Progress:
             c.skipped += 1
         elif event.take is not None:
             self._move(event.take.label, _phase_of(event))
+            self._per_shot(event)
         if event.kind is Kind.FINISHED and event.outcome is not None:
             c.spent_usd += event.outcome.cost_usd or 0.0
+
+    def _per_shot(self, event: Event) -> None:
+        assert event.take is not None
+        shot = self.shots.setdefault(event.take.shot, ShotCounts())
+        if event.kind is Kind.SUBMITTING:
+            shot.in_flight += 1
+        elif event.kind is Kind.FINISHED and event.outcome is not None:
+            shot.in_flight = max(0, shot.in_flight - 1)
+            shot.spent_usd += event.outcome.cost_usd or 0.0
+            if event.outcome.status is TakeStatus.DONE:
+                shot.done += 1
+            else:
+                shot.failed += 1
 
     def _move(self, label: str, phase: str | None) -> None:
         if phase is None:
@@ -121,35 +148,66 @@ class Progress:
             + (f" · ETA {_clock(eta)}" if eta is not None else "")
         )
 
-    def render(self) -> Table:
+    def render(self) -> Group:
+        """Totals, then a row per shot; at any width whole columns are dropped, never values cut."""
+        return Group(self._fit(self._totals_columns()), self._fit(self._shot_columns()))
+
+    def _totals_columns(self) -> list[tuple[str, list[str]]]:
         c = self.counts
-        table = Table(title="previz run", show_header=True, header_style="bold")
-        for col in (
-            "queued",
-            "in flight",
-            "downloading",
-            "done",
-            "failed",
-            "skipped",
-            "spent",
-            "elapsed",
-            "ETA",
-        ):
-            table.add_column(col, justify="right")
         eta = self.eta_s()
         waiting = max(0, c.total - c.finished - c.in_flight - c.downloading)
-        table.add_row(
-            str(waiting),
-            str(c.in_flight),
-            str(c.downloading),
-            f"[green]{c.done}[/]",
-            f"[red]{c.failed}[/]" if c.failed else "0",
-            str(c.skipped),
-            f"${c.spent_usd:.2f}",
-            _clock(time.monotonic() - self._started),
-            _clock(eta) if eta is not None else "–",
-        )
-        return table
+        return [  # most important first: the last ones go first when the terminal is narrow
+            ("done", [f"{c.done}/{c.total}"]),
+            ("failed", [str(c.failed)]),
+            ("in flight", [str(c.in_flight)]),
+            ("spent", [f"${c.spent_usd:.2f}"]),
+            ("queued", [str(waiting)]),
+            ("ETA", [_clock(eta) if eta is not None else "–"]),
+            ("downloading", [str(c.downloading)]),
+            ("elapsed", [_clock(time.monotonic() - self._started)]),
+            ("skipped", [str(c.skipped)]),
+        ]
+
+    def _shot_columns(self) -> list[tuple[str, list[str]]]:
+        shots = list(self.shots.items())
+        return [
+            ("shot", [name for name, _ in shots]),
+            ("done", [f"{s.done}/{s.total}" for _, s in shots]),
+            ("spent", [f"${s.spent_usd:.2f}" for _, s in shots]),
+            ("in flight", [str(s.in_flight) for _, s in shots]),
+            ("failed", [str(s.failed) for _, s in shots]),
+        ]
+
+    def _fit(self, columns: list[tuple[str, list[str]]]) -> Table:
+        keep = len(columns)
+        while keep > 1 and _natural_width(columns[:keep]) > self.console.width:
+            keep -= 1
+        return _table(columns[:keep])
+
+
+#: A shot's name may fold onto a second line past this many characters; numbers never do.
+SHOT_FOLD = 20
+
+
+def _natural_width(columns: list[tuple[str, list[str]]]) -> int:
+    """Characters the columns need side by side, values whole (box.SIMPLE: 3 between columns)."""
+    widths = [max(len(name), *(len(v) for v in values)) if values else len(name) for name, values in columns]
+    widths = [
+        min(w, SHOT_FOLD) if name == "shot" else w for w, (name, _) in zip(widths, columns, strict=True)
+    ]
+    return sum(widths) + 3 * (len(columns) - 1) + 2
+
+
+def _table(columns: list[tuple[str, list[str]]]) -> Table:
+    table = Table(show_header=True, header_style="bold", box=box.SIMPLE, pad_edge=False)
+    for name, _ in columns:
+        if name == "shot":
+            table.add_column(name, justify="left", overflow="fold", min_width=min(SHOT_FOLD, len(name)))
+        else:
+            table.add_column(name, justify="right", no_wrap=True, overflow="ignore")
+    for row in zip(*(values for _, values in columns), strict=True):
+        table.add_row(*row)
+    return table
 
 
 def _worth_a_line_above_the_table(event: Event) -> bool:
