@@ -90,9 +90,6 @@ class Bus:
     def __init__(self, *subscribers: Subscriber) -> None:
         self._subscribers = list(subscribers)
 
-    def subscribe(self, subscriber: Subscriber) -> None:
-        self._subscribers.append(subscriber)
-
     def emit(self, event: Event) -> None:
         for subscriber in self._subscribers:
             subscriber(event)

@@ -195,6 +195,3 @@ class AimlApiProvider:
         credits = as_float(dig(answer.data, "balance"))
         balance = credits * USD_PER_CREDIT if credits is not None else None
         return Account(checked_with="GET " + BALANCE_PATH, balance_usd=balance)
-
-    async def aclose(self) -> None:
-        """Nothing to release: the session belongs to whoever built this provider."""

@@ -128,8 +128,6 @@ class Provider(Protocol):
         """
         ...
 
-    async def aclose(self) -> None: ...
-
 
 class Secret:
     """An API key that refuses to be printed: ``repr``/``str`` show ``***``.

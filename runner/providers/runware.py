@@ -262,6 +262,3 @@ class RunwareProvider:
         if envelope is None or not envelope.items:
             raise self._wire.malformed(answer, "expected {data: [authentication]}", submit=False)
         return Account(checked_with="POST /v1 [authentication]")
-
-    async def aclose(self) -> None:
-        """Nothing to release: the session belongs to whoever built this provider."""

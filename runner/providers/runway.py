@@ -202,6 +202,3 @@ class RunwayProvider:
         if as_dict(answer.data) is None:
             raise self._wire.malformed(answer, "expected a JSON object", submit=False)
         return parse_organization(answer.data, model)
-
-    async def aclose(self) -> None:
-        """Nothing to release: the session belongs to whoever built this provider."""

@@ -144,9 +144,6 @@ class FakeProvider:
     async def cancel(self, handle: str) -> bool:
         return False
 
-    async def aclose(self) -> None:
-        return None
-
 
 class Recording:
     """Wraps a provider at the seam; notes (clock time, handles) of each poll and each submit."""
@@ -175,9 +172,6 @@ class Recording:
 
     async def cancel(self, handle: str) -> bool:
         return await self.inner.cancel(handle)
-
-    async def aclose(self) -> None:
-        await self.inner.aclose()
 
 
 def poll_gaps(polls: Sequence[tuple[float, tuple[str, ...]]]) -> dict[str, list[float]]:
