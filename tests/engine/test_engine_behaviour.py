@@ -19,7 +19,7 @@ from runner.app import RunOptions, execute, prepare
 from runner.clips import Downloader
 from runner.clock import ScaledClock
 from runner.download import Downloaded
-from runner.engine import Engine, EngineOptions
+from runner.engine import Engine, EngineOptions, Summary
 from runner.errors import ExpiredURLError
 from runner.events import Bus, Event, Kind
 from runner.images import ImageEncoder
@@ -30,6 +30,7 @@ from runner.progress import Progress
 from runner.providers.base import Provider, SubmitRequest, Submitted, TaskState, TaskStatus
 from runner.runlog import REDACTED, Redactor, RunLog
 from runner.simulator import Simulator
+from runner.takes import Take
 from tests.conftest import TEST_TIME_SCALE, SimFactory
 from tests.engine.direct import run_engine
 from tests.engine.fakes import (
@@ -97,6 +98,25 @@ async def test_runway_tasks_are_never_polled_more_often_than_every_5_s(
     assert all(len(handles) == 1 for _, handles in recorded.polls), "Runway takes one task per poll"
 
 
+async def run_fake(
+    tmp_path: Path,
+    clock: VirtualClock,
+    provider: Provider,
+    takes: list[Take],
+    downloader: Downloader,
+    lanes: Mapping[str, LaneOptions],
+    **options: Any,
+) -> tuple[Summary, AsyncJournal]:
+    """The takes through an engine over one in-process provider, on a driven virtual clock."""
+    journal, records = open_journal(tmp_path, takes)
+    async with driven(clock):
+        engine = fake_engine(
+            provider, journal, downloader, EngineOptions(lanes=lanes, clock=clock, **options)
+        )
+        summary = await engine.run(takes, records)
+    return summary, journal
+
+
 def fake_engine(
     provider: Provider, journal: AsyncJournal, downloader: Downloader, options: EngineOptions
 ) -> Engine:
@@ -124,15 +144,9 @@ async def test_a_task_falling_due_early_does_not_drag_a_runway_poll_forward(tmp_
         resend_safe=False,
         submit_latency=lambda request: 4.5 if request.take.shot == "b" else 0.0,
     )
-    journal, records = open_journal(tmp_path, [a, b])
-    async with driven(clock):
-        engine = fake_engine(
-            provider,
-            journal,
-            NoDownloads(),
-            EngineOptions(lanes={"runway": LaneOptions(concurrency=2)}, clock=clock),
-        )
-        summary = await engine.run([a, b], records)
+    summary, _ = await run_fake(
+        tmp_path, clock, provider, [a, b], NoDownloads(), lanes={"runway": LaneOptions(concurrency=2)}
+    )
     assert summary.failed == 2
     gaps = poll_gaps(provider.polls)
     shortest = min(min(g) for g in gaps.values())
@@ -337,15 +351,9 @@ async def test_a_task_id_given_to_two_takes_fails_the_second(tmp_path: Path) -> 
             return Submitted(handle="task-1")
 
     provider = SameId(clock, answer=lambda _call, handles: {h: moderated(h) for h in handles}, name="runway")
-    journal, records = open_journal(tmp_path, [a, b])
-    async with driven(clock):
-        engine = fake_engine(
-            provider,
-            journal,
-            NoDownloads(),
-            EngineOptions(lanes={"runway": LaneOptions(concurrency=2)}, clock=clock),
-        )
-        summary = await engine.run([a, b], records)
+    summary, journal = await run_fake(
+        tmp_path, clock, provider, [a, b], NoDownloads(), lanes={"runway": LaneOptions(concurrency=2)}
+    )
     assert summary.failed == 2
     rows = {row["shot"]: row for _, row in journal.sync.rows_after(0)}
     assert "which a#t01 already has" in rows["b"]["failure_message"]
@@ -372,15 +380,15 @@ async def test_an_always_expired_url_is_refreshed_3_times_then_the_take_is_paid_
             raise ExpiredURLError("result URL expired", provider=provider, status=403, take=take)
 
     provider = FakeProvider(clock, answer=finished, name="runway")
-    journal, records = open_journal(tmp_path, [take])
-    async with driven(clock):
-        engine = fake_engine(
-            provider,
-            journal,
-            Expired(),
-            EngineOptions(lanes={"runway": LaneOptions(concurrency=1)}, clock=clock, url_refreshes=3),
-        )
-        summary = await engine.run([take], records)
+    summary, journal = await run_fake(
+        tmp_path,
+        clock,
+        provider,
+        [take],
+        Expired(),
+        lanes={"runway": LaneOptions(concurrency=1)},
+        url_refreshes=3,
+    )
     assert summary.failed == 1
     assert Expired.fetches == 4, "the first URL and three fresh ones"
     assert len(provider.polls) == 4, "one poll to finish, three to refresh"
