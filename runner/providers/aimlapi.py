@@ -15,8 +15,9 @@ from typing import Any
 import aiohttp
 
 from runner.errors import FailureKind, TerminalError
-from runner.providers._http import (
-    Wire,
+from runner.providers._http import Wire
+from runner.providers.base import Account, ProviderConfig, SubmitRequest, Submitted, TaskState, TaskStatus
+from runner.providers.shapes import (
     as_dict,
     as_float,
     as_list,
@@ -26,7 +27,6 @@ from runner.providers._http import (
     model_id,
     not_found_status,
 )
-from runner.providers.base import Account, ProviderConfig, SubmitRequest, Submitted, TaskState, TaskStatus
 
 PATH = "/v2/video/generations"
 #: The documented balance query: authenticated, bills nothing (docs.aimlapi.com, "Account Balance",

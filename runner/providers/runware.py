@@ -20,9 +20,10 @@ from typing import Any
 import aiohttp
 
 from runner.errors import FailureKind, TerminalError
-from runner.providers._http import (
-    Answer,
-    Wire,
+from runner.providers._http import Answer, Wire
+from runner.providers.base import Account, ProviderConfig, SubmitRequest, Submitted, TaskState, TaskStatus
+from runner.providers.limits import RATIO_SIZES
+from runner.providers.shapes import (
     as_dict,
     as_float,
     as_int,
@@ -31,8 +32,6 @@ from runner.providers._http import (
     mentions_moderation,
     model_id,
 )
-from runner.providers.base import Account, ProviderConfig, SubmitRequest, Submitted, TaskState, TaskStatus
-from runner.providers.limits import RATIO_SIZES
 from runner.takes import task_uuid
 
 PATH = "/v1"

@@ -15,8 +15,10 @@ from urllib.parse import quote
 import aiohttp
 
 from runner.errors import FailureKind
-from runner.providers._http import (
-    Wire,
+from runner.providers._http import Wire
+from runner.providers.base import Account, ProviderConfig, SubmitRequest, Submitted, TaskState, TaskStatus
+from runner.providers.limits import RATIO_SIZES
+from runner.providers.shapes import (
     as_dict,
     as_float,
     as_int,
@@ -27,8 +29,6 @@ from runner.providers._http import (
     model_id,
     not_found_status,
 )
-from runner.providers.base import Account, ProviderConfig, SubmitRequest, Submitted, TaskState, TaskStatus
-from runner.providers.limits import RATIO_SIZES
 
 API_VERSION = "2024-11-06"
 SUBMIT_PATH = "/v1/image_to_video"

@@ -6,7 +6,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from runner.providers._http import mentions_moderation, message_of, parse_retry_after, safe_url
+from runner.providers._http import parse_retry_after, safe_url
+from runner.providers.shapes import mentions_moderation, message_of
 
 NOW = datetime(2026, 5, 1, 10, 0, 0, tzinfo=UTC)
 
