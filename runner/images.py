@@ -22,8 +22,8 @@ from urllib.parse import urlsplit
 from PIL import Image
 
 from runner.errors import InputError
+from runner.limits import LIMITS, MB
 from runner.netloc import is_loopback as _is_loopback
-from runner.providers.limits import LIMITS, MB
 from runner.regular_file import Refused, TooBig, read_regular
 from runner.takes import ImageKind, ImageRef
 from runner.textcheck import describe_control, first_control

@@ -16,8 +16,8 @@ from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
 from runner.errors import Problem
+from runner.limits import PROVIDERS
 from runner.manifest_schema import MAX_NAME, MAX_TAKES, ManifestDoc, allowed_keys
-from runner.providers.limits import PROVIDERS
 from runner.takes import SEED_MAX
 from runner.yamlpos import Loc, Located, format_loc
 

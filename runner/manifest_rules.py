@@ -16,9 +16,9 @@ from typing import Any
 
 from runner.errors import Problem
 from runner.images import ImageChecker, ImageProblem, size_problem
+from runner.limits import LIMITS, PROVIDERS, RATIO_SIZES, RATIOS
 from runner.manifest_messages import shown
 from runner.manifest_schema import AUTO_RATIO, DEFAULT_DURATION, DEFAULT_MODEL, DEFAULT_RATIO
-from runner.providers.limits import LIMITS, PROVIDERS, RATIO_SIZES, RATIOS
 from runner.takes import ImageRef
 from runner.textcheck import describe_control, first_control
 from runner.yamlpos import Loc, Located, format_loc

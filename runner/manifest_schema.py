@@ -15,7 +15,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from runner.errors import ConfigError
-from runner.providers.limits import PROVIDERS, RATIOS
+from runner.limits import PROVIDERS, RATIOS
 from runner.takes import SEED_MAX
 
 NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]*$"

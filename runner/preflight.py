@@ -29,11 +29,11 @@ from typing import Any
 import aiohttp
 
 from runner.errors import ConfigError, FailureKind, ProviderError, TerminalError
+from runner.limits import LIMITS
 from runner.manifest import Manifest
 from runner.prices import estimate_usd
 from runner.providers.aimlapi import AimlApiProvider
 from runner.providers.base import Account, ProviderConfig
-from runner.providers.limits import LIMITS
 from runner.providers.registry import KEY_VARS, provider_config_from_env, simulated_config
 from runner.providers.runware import RunwareProvider
 from runner.providers.runway import RunwayProvider

@@ -20,9 +20,9 @@ from typing import Any
 import aiohttp
 
 from runner.errors import FailureKind, TerminalError
+from runner.limits import RATIO_SIZES
 from runner.providers._http import Answer, Wire
 from runner.providers.base import Account, ProviderConfig, SubmitRequest, Submitted, TaskState, TaskStatus
-from runner.providers.limits import RATIO_SIZES
 from runner.providers.shapes import (
     as_dict,
     as_float,

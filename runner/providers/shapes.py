@@ -10,8 +10,8 @@ from __future__ import annotations
 from typing import Any
 
 from runner.errors import FailureKind, TerminalError
+from runner.limits import LIMITS, RATIO_SIZES
 from runner.providers.base import SubmitRequest, TaskState, TaskStatus
-from runner.providers.limits import LIMITS, RATIO_SIZES
 
 _MODERATION_WORDS = ("moderat", "safety", "nsfw", "contentpolicy", "unsafe")
 

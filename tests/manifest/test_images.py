@@ -15,7 +15,7 @@ from PIL import Image
 import runner.images
 from runner.errors import InputError
 from runner.images import ImageChecker, ImageEncoder, ImageProblem, data_uri_length, size_problem, url_problem
-from runner.providers.limits import LIMITS
+from runner.limits import LIMITS
 from runner.takes import ImageKind
 from tests.manifest.conftest import Result, draw
 

@@ -10,9 +10,9 @@ import aiohttp
 import pytest
 
 from runner.errors import FailureKind, TerminalError
+from runner.limits import RATIO_SIZES
 from runner.providers.aimlapi import AimlApiProvider
 from runner.providers.base import Provider, ProviderConfig, SubmitRequest
-from runner.providers.limits import RATIO_SIZES
 from runner.providers.runware import RunwareProvider
 from runner.providers.runway import RunwayProvider
 from runner.takes import task_uuid
