@@ -100,6 +100,8 @@ class Summary:
     stopped: StopReason | None = None
     #: Providers given up during the run, and why (bad key, out of credits, unreachable, daily limit).
     closed: dict[str, str] = field(default_factory=dict)
+    #: Retries per provider (submits, polls, downloads), for summary.json.
+    retries: dict[str, int] = field(default_factory=dict)
 
     def counts(self) -> dict[str, float]:
         """The numbers, for ``run_finished`` in run.log."""
@@ -149,6 +151,7 @@ class Engine:
 
     def _lane(self, provider: Provider, options: EngineOptions) -> Lane:
         def on_retry(message: str) -> None:
+            self._count_retry(provider.name)
             self._bus.emit(Event(Kind.RETRYING, message=f"{provider.name}: {message}"))
 
         rng = random.Random(f"{options.seed}/{provider.name}")
@@ -545,7 +548,11 @@ class Engine:
         else:
             self.summary.failed += 1
 
+    def _count_retry(self, provider: str) -> None:
+        self.summary.retries[provider] = self.summary.retries.get(provider, 0) + 1
+
     async def _pause(self, job: Job, what: str, attempt: int, error: Exception | None) -> None:
+        self._count_retry(job.take.provider)
         retry_after = error.retry_after if isinstance(error, RateLimitedError) else None
         delay = self._opt.backoff.delay(attempt, self._rng, retry_after)
         self._bus.emit(

@@ -227,6 +227,14 @@ class Journal:
         held = conn.execute("SELECT coalesce(sum(reserved_usd), 0) FROM takes").fetchone()[0]
         return Money(float(spent), float(held))
 
+    def spend_by_source(self) -> dict[str, float]:
+        """What the ledger's rows charged, by ``cost_source`` (reported by the provider, estimated)."""
+        with self._lock:
+            found = self._conn.execute(
+                "SELECT json_extract(row, '$.cost_source'), coalesce(sum(cost_usd), 0) FROM rows GROUP BY 1"
+            ).fetchall()
+        return {str(source or "estimated"): float(total) for source, total in found}
+
     def rows_after(self, seq: int) -> list[tuple[int, dict[str, Any]]]:
         """Ledger rows with a sequence number above ``seq``, in order."""
         with self._lock:

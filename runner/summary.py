@@ -81,10 +81,14 @@ def build(facts: RunFacts, summary: Summary, journal: Journal, *, started: datet
             "this_run_usd": round(summary.spent_usd, 6),
             "all_runs_usd": round(money.spent_usd, 6),
             "reserved_usd": round(money.reserved_usd, 6),
+            **{f"{source}_usd": round(usd, 6) for source, usd in sorted(journal.spend_by_source().items())},
             "budget_usd": facts.budget_usd,
         },
         "deadline": facts.deadline.isoformat() if facts.deadline else None,
-        "providers": _providers(records),
+        "providers": {
+            name: figures | {"retries": summary.retries.get(name, 0)}
+            for name, figures in _providers(records).items()
+        },
         "paths": {
             "run_dir": str(run_dir),
             "journal": str(journal.path),

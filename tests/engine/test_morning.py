@@ -64,9 +64,12 @@ async def test_report_totals_equal_the_ledgers_sums_in_every_format(
     md = capsys.readouterr().out
     assert f"| all | {ledger_total:.4f} |" in md
 
-    assert main(["report", *map(str, runs)]) == 0
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("COLUMNS", "80")
+        assert main(["report", *map(str, runs)]) == 0
     text = capsys.readouterr().out
     assert f"${ledger_total:.4f}" in text
+    assert all(len(line) <= 80 for line in text.splitlines()), "the text report fits 80 columns"
     assert all((run / "report.html").exists() for run in runs)
 
 
@@ -127,3 +130,6 @@ def test_run_json_prints_summary_json_and_it_matches_the_ledger(
     assert printed["spend"]["budget_usd"] == 3.0
     assert printed["paths"]["ledger_csv"] == str(run_dir / "ledger.csv")
     assert printed["providers"]["runware"]["takes"] == 3
+    assert printed["providers"]["runware"]["retries"] == 0
+    by_source = sum(r["cost_usd"] for r in rows if r["cost_source"] == "reported")
+    assert printed["spend"]["reported_usd"] == pytest.approx(by_source)
