@@ -252,18 +252,21 @@ class Engine:
             if seen[0] is TaskState.RUNNING:
                 running += self._clock.now() - flight.last_seen
             flight.last_seen = self._clock.now()
+            schedule.observe(flight.last_seen - flight.submitted_clock, status.progress)
             if (status.state, status.progress) != seen:
                 seen = (status.state, status.progress)
                 self._bus.emit(Event(Kind.STATUS, flight.take, state=status.state, progress=status.progress))
             if status.state.terminal:
                 return self._terminal_status(lane, flight, status)
+            flight.last_unfinished = flight.last_seen
             if running > self._opt.take_timeout:
                 raise TakeFailed(FailureKind.TIMEOUT, f"still running after {running:.0f} s at the provider")
 
     def _terminal_status(self, lane: Lane, flight: Flight, status: TaskStatus) -> TaskStatus:
         flight.generation_s = self._clock.now() - flight.submitted_clock
         if status.state is TaskState.SUCCEEDED:
-            lane.times.record(group_of(flight.take), flight.generation_s)
+            unfinished = flight.submitted_clock if flight.last_unfinished is None else flight.last_unfinished
+            lane.times.record(group_of(flight.take), unfinished - flight.submitted_clock, flight.generation_s)
             return status
         cancelled = status.state is TaskState.CANCELLED
         kind = status.failure_kind or FailureKind.PROVIDER

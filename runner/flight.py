@@ -48,6 +48,7 @@ class Flight:
     generation_s: float | None = None
     last_poll: float = float("-inf")
     last_seen: float = 0.0
+    last_unfinished: float | None = None  # clock of the last poll that saw the task not yet terminal
     flags: list[str] = field(default_factory=list)
 
 
