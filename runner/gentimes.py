@@ -8,14 +8,13 @@ bias feeds on itself: later polls make longer observations make later polls.
 
 So each finished take is placed inside its interval, never at its end:
 
-* where at least three earlier values of the group fall inside the interval, at their median —
-  the distribution learned so far says where in the interval the end most likely was (one
-  self-consistency step of Turnbull's estimator, done once per take instead of iterated);
-* otherwise at the interval's midpoint: the polls near an end are a few seconds apart, so the
-  midpoint is off by at most half a poll gap, in either direction;
-* a take already done at its very first poll says only "at most ``upper``": it counts at ``upper``
-  until enough is learned to place it lower (a late first poll costs one more poll next time; an
-  early guess would cost lateness).
+* at the interval's midpoint: the polls near an end are a few seconds apart, so the midpoint is
+  off by at most half a poll gap, in either direction, and the errors cancel over many takes
+  (no rounding up to the notice, so nothing to feed on);
+* a take already done at its very first poll says only "at most ``upper``", and nothing below the
+  first poll is ever seen. It counts a little below that poll (``EARLY_SHARE`` of ``upper``): while
+  more takes than planned are done by the first poll, the low quantile the first poll aims at
+  sinks, until about the planned share is — the first poll finds the low tail by itself.
 
 :class:`Learned` is the recent window of placed values, sorted, with the two questions the poll
 schedule asks of it: a low quantile (when to look first) and the hazard — of the takes still
@@ -25,12 +24,14 @@ running at ``t``, the share that ends per second just after ``t`` (how fast to l
 from __future__ import annotations
 
 import bisect
-import statistics
 from collections import defaultdict, deque
 from dataclasses import dataclass
 
 #: (provider, model, duration): takes in one group should take about as long as each other.
 Group = tuple[str, str, int]
+
+#: A take done at its first poll counts this share of the way to that poll (see the docstring).
+EARLY_SHARE = 0.9
 
 #: Fewer finished takes than this, and the group counts as not learned yet.
 MIN_LEARNED = 3
@@ -69,7 +70,7 @@ class Learned:
 class GenerationTimes:
     """Interval-censored generation times per group, a window of the ``window`` most recent."""
 
-    def __init__(self, window: int = 50) -> None:
+    def __init__(self, window: int = 100) -> None:
         self._seen: defaultdict[Group, deque[float]] = defaultdict(lambda: deque(maxlen=window))
         self._cache: dict[Group, Learned] = {}
 
@@ -78,7 +79,7 @@ class GenerationTimes:
         upper = max(upper, 0.0)
         lower = min(max(lower, 0.0), upper)
         seen = self._seen[group]
-        seen.append(_place(sorted(seen), lower, upper))
+        seen.append(_place(lower, upper))
         self._cache.pop(group, None)
 
     def learned(self, group: Group) -> Learned | None:
@@ -98,11 +99,8 @@ class GenerationTimes:
         return None if learned is None else learned.median()
 
 
-def _place(ordered: list[float], lower: float, upper: float) -> float:
-    """Where in [lower, upper] one take most likely ended, given the values learned so far."""
-    inside = ordered[bisect.bisect_left(ordered, lower) : bisect.bisect_right(ordered, upper)]
-    if len(inside) >= MIN_LEARNED:
-        return float(statistics.median(inside))
+def _place(lower: float, upper: float) -> float:
+    """Where in [lower, upper] one take is counted to have ended."""
     if lower <= 0.0:
-        return upper
+        return EARLY_SHARE * upper
     return (lower + upper) / 2.0

@@ -73,7 +73,7 @@ class PollPolicy:
     factor: float = 2.0  # ...then gaps growing by this factor...
     cap: float = 10.0  # ...up to this
     first_quantile: float = 0.05  # learned groups: first poll when this share of takes is done
-    poll_cost: float = 0.35  # seconds of lateness one poll request is worth (hazard rule)
+    poll_cost: float = 0.5  # seconds of lateness one poll request is worth (hazard rule)
     tail_share: float = 0.05  # slower than anything learned: poll every this share of elapsed
     batch_period: float = 2.5  # batching providers: one request about this often covers all
     progress_margin: float = 0.02  # aim this share of the generation time past a progress end
