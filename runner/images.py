@@ -188,6 +188,7 @@ class ImageChecker:
         self.base_dir = base_dir
         self.reads = 0
         self._cache: dict[str, ImageRef | ImageProblem] = {}
+        self._paths: dict[str, Path] = {}
 
     def check(self, source: str) -> ImageRef:
         """An ImageRef for ``source``, or ImageProblem (also cached: reported once per source)."""
@@ -197,7 +198,7 @@ class ImageChecker:
             if problem:
                 raise ImageProblem(problem)
             return ImageRef(source=source, kind=kind, content_id=source)
-        path = (self.base_dir / source).resolve() if kind is ImageKind.FILE else None
+        path = self._resolve(source) if kind is ImageKind.FILE else None
         key = str(path) if path is not None else source
         if key not in self._cache:
             self._cache[key] = self._inspect(source, path)
@@ -205,6 +206,13 @@ class ImageChecker:
         if isinstance(found, ImageProblem):
             raise found
         return found if found.source == source else _with_source(found, source)
+
+    def _resolve(self, source: str) -> Path:
+        """The file's real path; resolved once per spelling (10,000 shots share a few images)."""
+        path = self._paths.get(source)
+        if path is None:
+            path = self._paths[source] = (self.base_dir / source).resolve()
+        return path
 
     def _inspect(self, source: str, path: Path | None) -> ImageRef | ImageProblem:
         try:

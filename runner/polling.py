@@ -109,8 +109,9 @@ class PollSchedule:
     def observe(self, elapsed: float, progress: float | None = None) -> None:
         """A poll answered ``elapsed`` seconds after submit, with the provider's progress (0–1)."""
         self._elapsed = elapsed
-        rising = progress is not None and 0.0 < progress < 1.0
-        if rising and (not self._readings or progress > self._readings[-1][1]):
+        if progress is None or not 0.0 < progress < 1.0:
+            return
+        if not self._readings or progress > self._readings[-1][1]:
             self._readings.append((elapsed, progress))
 
     def next_delay(self) -> float:
