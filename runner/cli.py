@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from runner import __version__
-from runner.errors import InputError, LockHeldError, PrevizError
+from runner.errors import ConfigError, InputError, LockHeldError, PrevizError
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -76,7 +76,11 @@ def _cmd_schema(args: argparse.Namespace) -> int:
 def _cmd_simulate(args: argparse.Namespace) -> int:
     from runner.simulator import SimConfig, serve
 
-    config = SimConfig.from_profile(args.profile, time_scale=args.time_scale, seed=args.seed)
+    knobs = dict(_knob(text) for text in args.knobs)
+    try:
+        config = SimConfig.from_profile(args.profile, time_scale=args.time_scale, seed=args.seed, **knobs)
+    except ValueError as exc:
+        raise ConfigError(f"simulate: {exc}") from None
 
     def ready(base_url: str) -> None:
         print(f"previz simulator ({args.profile}, time scale {args.time_scale}) on {base_url}")
@@ -87,6 +91,15 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
 
     serve(config, host=args.host, port=args.port, on_ready=ready)
     return EXIT_OK
+
+
+def _knob(text: str) -> tuple[str, float | int]:
+    """``NAME=NUMBER`` from ``previz simulate --set`` (an integer where it is written as one)."""
+    name, _, value = text.partition("=")
+    try:
+        return name.strip(), int(value) if value.strip().lstrip("-").isdigit() else float(value)
+    except ValueError:
+        raise ConfigError(f"--set {text}: expected NAME=NUMBER") from None
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -197,6 +210,14 @@ def _parser() -> argparse.ArgumentParser:
     sim.add_argument("--profile", default="clean", choices=("clean", "flaky", "hostile"))
     sim.add_argument("--time-scale", type=float, default=1.0, dest="time_scale")
     sim.add_argument("--seed", type=int, default=0)
+    sim.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        dest="knobs",
+        metavar="KNOB=N",
+        help="simulator knob, repeatable",
+    )
     sim.set_defaults(func=_cmd_simulate)
     return p
 

@@ -28,6 +28,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
+from runner.simulator.tasks import generation_seconds
+
 PROVIDERS = ("aimlapi", "runware", "runway")
 
 DEFAULT_KEYS: Mapping[str, str] = {
@@ -130,6 +132,10 @@ class SimConfig:
     clip_bytes: int | None = None
     #: Runway organisation credit balance before any spend
     runway_credits: int = 1_000_000
+    #: draw every generation time from U(gen_min_s, gen_max_s) simulated seconds, whatever the
+    #: clip's duration (benchmarks want a wide, known spread); None = the duration-based model
+    gen_min_s: float | None = None
+    gen_max_s: float | None = None
     profile: str = "clean"
 
     def __post_init__(self) -> None:
@@ -142,9 +148,19 @@ class SimConfig:
             raise ValueError("url_ttl must be >= 0 or None")
         if self.clip_bytes is not None and self.clip_bytes < 0:
             raise ValueError("clip_bytes must be >= 0 or None")
+        if (self.gen_min_s is None) != (self.gen_max_s is None):
+            raise ValueError("gen_min_s and gen_max_s go together")
+        if self.gen_min_s is not None and not 0 <= self.gen_min_s <= (self.gen_max_s or 0.0):
+            raise ValueError("need 0 <= gen_min_s <= gen_max_s")
         missing = [p for p in PROVIDERS if p not in self.keys]
         if missing:
             raise ValueError(f"keys: no key for {', '.join(missing)}")
+
+    def generation(self, duration: int, jitter: float) -> float:
+        """Simulated seconds one task generates, from its uniform draw ``jitter`` in [0, 1)."""
+        if self.gen_min_s is not None and self.gen_max_s is not None:
+            return self.gen_min_s + (self.gen_max_s - self.gen_min_s) * jitter
+        return generation_seconds(duration, jitter)
 
     def sim_to_real(self, seconds: float) -> float:
         """Real seconds that ``seconds`` of simulated time last."""

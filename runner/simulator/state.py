@@ -18,7 +18,7 @@ from typing import Any, Literal
 from runner.simulator.config import PROVIDERS, SimConfig
 from runner.simulator.faults import Dice, FaultInjector
 from runner.simulator.stats import ProviderCounters, build_stats
-from runner.simulator.tasks import MODERATION_SHARE, Task, generation_seconds
+from runner.simulator.tasks import MODERATION_SHARE, Task
 
 #: A prompt containing this fails by moderation, whatever the fault odds: tests' deterministic lever.
 MODERATION_TRIGGER = "[sim:moderate]"
@@ -87,7 +87,7 @@ class World:
         if task_id is None:
             task_id = self.dice.uuid4("task-id", provider, task_key)
         moderated = self.faults.moderation(f"{provider}:{task_key}", triggered=MODERATION_TRIGGER in prompt)
-        generation = generation_seconds(duration, self.dice.uniform("latency", provider, task_key))
+        generation = self.config.generation(duration, self.dice.uniform("latency", provider, task_key))
         now = self.now()
         task = Task(
             provider=provider,
@@ -187,6 +187,22 @@ class World:
         if grant.doomed or (ttl is not None and self.now() - grant.issued_at > ttl):
             return "expired"
         return "ok"
+
+    def task_times(self) -> dict[str, Any]:
+        """Every task's registration, start and end in simulated seconds (``/_sim/tasks``)."""
+        self.advance()
+        rows = [
+            {
+                "provider": t.provider,
+                "id": t.task_id,
+                "created_at": t.created_at,
+                "start_at": t.start_at,
+                "end_at": t.end_at,
+            }
+            for tasks in self.tasks.values()
+            for t in tasks.values()
+        ]
+        return {"now": self.now(), "tasks": rows}
 
     # -- stats --------------------------------------------------------------------------------
 
