@@ -67,9 +67,10 @@ class Lane:
         return options.coalesce
 
     def schedule_for(self, take: Take) -> PollSchedule:
+        group = group_of(take)
         return PollSchedule(
             self.options.poll,
-            self.times.learned(group_of(take)),
+            lambda: self.times.learned(group),
             self.provider.min_poll_interval,
             self.rng,
             batching=self.provider.max_poll_batch > 1,

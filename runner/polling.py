@@ -75,7 +75,7 @@ class PollPolicy:
     first_quantile: float = 0.05  # learned groups: first poll when this share of takes is done
     poll_cost: float = 0.5  # seconds of lateness one poll request is worth (hazard rule)
     tail_share: float = 0.05  # slower than anything learned: poll every this share of elapsed
-    batch_period: float = 2.5  # batching providers: one request about this often covers all
+    batch_period: float = 2.0  # batching providers: one request about this often covers all
     progress_margin: float = 0.02  # aim this share of the generation time past a progress end
     floor: float = 0.5  # never a gap shorter than this
     jitter: float = 0.1  # ± share of each learned gap, so tasks do not poll in lockstep
@@ -86,69 +86,83 @@ class PollSchedule:
 
     It keeps its own idea of the elapsed time (the sum of the delays it gave) unless told the
     truth with :meth:`observe`, which also takes the provider's progress where there is one.
+    ``learned`` may be a callable: it is asked again at every poll, so a take submitted before its
+    group was learned (the first wave of a run) switches to the learned schedule as soon as it is.
     """
 
     def __init__(
         self,
         policy: PollPolicy,
-        learned: Learned | None,
+        learned: Learned | Callable[[], Learned | None] | None,
         min_interval: float,
         rng: random.Random,
         *,
         batching: bool = False,
     ) -> None:
         self._policy = policy
-        self._learned = learned
+        self._source = learned
         self._min = min_interval
         self._rng = rng
         self._batching = batching
-        self._polls = 0
+        self._cold = 0
         self._elapsed = 0.0
         self._readings: list[tuple[float, float]] = []
 
     def observe(self, elapsed: float, progress: float | None = None) -> None:
         """A poll answered ``elapsed`` seconds after submit, with the provider's progress (0–1)."""
         self._elapsed = elapsed
-        if progress is None or not 0.0 < progress < 1.0:
+        if progress is None or not 0.0 < progress <= 1.0:
             return
         if not self._readings or progress > self._readings[-1][1]:
             self._readings.append((elapsed, progress))
 
     def next_delay(self) -> float:
-        self._polls += 1
         delay = max(self._raw_delay(), self._min)
         self._elapsed += delay
         return delay
 
     def _raw_delay(self) -> float:
         p = self._policy
-        if self._learned is None:
-            return min(p.cap, p.first * p.factor ** (self._polls - 1))
-        if self._polls == 1:
-            return max(p.floor, self._learned.quantile(p.first_quantile))
-        aimed = self._progress_end()
-        if aimed is not None:
+        learned = self._source() if callable(self._source) else self._source
+        if learned is None:
+            self._cold += 1
+            return min(p.cap, p.first * p.factor ** (self._cold - 1))
+        aimed = self._progress_end(learned)
+        if aimed is not None:  # the task's own account beats what other takes did
             return max(p.floor, aimed - self._elapsed)
-        return max(p.floor, self._jittered(self._gap()))
+        first = learned.quantile(p.first_quantile)
+        if self._elapsed < first:
+            return max(p.floor, first - self._elapsed)
+        return max(p.floor, self._jittered(self._gap(learned)))
 
-    def _gap(self) -> float:
+    def _gap(self, learned: Learned) -> float:
         p = self._policy
         if self._batching:
             return p.batch_period
-        assert self._learned is not None
-        hazard = self._learned.hazard(self._elapsed)
+        hazard = learned.hazard(self._elapsed)
         if hazard is None:
-            return p.tail_share * max(self._elapsed, self._learned.median())
+            return p.tail_share * max(self._elapsed, learned.median())
         return math.sqrt(2.0 * p.poll_cost / hazard)
 
     def _jittered(self, gap: float) -> float:
         return gap * (1.0 + self._policy.jitter * (2.0 * self._rng.random() - 1.0))
 
-    def _progress_end(self) -> float | None:
-        """When the task should end, extrapolated from its first and latest progress readings."""
-        if len(self._readings) < 2:
+    def _progress_end(self, learned: Learned) -> float | None:
+        """When the task should end by its progress readings, or None to use the hazard rule.
+
+        Two readings or more: the rate between the first and the latest. One: the rate since
+        submit — slower than the true one (generation started after some queueing), so its end is
+        late, and it is used only where it comes before the hazard rule's next poll.
+        """
+        if not self._readings:
             return None
-        (t1, p1), (t2, p2) = self._readings[0], self._readings[-1]
+        t2, p2 = self._readings[-1]
+        if p2 >= 0.99:
+            return self._elapsed  # about to end: as soon as the provider allows
+        if len(self._readings) == 1:
+            end = t2 / p2
+            return end if end < self._elapsed + self._gap(learned) else None
+        t1, p1 = self._readings[0]
         end = t2 + (1.0 - p2) * (t2 - t1) / (p2 - p1)
         if end <= self._elapsed:
             return None  # overdue by its own estimate: fall back to the hazard rule

@@ -131,6 +131,16 @@ def test_a_batching_provider_is_polled_every_batch_period_once_likely_done() -> 
     assert later == [2.5] * 9
 
 
+def test_a_cold_take_switches_to_the_learned_schedule_once_its_group_is_learned() -> None:
+    learned: list[Learned | None] = [None]
+    policy = PollPolicy(jitter=0.0)
+    schedule = PollSchedule(policy, lambda: learned[0], 0.0, random.Random(0))
+    assert _delays(schedule, 3) == [1.0, 2.0, 4.0], "cold: the geometric schedule"
+    learned[0] = _uniform(40.0, 90.0)
+    assert schedule.next_delay() == pytest.approx(42.5 - 7.0), "then straight to the low quantile"
+    assert schedule.next_delay() == pytest.approx(math.sqrt(2 * policy.poll_cost * (90 - 42.5)), rel=0.15)
+
+
 @pytest.mark.parametrize("scale", [0.0001, 0.02, 1.0, 12.0, 600.0])
 def test_no_delay_is_ever_below_the_provider_minimum(scale: float) -> None:
     for seed in range(20):
