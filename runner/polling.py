@@ -71,7 +71,7 @@ class Backoff:
 class PollPolicy:
     first: float = 1.0  # unlearned groups: first poll this many seconds after submit...
     factor: float = 2.0  # ...then gaps growing by this factor...
-    cap: float = 10.0  # ...up to this
+    cap: float = 5.0  # ...up to this (a first wave's lateness is at most this)
     first_quantile: float = 0.05  # learned groups: first poll when this share of takes is done
     poll_cost: float = 0.5  # seconds of lateness one poll request is worth (hazard rule)
     tail_share: float = 0.05  # slower than anything learned: poll every this share of elapsed
@@ -124,12 +124,12 @@ class PollSchedule:
     def _raw_delay(self) -> float:
         p = self._policy
         learned = self._source() if callable(self._source) else self._source
-        if learned is None:
-            self._cold += 1
-            return min(p.cap, p.first * p.factor ** (self._cold - 1))
         aimed = self._progress_end(learned)
         if aimed is not None:  # the task's own account beats what other takes did
             return max(p.floor, aimed - self._elapsed)
+        if learned is None:
+            self._cold += 1
+            return min(p.cap, p.first * p.factor ** (self._cold - 1))
         first = learned.quantile(p.first_quantile)
         if self._elapsed < first:
             return max(p.floor, first - self._elapsed)
@@ -147,7 +147,7 @@ class PollSchedule:
     def _jittered(self, gap: float) -> float:
         return gap * (1.0 + self._policy.jitter * (2.0 * self._rng.random() - 1.0))
 
-    def _progress_end(self, learned: Learned) -> float | None:
+    def _progress_end(self, learned: Learned | None) -> float | None:
         """When the task should end by its progress readings, or None to use the hazard rule.
 
         Two readings or more: the rate between the first and the latest. One: the rate since
@@ -161,7 +161,8 @@ class PollSchedule:
             return self._elapsed  # about to end: as soon as the provider allows
         if len(self._readings) == 1:
             end = t2 / p2
-            return end if end < self._elapsed + self._gap(learned) else None
+            gap = self._policy.cap if learned is None else self._gap(learned)
+            return end if end < self._elapsed + gap else None
         t1, p1 = self._readings[0]
         end = t2 + (1.0 - p2) * (t2 - t1) / (p2 - p1)
         if end <= self._elapsed:

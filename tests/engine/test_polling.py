@@ -74,12 +74,12 @@ def _uniform(low: float, high: float, n: int = 51) -> Learned:
 
 def test_unlearned_schedule_is_short_geometric_and_capped() -> None:
     schedule = PollSchedule(PollPolicy(), None, 0.0, random.Random(0))
-    assert _delays(schedule, 7) == [1.0, 2.0, 4.0, 8.0, 10.0, 10.0, 10.0]
+    assert _delays(schedule, 7) == [1.0, 2.0, 4.0, 5.0, 5.0, 5.0, 5.0]
 
 
 def test_unlearned_schedule_respects_the_provider_minimum() -> None:
-    schedule = PollSchedule(PollPolicy(), None, 5.0, random.Random(0))
-    assert _delays(schedule, 6) == [5.0, 5.0, 5.0, 8.0, 10.0, 10.0]
+    schedule = PollSchedule(PollPolicy(), None, 3.0, random.Random(0))
+    assert _delays(schedule, 6) == [3.0, 3.0, 4.0, 5.0, 5.0, 5.0]
 
 
 def test_learned_schedule_polls_first_at_a_low_quantile() -> None:
@@ -121,6 +121,16 @@ def test_progress_readings_aim_the_next_poll_just_after_the_extrapolated_end() -
     schedule.observe(30.0, 0.2)
     schedule.observe(40.0, 0.4)  # 2 % per second: the remaining 60 % take 30 s, end at 70 s
     assert schedule.next_delay() == pytest.approx(70.0 * 1.02 - 40.0)
+
+
+def test_progress_is_used_before_anything_is_learned() -> None:
+    schedule = PollSchedule(PollPolicy(), None, 5.0, random.Random(0))
+    schedule.next_delay()
+    schedule.observe(20.0, 0.2)
+    schedule.observe(25.0, 0.3)  # 2 % per second: the remaining 70 % take 35 s
+    assert schedule.next_delay() == pytest.approx(60.0 * 1.02 - 25.0)
+    schedule.observe(58.0, 0.995)
+    assert schedule.next_delay() == 5.0, "about to end: as soon as the provider allows"
 
 
 def test_a_batching_provider_is_polled_every_batch_period_once_likely_done() -> None:
