@@ -51,6 +51,7 @@ from peers import PEER_OF, Peer, scale_runway_sdk
 
 from runner.app import RunOptions, execute, prepare
 from runner.clock import ScaledClock
+from runner.download import download
 from runner.events import Event, Kind
 from runner.simulator.config import DEFAULT_KEYS
 
@@ -381,43 +382,51 @@ async def _clip_url(sim: SimProcess) -> str:
 
 
 async def proposed_download(session: aiohttp.ClientSession, url: str, dest: Path, batch: int) -> int:
-    """The proposal for download.py: big reads gathered to ``batch`` bytes, written and hashed in
-    one worker-thread hop per batch (not one per 256 KB chunk), one fsync at the end."""
+    """The proposal for download.py: the body read in 1 MB pieces, gathered to ``batch`` bytes,
+    each batch hashed and written by one worker-thread hop (hashlib and write release the GIL)
+    while the next batch is read — one hop per batch, not one per 256 KB chunk — and one fsync.
+    At most two batches are held (one being written, one being filled): memory stays flat."""
     import hashlib
 
     hasher = hashlib.sha256()
-    size = 0
+    send, receive = anyio.create_memory_object_stream[bytearray](0)
     with dest.open("wb") as fh:
 
-        def flush(data: bytes) -> None:
+        def write(data: bytearray) -> None:
             hasher.update(data)
             fh.write(data)
 
-        async with session.get(url) as resp:
-            pending = bytearray()
-            async for chunk in resp.content.iter_chunked(1024 * 1024):
-                pending += chunk
-                if len(pending) >= batch:
-                    await anyio.to_thread.run_sync(flush, bytes(pending))
-                    size += len(pending)
-                    pending.clear()
-            await anyio.to_thread.run_sync(flush, bytes(pending))
-            size += len(pending)
+        async def writer() -> None:
+            async with receive:
+                async for data in receive:
+                    await anyio.to_thread.run_sync(write, data)
+
+        size = 0
+        async with anyio.create_task_group() as tg, session.get(url) as resp:
+            tg.start_soon(writer)
+            async with send:
+                pending = bytearray()
+                async for piece in resp.content.iter_chunked(1024 * 1024):
+                    pending += piece
+                    if len(pending) >= batch:
+                        size += len(pending)
+                        await send.send(pending)  # handed over whole: no copy
+                        pending = bytearray()
+                size += len(pending)
+                await send.send(pending)
         fh.flush()
         await anyio.to_thread.run_sync(os.fsync, fh.fileno())
     return size
 
 
 async def _previz_download(url: str, dest: Path) -> None:
-    from runner.download import download
-
     async with aiohttp.ClientSession() as session:
         await download(session, url, dest, provider="runware", take="bench")
 
 
 async def _proposed(url: str, dest: Path) -> None:
     async with aiohttp.ClientSession() as session:
-        await proposed_download(session, url, dest, 8 * 1024 * 1024)
+        await proposed_download(session, url, dest, 4 * 1024 * 1024)
 
 
 def _timed_child(kind: str, url: str, dest: Path) -> dict[str, float]:
