@@ -381,56 +381,63 @@ async def _clip_url(sim: SimProcess) -> str:
                     return str(item["videoURL"])
 
 
-async def proposed_download(session: aiohttp.ClientSession, url: str, dest: Path, batch: int) -> int:
-    """The proposal for download.py: the body read in 1 MB pieces, gathered to ``batch`` bytes,
-    each batch hashed and written by one worker-thread hop (hashlib and write release the GIL)
-    while the next batch is read — one hop per batch, not one per 256 KB chunk — and one fsync.
-    At most two batches are held (one being written, one being filled): memory stays flat."""
+async def inline_download(session: aiohttp.ClientSession, url: str, dest: Path) -> None:
+    """Variant A for download.py: 1 MB reads, hashed and written right in the event loop (no
+    thread hop at all), one fsync in a thread at the end. Fast; its cost is loop stalls."""
     import hashlib
 
     hasher = hashlib.sha256()
-    send, receive = anyio.create_memory_object_stream[bytearray](0)
+    with dest.open("wb") as fh:
+        async with session.get(url) as resp:
+            async for piece in resp.content.iter_chunked(1024 * 1024):
+                hasher.update(piece)
+                fh.write(piece)
+        fh.flush()
+        await anyio.to_thread.run_sync(os.fsync, fh.fileno())
+
+
+async def batched_download(session: aiohttp.ClientSession, url: str, dest: Path, batch: int) -> None:
+    """Variant B for download.py: 256 KB reads gathered to ``batch`` bytes, each batch hashed and
+    written in one worker-thread hop (not one hop per 256 KB chunk), one fsync at the end."""
+    import hashlib
+
+    hasher = hashlib.sha256()
     with dest.open("wb") as fh:
 
-        def write(data: bytearray) -> None:
+        def write(data: bytes) -> None:
             hasher.update(data)
             fh.write(data)
 
-        async def writer() -> None:
-            async with receive:
-                async for data in receive:
-                    await anyio.to_thread.run_sync(write, data)
-
-        size = 0
-        async with anyio.create_task_group() as tg, session.get(url) as resp:
-            tg.start_soon(writer)
-            async with send:
-                pending = bytearray()
-                async for piece in resp.content.iter_chunked(1024 * 1024):
-                    pending += piece
-                    if len(pending) >= batch:
-                        size += len(pending)
-                        await send.send(pending)  # handed over whole: no copy
-                        pending = bytearray()
-                size += len(pending)
-                await send.send(pending)
+        async with session.get(url) as resp:
+            pieces: list[bytes] = []
+            held = 0
+            async for piece in resp.content.iter_chunked(256 * 1024):
+                pieces.append(piece)
+                held += len(piece)
+                if held >= batch:
+                    await anyio.to_thread.run_sync(write, b"".join(pieces))
+                    pieces, held = [], 0
+            await anyio.to_thread.run_sync(write, b"".join(pieces))
         fh.flush()
         await anyio.to_thread.run_sync(os.fsync, fh.fileno())
-    return size
 
 
-async def _previz_download(url: str, dest: Path) -> None:
-    async with aiohttp.ClientSession() as session:
-        await download(session, url, dest, provider="runware", take="bench")
-
-
-async def _proposed(url: str, dest: Path) -> None:
-    async with aiohttp.ClientSession() as session:
-        await proposed_download(session, url, dest, 4 * 1024 * 1024)
+async def _one_download(kind: str, url: str, dest: Path) -> list[float]:
+    stalls: list[float] = []
+    async with aiohttp.ClientSession() as session, anyio.create_task_group() as tg:
+        tg.start_soon(_stall_monitor, stalls)
+        if kind == "previz":
+            await download(session, url, dest, provider="runware", take="bench")
+        elif kind == "inline-1MB":
+            await inline_download(session, url, dest)
+        else:
+            await batched_download(session, url, dest, 16 * 1024 * 1024)
+        tg.cancel_scope.cancel()
+    return stalls
 
 
 def _timed_child(kind: str, url: str, dest: Path) -> dict[str, float]:
-    """One download in a fresh process (so its RSS growth is its own); wall seconds and RSS growth."""
+    """One download in a fresh process (so its RSS growth is its own): wall, RSS growth, stalls."""
     out = dest.with_suffix(".json")
     subprocess.run([sys.executable, __file__, "--download-child", kind, url, str(dest), str(out)], check=True)
     result: dict[str, float] = json.loads(out.read_text())
@@ -440,10 +447,11 @@ def _timed_child(kind: str, url: str, dest: Path) -> dict[str, float]:
 def download_child(kind: str, url: str, dest: Path, out: Path) -> None:
     rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     start = time.perf_counter()
-    anyio.run(_previz_download if kind == "previz" else _proposed, url, dest)
+    stalls = anyio.run(_one_download, kind, url, dest)
     wall = time.perf_counter() - start
     growth = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss0) / 1024
-    out.write_text(json.dumps({"wall_s": wall, "rss_growth_mb": growth}))
+    stall_max = 1000 * max(stalls, default=0.0)
+    out.write_text(json.dumps({"wall_s": wall, "rss_growth_mb": growth, "stall_max_ms": stall_max}))
 
 
 def _curl(url: str, dest: Path, fsync: bool) -> float:
@@ -457,12 +465,14 @@ def _curl(url: str, dest: Path, fsync: bool) -> float:
 
 
 def download_bench(size: int, rounds: int) -> dict[str, Any]:
+    kinds = ("curl", "curl+fsync", "previz", "inline-1MB", "hop-per-16MB")
     with simulator(0.001, clip_bytes=size) as sim, tempfile.TemporaryDirectory(prefix="perf-dl-") as tmp:
         url = anyio.run(_clip_url, sim)
-        walls: dict[str, list[float]] = {"curl": [], "curl+fsync": [], "previz": [], "proposed": []}
+        walls: dict[str, list[float]] = {k: [] for k in kinds}
         growth: dict[str, float] = {}
+        stalls: dict[str, float] = {}
         for i in range(rounds):
-            for kind in walls:
+            for kind in kinds:
                 dest = Path(tmp) / f"{kind}-{i}.mp4"
                 if kind.startswith("curl"):
                     walls[kind].append(_curl(url, dest, kind == "curl+fsync"))
@@ -470,16 +480,17 @@ def download_bench(size: int, rounds: int) -> dict[str, Any]:
                     got = _timed_child(kind, url, dest)
                     walls[kind].append(got["wall_s"])
                     growth[kind] = max(growth.get(kind, 0.0), got["rss_growth_mb"])
+                    stalls[kind] = max(stalls.get(kind, 0.0), got["stall_max_ms"])
                 dest.unlink()
         best = {k: min(v) for k, v in walls.items()}
         return {
             "bytes": size,
+            "rounds": rounds,
             "best_s": best,
-            "mb_per_s": {k: size / 1e6 / v for k, v in best.items()},
+            "vs_curl_fsync": {k: best["curl+fsync"] / v for k, v in best.items()},
             "previz_vs_curl": best["curl"] / best["previz"],
-            "previz_vs_curl_fsync": best["curl+fsync"] / best["previz"],
-            "proposed_vs_curl_fsync": best["curl+fsync"] / best["proposed"],
             "rss_growth_mb": growth,
+            "loop_stall_max_ms": stalls,
         }
 
 
