@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from runner import __version__
-from runner.errors import InputError, LockHeldError, ManifestError, PrevizError
+from runner.errors import ConfigError, InputError, LockHeldError, ManifestError, PrevizError
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -134,7 +134,13 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     from runner.simulator import SimConfig, serve
 
     keys = _sim_keys(args.key)
-    config = SimConfig.from_profile(args.profile, time_scale=args.time_scale, seed=args.seed, keys=keys)
+    knobs = dict(_knob(text) for text in args.knobs)
+    try:
+        config = SimConfig.from_profile(
+            args.profile, time_scale=args.time_scale, seed=args.seed, keys=keys, **knobs
+        )
+    except ValueError as exc:
+        raise ConfigError(f"simulate: {exc}") from None
 
     def ready(base_url: str) -> None:
         print(f"previz simulator ({args.profile}, time scale {args.time_scale}) on {base_url}")
@@ -167,6 +173,15 @@ def _sim_keys(pairs: Sequence[str] | None) -> dict[str, str]:
             raise ConfigError(f"--key {name or pair!r}: expected NAME=VALUE with NAME one of {known}")
         keys[provider] = value
     return keys
+
+
+def _knob(text: str) -> tuple[str, float | int]:
+    """``NAME=NUMBER`` from ``previz simulate --set`` (an integer where it is written as one)."""
+    name, _, value = text.partition("=")
+    try:
+        return name.strip(), int(value) if value.strip().lstrip("-").isdigit() else float(value)
+    except ValueError:
+        raise ConfigError(f"--set {text}: expected NAME=NUMBER") from None
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -645,6 +660,14 @@ def _add_simulate(sub: argparse._SubParsersAction[_ArgParser]) -> None:
         action="append",
         metavar="NAME=VALUE",
         help="key the simulator accepts, e.g. RUNWAYML_API_SECRET=my-test-key (repeatable)",
+    )
+    sim.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        dest="knobs",
+        metavar="KNOB=N",
+        help="a simulator knob (see runner/simulator/README.md), e.g. gen_min_s=40; repeatable",
     )
     sim.set_defaults(func=_cmd_simulate)
 

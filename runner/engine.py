@@ -294,6 +294,8 @@ class Engine:
         if job.mode in FINISHED_AT_PROVIDER:
             return await self._finished_status(lane, job)
         clean = False
+        if job.mode is Mode.POLL:  # submitted by an earlier run: its schedule starts from now
+            job.submitted_clock = self._clock.now()
         try:
             if job.mode in (Mode.NEW, Mode.UNCERTAIN):
                 await self._reserve(job)
@@ -397,6 +399,7 @@ class Engine:
             if seen[0] is TaskState.RUNNING:
                 running += self._clock.now() - job.last_seen
             job.last_seen = self._clock.now()
+            schedule.observe(job.last_seen - job.submitted_clock, status.progress)
             if (status.state, status.progress) != seen:
                 seen = (status.state, status.progress)
                 self._bus.emit(Event(Kind.STATUS, job.take, state=status.state, progress=status.progress))
@@ -414,8 +417,9 @@ class Engine:
             cancelled = status.state is TaskState.CANCELLED
             message = status.failure_message or status.raw_status
             raise TakeFailed(kind, message, cost=cost, cancelled=cancelled, retryable=status.retryable)
-        if job.generation_s is not None:
-            lane.times.record(group_of(job.take), job.generation_s)
+        if job.generation_s is not None:  # the true time lies between the last "not yet" and now
+            pending = job.submitted_clock if job.last_pending is None else job.last_pending
+            lane.times.record(group_of(job.take), pending - job.submitted_clock, job.generation_s)
         job.paid = decide_cost(status.cost_usd, job.estimate)
         with anyio.CancelScope(shield=True):  # the provider billed: the cost must reach the disk
             await self._journal.update(

@@ -220,6 +220,7 @@ class ImageChecker:
         self.base_dir = base_dir
         self.reads = 0
         self._cache: dict[str, ImageRef | ImageProblem] = {}
+        self._paths: dict[str, Path] = {}
 
     def check(self, source: str) -> ImageRef:
         """An ImageRef for ``source``, or ImageProblem (also cached: reported once per source)."""
@@ -233,8 +234,7 @@ class ImageChecker:
             if problem:
                 raise ImageProblem(problem)
             return ImageRef(source=source, kind=kind, content_id=source)
-        # realpath, not Path.resolve: on a symlink loop it returns instead of raising RuntimeError
-        path = Path(os.path.realpath(self.base_dir / source)) if kind is ImageKind.FILE else None
+        path = self._resolve(source) if kind is ImageKind.FILE else None
         key = str(path) if path is not None else source
         if key not in self._cache:
             self._cache[key] = self._inspect(source, path)
@@ -242,6 +242,14 @@ class ImageChecker:
         if isinstance(found, ImageProblem):
             raise found
         return found if found.source == source else _with_source(found, source)
+
+    def _resolve(self, source: str) -> Path:
+        """The file's real path; resolved once per spelling (10,000 shots share a few images)."""
+        path = self._paths.get(source)
+        if path is None:
+            # realpath, not Path.resolve: on a symlink loop it returns instead of raising RuntimeError
+            path = self._paths[source] = Path(os.path.realpath(self.base_dir / source))
+        return path
 
     def _inspect(self, source: str, path: Path | None) -> ImageRef | ImageProblem:
         try:

@@ -49,7 +49,7 @@ class Lane:
             clock,
             backoff=options.backoff,
             rng=rng,
-            coalesce=options.coalesce,
+            coalesce=self._coalesce(provider, options),
             on_retry=on_retry,
         )
         self.closed_reason: str | None = None
@@ -59,9 +59,22 @@ class Lane:
         if self.closed_reason is None:
             self.closed_reason = reason
 
+    @staticmethod
+    def _coalesce(provider: Provider, options: LaneOptions) -> float:
+        """A batching provider's tasks ride along any batch within one batch period of their due."""
+        if provider.max_poll_batch > 1:
+            return max(options.coalesce, options.poll.batch_period)
+        return options.coalesce
+
     def schedule_for(self, take: Take) -> PollSchedule:
-        expected = self.times.expected(group_of(take))
-        return PollSchedule(self.options.poll, expected, self.provider.min_poll_interval, self.rng)
+        group = group_of(take)
+        return PollSchedule(
+            self.options.poll,
+            lambda: self.times.learned(group),
+            self.provider.min_poll_interval,
+            self.rng,
+            batching=self.provider.max_poll_batch > 1,
+        )
 
 
 def group_of(take: Take) -> Group:

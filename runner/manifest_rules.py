@@ -61,7 +61,7 @@ class _Ctx:
 
     def usable(self, loc: Loc) -> bool:
         """False when this value, a part of it or a container of it already has a shape problem."""
-        return not any(loc[: len(b)] == b or b[: len(loc)] == loc for b in self.bad)
+        return not self.bad or not any(loc[: len(b)] == b or b[: len(loc)] == loc for b in self.bad)
 
     def report(self, loc: Loc, message: str, *, warning: bool = False) -> None:
         line, column = self.located.where(loc)
@@ -81,9 +81,15 @@ class _Shot:
     def __init__(self, ctx: _Ctx, index: int) -> None:
         self.ctx = ctx
         self.loc: Loc = ("shots", index)
+        self._got: dict[str, Src | None] = {}
 
     def get(self, name: str) -> Src | None:
         """The effective value; None when it is unusable (its problem is already reported)."""
+        if name not in self._got:
+            self._got[name] = self._lookup(name)
+        return self._got[name]
+
+    def _lookup(self, name: str) -> Src | None:
         for loc in ((*self.loc, name), ("defaults", name), _TOP_LEVEL.get(name)):
             if loc is None or not self.ctx.located.has(loc) or self.ctx.value_at(loc) is None:
                 continue

@@ -3,10 +3,21 @@
 Polling must be quick *and* frugal at any time scale — a real clip takes about a minute, the
 simulator's a fraction of a second, and nobody tells the runner which. So:
 
-* Before anything is learned for a (provider, model, duration) group, a task is polled on a short
-  geometric schedule (``first`` seconds, doubling, capped).
-* Once takes of the group have finished, the first poll goes out just before the learned
-  generation time and later ones at a short jittered interval.
+* Before a (provider, model, duration) group has :data:`~runner.gentimes.MIN_LEARNED` finished
+  takes, a task is polled on a short geometric schedule (``first`` seconds, doubling, capped).
+* Once it has, the schedule asks :class:`~runner.gentimes.Learned` (unbiased, interval-censored
+  generation times — see :mod:`runner.gentimes`). The first poll goes out when a small share
+  (``first_quantile``) of the group's takes is done. After that the gap follows the hazard *h* —
+  of the takes still running now, the share that ends per second: a poll is worth ``poll_cost``
+  seconds of lateness, and the gap that balances the two is ``sqrt(2 × poll_cost / h)``
+  (a gap *g* costs about *h·g²/2* expected lateness per poll). Where ends are dense polls come
+  quickly; in the thin early part of the distribution they are spread out. A take slower than
+  anything learned is polled every ``tail_share`` of its elapsed time.
+* Where the provider reports progress (Runway), two readings give a rate and the next poll is
+  aimed just after the extrapolated end.
+* A batching provider (Runware: one request polls every task in flight) is polled about every
+  ``batch_period`` seconds once a task is likely done: the :class:`BatchPoller` lets every task
+  due within that period ride along, so one request serves all of them.
 * Never more often than the provider asks (``min_interval``; Runway: 5 s per task).
 
 :class:`BatchPoller` is the one place polls leave from. Tasks due at about the same time are
@@ -16,9 +27,8 @@ one POST), and every request passes the provider's :class:`~runner.meters.RateLi
 
 from __future__ import annotations
 
+import math
 import random
-import statistics
-from collections import defaultdict, deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
@@ -26,11 +36,19 @@ import anyio
 
 from runner.clock import Clock
 from runner.errors import FailureKind, ProviderError, RateLimitedError, TerminalError, TransientError
+from runner.gentimes import GenerationTimes, Group, Learned
 from runner.meters import RateLimiter
 from runner.providers.base import Provider, TaskStatus
 
-#: (provider, model, duration): takes in one group should take about as long as each other.
-Group = tuple[str, str, int]
+__all__ = [
+    "Backoff",
+    "BatchPoller",
+    "GenerationTimes",
+    "Group",
+    "Learned",
+    "PollPolicy",
+    "PollSchedule",
+]
 
 
 @dataclass(frozen=True)
@@ -51,60 +69,105 @@ class Backoff:
 
 @dataclass(frozen=True)
 class PollPolicy:
-    first: float = 1.0  # first poll of an unlearned group, seconds after submit
-    factor: float = 2.0
-    cap: float = 10.0  # longest gap of the geometric schedule
-    lead: float = 0.9  # learned groups: first poll at lead × expected generation time
-    share: float = 0.08  # learned groups: later polls every share × expected time...
-    floor: float = 0.5  # ...but never sooner than this
-    jitter: float = 0.2
+    first: float = 1.0  # unlearned groups: first poll this many seconds after submit...
+    factor: float = 2.0  # ...then gaps growing by this factor...
+    cap: float = 5.0  # ...up to this (a first wave's lateness is at most this)
+    first_quantile: float = 0.05  # learned groups: first poll when this share of takes is done
+    poll_cost: float = 0.5  # seconds of lateness one poll request is worth (hazard rule)
+    tail_share: float = 0.05  # slower than anything learned: poll every this share of elapsed
+    batch_period: float = 2.0  # batching providers: one request about this often covers all
+    progress_margin: float = 0.02  # aim this share of the generation time past a progress end
+    floor: float = 0.5  # never a gap shorter than this
+    jitter: float = 0.1  # ± share of each learned gap, so tasks do not poll in lockstep
 
 
 class PollSchedule:
-    """Delays between the polls of one task (an iterator with a memory of one step)."""
+    """Delays between the polls of one task, from its submit on.
 
-    def __init__(
-        self, policy: PollPolicy, expected: float | None, min_interval: float, rng: random.Random
-    ) -> None:
-        self._policy = policy
-        self._expected = expected
-        self._min = min_interval
-        self._rng = rng
-        self._polls = 0
-
-    def next_delay(self) -> float:
-        p = self._policy
-        self._polls += 1
-        if self._expected is None:
-            delay = min(p.cap, p.first * p.factor ** (self._polls - 1))
-        elif self._polls == 1:
-            delay = p.lead * self._expected
-        else:
-            step = p.share * self._expected * (1.0 + p.jitter * (2.0 * self._rng.random() - 1.0))
-            delay = max(p.floor, step)
-        return max(delay, self._min)
-
-
-class GenerationTimes:
-    """What we learned of how long generations take, per (provider, model, duration) group.
-
-    A low quantile of recent observations is used: an observation is the time from submit to the
-    poll that saw success, so it overshoots by up to one poll gap; the low end is the honest one.
+    It keeps its own idea of the elapsed time (the sum of the delays it gave) unless told the
+    truth with :meth:`observe`, which also takes the provider's progress where there is one.
+    ``learned`` may be a callable: it is asked again at every poll, so a take submitted before its
+    group was learned (the first wave of a run) switches to the learned schedule as soon as it is.
     """
 
-    def __init__(self, window: int = 20) -> None:
-        self._seen: defaultdict[Group, deque[float]] = defaultdict(lambda: deque(maxlen=window))
+    def __init__(
+        self,
+        policy: PollPolicy,
+        learned: Learned | Callable[[], Learned | None] | None,
+        min_interval: float,
+        rng: random.Random,
+        *,
+        batching: bool = False,
+    ) -> None:
+        self._policy = policy
+        self._source = learned
+        self._min = min_interval
+        self._rng = rng
+        self._batching = batching
+        self._cold = 0
+        self._elapsed = 0.0
+        self._readings: list[tuple[float, float]] = []
 
-    def record(self, group: Group, seconds: float) -> None:
-        self._seen[group].append(seconds)
+    def observe(self, elapsed: float, progress: float | None = None) -> None:
+        """A poll answered ``elapsed`` seconds after submit, with the provider's progress (0–1)."""
+        self._elapsed = elapsed
+        if progress is None or not 0.0 < progress <= 1.0:
+            return
+        if not self._readings or progress > self._readings[-1][1]:
+            self._readings.append((elapsed, progress))
 
-    def expected(self, group: Group) -> float | None:
-        seen = self._seen.get(group)
-        if not seen:
+    def next_delay(self) -> float:
+        delay = max(self._raw_delay(), self._min)
+        self._elapsed += delay
+        return delay
+
+    def _raw_delay(self) -> float:
+        p = self._policy
+        learned = self._source() if callable(self._source) else self._source
+        aimed = self._progress_end(learned)
+        if aimed is not None:  # the task's own account beats what other takes did
+            return max(p.floor, aimed - self._elapsed)
+        if learned is None:
+            self._cold += 1
+            return min(p.cap, p.first * p.factor ** (self._cold - 1))
+        first = learned.quantile(p.first_quantile)
+        if self._elapsed < first:
+            return max(p.floor, first - self._elapsed)
+        return max(p.floor, self._jittered(self._gap(learned)))
+
+    def _gap(self, learned: Learned) -> float:
+        p = self._policy
+        if self._batching:
+            return p.batch_period
+        hazard = learned.hazard(self._elapsed)
+        if hazard is None:
+            return p.tail_share * max(self._elapsed, learned.median())
+        return math.sqrt(2.0 * p.poll_cost / hazard)
+
+    def _jittered(self, gap: float) -> float:
+        return gap * (1.0 + self._policy.jitter * (2.0 * self._rng.random() - 1.0))
+
+    def _progress_end(self, learned: Learned | None) -> float | None:
+        """When the task should end by its progress readings, or None to use the hazard rule.
+
+        Two readings or more: the rate between the first and the latest. One: the rate since
+        submit — slower than the true one (generation started after some queueing), so its end is
+        late, and it is used only where it comes before the hazard rule's next poll.
+        """
+        if not self._readings:
             return None
-        if len(seen) < 4:
-            return min(seen)
-        return statistics.quantiles(seen, n=4)[0]
+        t2, p2 = self._readings[-1]
+        if p2 >= 0.99:
+            return self._elapsed  # about to end: as soon as the provider allows
+        if len(self._readings) == 1:
+            end = t2 / p2
+            gap = self._policy.cap if learned is None else self._gap(learned)
+            return end if end < self._elapsed + gap else None
+        t1, p1 = self._readings[0]
+        end = t2 + (1.0 - p2) * (t2 - t1) / (p2 - p1)
+        if end <= self._elapsed:
+            return None  # overdue by its own estimate: fall back to the hazard rule
+        return end * (1.0 + self._policy.progress_margin)
 
 
 @dataclass

@@ -15,7 +15,7 @@ non-string in YAML 1.1, so whatever ``yaml.safe_dump`` leaves unquoted is read b
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -45,13 +45,32 @@ class _Loader(yaml.SafeLoader):
     """SafeLoader with YAML 1.2 core scalar resolution (see the module docstring)."""
 
 
-_Loader.yaml_implicit_resolvers = {
-    first: [(tag, rx) for tag, rx in pairs if tag not in _DROPPED]
-    for first, pairs in yaml.SafeLoader.yaml_implicit_resolvers.items()
+#: libyaml's parser where PyYAML was built with it (about 10× faster on big manifests), else None.
+_CBase: type[yaml.SafeLoader] | None = getattr(yaml, "CSafeLoader", None)
+
+
+def _core_schema(loader: type[yaml.SafeLoader]) -> None:
+    loader.yaml_implicit_resolvers = {
+        first: [(tag, rx) for tag, rx in pairs if tag not in _DROPPED]
+        for first, pairs in yaml.SafeLoader.yaml_implicit_resolvers.items()
+    }
+    loader.add_implicit_resolver("tag:yaml.org,2002:bool", _BOOL, list("tTfF"))
+    loader.add_implicit_resolver("tag:yaml.org,2002:int", _INT, list("-+0123456789"))
+    loader.add_implicit_resolver("tag:yaml.org,2002:float", _FLOAT, list("-+0123456789."))
+
+
+_core_schema(_Loader)
+_CLoader: type[yaml.SafeLoader] | None = None
+if _CBase is not None:
+    _CLoader = type("_CLoader", (_CBase,), {"__doc__": "CSafeLoader with the same core schema."})
+    _core_schema(_CLoader)
+
+
+#: Scalar constructors that return their value directly (no generator, no recursion).
+_PLAIN: dict[str, Callable[[Any, Node], Any]] = {
+    f"tag:yaml.org,2002:{name}": yaml.SafeLoader.yaml_constructors[f"tag:yaml.org,2002:{name}"]
+    for name in ("str", "int", "float", "bool", "null")
 }
-_Loader.add_implicit_resolver("tag:yaml.org,2002:bool", _BOOL, list("tTfF"))
-_Loader.add_implicit_resolver("tag:yaml.org,2002:int", _INT, list("-+0123456789"))
-_Loader.add_implicit_resolver("tag:yaml.org,2002:float", _FLOAT, list("-+0123456789."))
 
 
 @dataclass(frozen=True)
@@ -97,7 +116,7 @@ def _pos(node: Node) -> Pos:
 class _Walker:
     """Turns composed nodes into plain data while recording positions and duplicate keys."""
 
-    def __init__(self, loader: _Loader, file: str) -> None:
+    def __init__(self, loader: yaml.SafeLoader, file: str) -> None:
         self.loader = loader
         self.file = file
         self.values: dict[Loc, Pos] = {}
@@ -115,6 +134,8 @@ class _Walker:
         if self._count > MAX_NODES:
             raise _TooBig(_pos(node))
         self.values[loc] = _pos(node)
+        if type(node) is ScalarNode:  # the common case, and one that cannot recurse
+            return self._scalar(node, loc)
         if id(node) in self._active:
             self.problem(_pos(node), loc, "an alias refers to itself (recursive YAML structure)")
             return None
@@ -129,7 +150,10 @@ class _Walker:
             self._active.discard(id(node))
 
     def _scalar(self, node: Node, loc: Loc) -> Any:
+        plain = _PLAIN.get(node.tag)
         try:
+            if plain is not None:  # what construct_object would call, minus its bookkeeping
+                return plain(self.loader, node)
             return self.loader.construct_object(node, deep=True)
         except yaml.YAMLError as exc:
             self.problem(_pos(node), loc, f"cannot read this value: {getattr(exc, 'problem', exc)}")
@@ -193,9 +217,23 @@ def _syntax_problem(file: str, text: str, exc: yaml.YAMLError) -> Problem:
 
 
 def load_located(text: str, file: str) -> Located:
-    """Parse one YAML document. Syntax errors raise ManifestError; duplicate keys are collected."""
+    """Parse one YAML document. Syntax errors raise ManifestError; duplicate keys are collected.
+
+    Composes with libyaml where it is available. On any YAML error the pure-Python parser reads
+    the text again, so every message (wording, line, column) is the one it has always given —
+    libyaml words its errors differently, and a broken manifest is small and rare.
+    """
+    if _CLoader is not None:
+        try:
+            return _load_with(_CLoader, text, file)
+        except ManifestError:
+            pass
+    return _load_with(_Loader, text, file)
+
+
+def _load_with(loader_class: type[yaml.SafeLoader], text: str, file: str) -> Located:
     try:
-        loader = _Loader(text)
+        loader = loader_class(text)
     except yaml.YAMLError as exc:
         raise ManifestError([_syntax_problem(file, text, exc)]) from None
     try:

@@ -30,6 +30,10 @@ async def _stats(request: web.Request) -> web.StreamResponse:
     return web.json_response(world_of(request).stats())
 
 
+async def _task_times(request: web.Request) -> web.StreamResponse:
+    return web.json_response(world_of(request).task_times())
+
+
 def build_app(config: SimConfig) -> web.Application:
     """An app serving all three providers, the clips and ``/_sim/stats`` on one origin."""
     app = web.Application(client_max_size=MAX_BODY)
@@ -39,6 +43,7 @@ def build_app(config: SimConfig) -> web.Application:
     runway.add_routes(app)
     files.add_routes(app)
     app.router.add_get("/_sim/stats", _stats)
+    app.router.add_get("/_sim/tasks", _task_times)
     return app
 
 

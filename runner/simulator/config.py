@@ -28,6 +28,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
+from runner.simulator.tasks import generation_seconds
+
 PROVIDERS = ("aimlapi", "runware", "runway")
 
 DEFAULT_KEYS: Mapping[str, str] = {
@@ -141,6 +143,10 @@ class SimConfig:
     aiml_generation_id_only: bool = False
     #: AIML account balance in credits (``GET /v1/billing/balance``) before any spend
     aiml_credits: int = 200_000_000
+    #: draw every generation time from U(gen_min_s, gen_max_s) simulated seconds, whatever the
+    #: clip's duration (benchmarks want a wide, known spread); None = the duration-based model
+    gen_min_s: float | None = None
+    gen_max_s: float | None = None
     profile: str = "clean"
 
     def __post_init__(self) -> None:
@@ -152,15 +158,26 @@ class SimConfig:
         for name in ("runway_daily_used", "runway_fail_first"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0")
-        if self.runway_daily_limit is not None and self.runway_daily_limit < 0:
-            raise ValueError("runway_daily_limit must be >= 0 or None")
-        if self.url_ttl is not None and self.url_ttl < 0:
-            raise ValueError("url_ttl must be >= 0 or None")
-        if self.clip_bytes is not None and self.clip_bytes < 0:
-            raise ValueError("clip_bytes must be >= 0 or None")
+        for name in ("runway_daily_limit", "url_ttl", "clip_bytes"):
+            value = getattr(self, name)
+            if value is not None and value < 0:
+                raise ValueError(f"{name} must be >= 0 or None")
+        self._check_generation_range()
         missing = [p for p in PROVIDERS if p not in self.keys]
         if missing:
             raise ValueError(f"keys: no key for {', '.join(missing)}")
+
+    def _check_generation_range(self) -> None:
+        if (self.gen_min_s is None) != (self.gen_max_s is None):
+            raise ValueError("gen_min_s and gen_max_s go together")
+        if self.gen_min_s is not None and not 0 <= self.gen_min_s <= (self.gen_max_s or 0.0):
+            raise ValueError("need 0 <= gen_min_s <= gen_max_s")
+
+    def generation(self, duration: int, jitter: float) -> float:
+        """Simulated seconds one task generates, from its uniform draw ``jitter`` in [0, 1)."""
+        if self.gen_min_s is not None and self.gen_max_s is not None:
+            return self.gen_min_s + (self.gen_max_s - self.gen_min_s) * jitter
+        return generation_seconds(duration, jitter)
 
     def sim_to_real(self, seconds: float) -> float:
         """Real seconds that ``seconds`` of simulated time last."""

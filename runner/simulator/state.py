@@ -18,7 +18,7 @@ from typing import Any, Literal
 from runner.simulator.config import PROVIDERS, SimConfig
 from runner.simulator.faults import Dice, FaultInjector
 from runner.simulator.stats import ProviderCounters, build_stats
-from runner.simulator.tasks import MODERATION_SHARE, Task, generation_seconds
+from runner.simulator.tasks import MODERATION_SHARE, Task
 
 #: A prompt containing this fails by moderation, whatever the fault odds: tests' deterministic lever.
 MODERATION_TRIGGER = "[sim:moderate]"
@@ -47,6 +47,7 @@ class World:
         self.epoch = datetime.now(UTC).replace(microsecond=0)
         self.tasks: dict[str, dict[str, Task]] = {p: {} for p in PROVIDERS}
         self.files: dict[str, Task] = {}
+        self._live: dict[str, list[Task]] = {p: [] for p in PROVIDERS}  # perhaps in flight
         self.counters = {p: ProviderCounters() for p in PROVIDERS}
         self.by_take: Counter[str] = Counter()
         self.downloads = 0
@@ -88,7 +89,7 @@ class World:
             task_id = self.dice.uuid4("task-id", provider, task_key)
         moderated = self.faults.moderation(f"{provider}:{task_key}", triggered=MODERATION_TRIGGER in prompt)
         failure_code = None if moderated else self._injected_failure(provider, occurrence)
-        generation = generation_seconds(duration, self.dice.uniform("latency", provider, task_key))
+        generation = self.config.generation(duration, self.dice.uniform("latency", provider, task_key))
         now = self.now()
         task = Task(
             provider=provider,
@@ -105,6 +106,7 @@ class World:
             extras=extras or {},
         )
         self.tasks[provider][task_id] = task
+        self._live[provider].append(task)
         self.files[task.file_id] = task
         self.by_take[take_id] += 1
         counters = self.counters[provider]
@@ -140,7 +142,9 @@ class World:
         if provider == "runway":
             self.advance()
         now = self.now()
-        return sum(1 for task in self.tasks[provider].values() if task.in_flight(now))
+        live = [task for task in self._live[provider] if task.in_flight(now)]
+        self._live[provider] = live  # a terminal task never comes back: 10k-task runs stay linear
+        return len(live)
 
     def advance(self) -> None:
         """Start THROTTLED Runway tasks whose slot has come free by now, first come first served.
@@ -200,6 +204,22 @@ class World:
         if grant.doomed or (ttl is not None and self.now() - grant.issued_at > ttl):
             return "expired"
         return "ok"
+
+    def task_times(self) -> dict[str, Any]:
+        """Every task's registration, start and end in simulated seconds (``/_sim/tasks``)."""
+        self.advance()
+        rows = [
+            {
+                "provider": t.provider,
+                "id": t.task_id,
+                "created_at": t.created_at,
+                "start_at": t.start_at,
+                "end_at": t.end_at,
+            }
+            for tasks in self.tasks.values()
+            for t in tasks.values()
+        ]
+        return {"now": self.now(), "tasks": rows}
 
     # -- stats --------------------------------------------------------------------------------
 

@@ -92,7 +92,8 @@ async def test_runway_tasks_are_never_polled_more_often_than_every_5_s(
     assert run.summary.done == 4
     recorded = run.providers["runway"]
     gaps = poll_gaps(recorded.polls)
-    assert len(gaps) == 4 and all(len(g) >= 5 for g in gaps.values()), "several polls of every task"
+    # progress readings aim the last poll at the end, so a task sees 3-4 polls, not 6+
+    assert len(gaps) == 4 and all(len(g) >= 2 for g in gaps.values()), "several polls of every task"
     shortest = min(min(g) for g in gaps.values())
     assert shortest >= RUNWAY_MIN_GAP - EPS, f"a task was polled {shortest:.3f} s after its last poll"
     assert all(len(handles) == 1 for _, handles in recorded.polls), "Runway takes one task per poll"
@@ -179,7 +180,9 @@ async def test_take_timeout_counts_running_time_not_time_throttled(
 async def test_a_take_running_longer_than_the_timeout_fails_as_timeout(
     sim_factory: SimFactory, tmp_path: Path
 ) -> None:
-    manifest = write_manifest(tmp_path, [shot("slow", "runway")], concurrency=1)
+    # AIML: no progress to aim at the end with, so polls keep coming while the task runs (a Runway
+    # task whose progress moves is polled at its extrapolated end and may be found done instead)
+    manifest = write_manifest(tmp_path, [shot("slow", "aimlapi")], concurrency=1)
     async with sim_factory() as sim:
         run = await run_engine(sim, manifest, take_timeout=10.0)
     assert (run.summary.done, run.summary.failed) == (0, 1)

@@ -7,16 +7,18 @@ waits on wall time.
 
 from __future__ import annotations
 
+import math
 import random
 import statistics
 from collections.abc import Mapping, Sequence
+from itertools import pairwise
 
 import anyio
 import pytest
 
 from runner.errors import FailureKind, RateLimitedError, TerminalError, TransientError
 from runner.meters import RateLimiter
-from runner.polling import Backoff, BatchPoller, GenerationTimes, PollPolicy, PollSchedule
+from runner.polling import Backoff, BatchPoller, GenerationTimes, Learned, PollPolicy, PollSchedule
 from runner.providers.base import TaskState, TaskStatus
 from tests.engine.fakes import FakeProvider, VirtualClock, all_running, driven, status
 
@@ -65,39 +67,105 @@ def _delays(schedule: PollSchedule, n: int) -> list[float]:
     return [schedule.next_delay() for _ in range(n)]
 
 
+def _uniform(low: float, high: float, n: int = 51) -> Learned:
+    """Learned times spread evenly over [low, high]: a stand-in for U(low, high)."""
+    return Learned(tuple(low + (high - low) * i / (n - 1) for i in range(n)))
+
+
 def test_unlearned_schedule_is_short_geometric_and_capped() -> None:
     schedule = PollSchedule(PollPolicy(), None, 0.0, random.Random(0))
-    assert _delays(schedule, 7) == [1.0, 2.0, 4.0, 8.0, 10.0, 10.0, 10.0]
+    assert _delays(schedule, 7) == [1.0, 2.0, 4.0, 5.0, 5.0, 5.0, 5.0]
 
 
 def test_unlearned_schedule_respects_the_provider_minimum() -> None:
+    schedule = PollSchedule(PollPolicy(), None, 3.0, random.Random(0))
+    assert _delays(schedule, 6) == [3.0, 3.0, 4.0, 5.0, 5.0, 5.0]
+
+
+def test_learned_schedule_polls_first_at_a_low_quantile() -> None:
+    policy = PollPolicy(first_quantile=0.05)
+    schedule = PollSchedule(policy, _uniform(40.0, 90.0), 0.0, random.Random(5))
+    assert schedule.next_delay() == pytest.approx(42.5), "5 % of takes are done by 42.5 s"
+
+
+def test_learned_gaps_shrink_as_the_remaining_takes_are_used_up() -> None:
+    """Under U(40, 90) the hazard at t is 1/(90 − t): gaps follow sqrt(2 × cost × (90 − t))."""
+    policy = PollPolicy(poll_cost=0.5, jitter=0.0)
+    schedule = PollSchedule(policy, _uniform(40.0, 90.0), 0.0, random.Random(5))
+    delays = _delays(schedule, 8)
+    elapsed = [sum(delays[: i + 1]) for i in range(len(delays))]
+    gaps = delays[1:]
+    assert all(later < earlier for earlier, later in pairwise(gaps)), gaps
+    for t, gap in zip(elapsed, gaps, strict=False):
+        assert gap == pytest.approx(math.sqrt(2 * 0.5 * (90.0 - t)), rel=0.15)
+
+
+def test_learned_gaps_are_jittered_not_in_lockstep() -> None:
+    schedules = [PollSchedule(PollPolicy(), _uniform(40.0, 90.0), 0.0, random.Random(s)) for s in range(20)]
+    second = {round(_delays(schedule, 2)[1], 6) for schedule in schedules}
+    assert len(second) > 10
+
+
+def test_a_take_slower_than_anything_learned_is_polled_by_share_of_elapsed() -> None:
+    policy = PollPolicy(tail_share=0.05, jitter=0.0)
+    schedule = PollSchedule(policy, _uniform(40.0, 90.0), 0.0, random.Random(0))
+    schedule.next_delay()
+    schedule.observe(120.0)
+    assert schedule.next_delay() == pytest.approx(6.0)
+
+
+def test_progress_readings_aim_the_next_poll_just_after_the_extrapolated_end() -> None:
+    policy = PollPolicy(progress_margin=0.02)
+    schedule = PollSchedule(policy, _uniform(40.0, 90.0), 5.0, random.Random(0))
+    schedule.next_delay()
+    schedule.observe(30.0, 0.2)
+    schedule.observe(40.0, 0.4)  # 2 % per second: the remaining 60 % take 30 s, end at 70 s
+    assert schedule.next_delay() == pytest.approx(70.0 * 1.02 - 40.0)
+
+
+def test_progress_is_used_before_anything_is_learned() -> None:
     schedule = PollSchedule(PollPolicy(), None, 5.0, random.Random(0))
-    assert _delays(schedule, 6) == [5.0, 5.0, 5.0, 8.0, 10.0, 10.0]
+    schedule.next_delay()
+    schedule.observe(20.0, 0.2)
+    schedule.observe(25.0, 0.3)  # 2 % per second: the remaining 70 % take 35 s
+    assert schedule.next_delay() == pytest.approx(60.0 * 1.02 - 25.0)
+    schedule.observe(58.0, 0.995)
+    assert schedule.next_delay() == 5.0, "about to end: as soon as the provider allows"
 
 
-def test_learned_schedule_polls_first_just_before_the_expected_time() -> None:
-    policy = PollPolicy()
-    schedule = PollSchedule(policy, 60.0, 0.0, random.Random(5))
-    first, *later = _delays(schedule, 40)
-    assert first == pytest.approx(policy.lead * 60.0)
-    step = policy.share * 60.0  # 4.8 s, jittered ±20 %
-    assert all(step * 0.8 <= d <= step * 1.2 for d in later)
-    assert all(d >= policy.floor for d in later)
-    assert len({round(d, 6) for d in later}) > 10, "later polls are jittered, not in lockstep"
+def test_a_batching_provider_is_polled_every_batch_period_once_likely_done() -> None:
+    policy = PollPolicy(batch_period=2.5, jitter=0.0)
+    schedule = PollSchedule(policy, _uniform(40.0, 90.0), 1.0, random.Random(0), batching=True)
+    first, *later = _delays(schedule, 10)
+    assert first == pytest.approx(42.5)
+    assert later == [2.5] * 9
 
 
-@pytest.mark.parametrize("expected", [0.01, 1.0, 12.0, 60.0, 600.0])
-def test_no_delay_is_ever_below_the_provider_minimum(expected: float) -> None:
+def test_a_cold_take_switches_to_the_learned_schedule_once_its_group_is_learned() -> None:
+    learned: list[Learned | None] = [None]
+    policy = PollPolicy(jitter=0.0)
+    schedule = PollSchedule(policy, lambda: learned[0], 0.0, random.Random(0))
+    assert _delays(schedule, 3) == [1.0, 2.0, 4.0], "cold: the geometric schedule"
+    learned[0] = _uniform(40.0, 90.0)
+    assert schedule.next_delay() == pytest.approx(42.5 - 7.0), "then straight to the low quantile"
+    assert schedule.next_delay() == pytest.approx(math.sqrt(2 * policy.poll_cost * (90 - 42.5)), rel=0.15)
+
+
+@pytest.mark.parametrize("scale", [0.0001, 0.02, 1.0, 12.0, 600.0])
+def test_no_delay_is_ever_below_the_provider_minimum(scale: float) -> None:
     for seed in range(20):
-        learned = PollSchedule(PollPolicy(), expected, 5.0, random.Random(seed))
+        learned = PollSchedule(PollPolicy(), _uniform(0.7 * scale, 1.4 * scale), 5.0, random.Random(seed))
         unlearned = PollSchedule(PollPolicy(), None, 5.0, random.Random(seed))
+        learned.observe(0.0, 0.1)
+        learned.next_delay()
+        learned.observe(0.5 * scale, 0.2)
         assert min(_delays(learned, 30)) >= 5.0
         assert min(_delays(unlearned, 30)) >= 5.0
 
 
 def test_learned_steps_never_go_below_the_floor() -> None:
     policy = PollPolicy()
-    schedule = PollSchedule(policy, 1.0, 0.0, random.Random(11))
+    schedule = PollSchedule(policy, _uniform(0.5, 1.0), 0.0, random.Random(11))
     _first, *later = _delays(schedule, 50)
     assert min(later) >= policy.floor
 
@@ -109,32 +177,88 @@ GROUP = ("runway", "gen4_turbo", 5)
 
 def test_generation_times_unknown_group_is_none() -> None:
     times = GenerationTimes()
+    assert times.learned(GROUP) is None
     assert times.expected(GROUP) is None
-    times.record(("runway", "gen4_turbo", 10), 90.0)
-    assert times.expected(GROUP) is None, "groups do not mix"
+    for _ in range(5):
+        times.record(("runway", "gen4_turbo", 10), 85.0, 90.0)
+    assert times.learned(GROUP) is None, "groups do not mix"
 
 
-def test_generation_times_few_observations_give_the_fastest() -> None:
+def test_generation_times_need_a_few_takes_before_they_count_as_learned() -> None:
     times = GenerationTimes()
-    for seconds in (64.0, 51.5, 70.0):
-        times.record(GROUP, seconds)
-    assert times.expected(GROUP) == 51.5
+    times.record(GROUP, 60.0, 62.0)
+    times.record(GROUP, 50.0, 52.0)
+    assert times.learned(GROUP) is None
+    times.record(GROUP, 70.0, 72.0)
+    learned = times.learned(GROUP)
+    assert learned is not None
+    assert learned.values == (51.0, 61.0, 71.0)
 
 
-def test_generation_times_many_observations_give_the_lower_quartile() -> None:
+def test_an_interval_is_learned_at_its_midpoint_not_at_the_notice() -> None:
     times = GenerationTimes()
-    for seconds in (80.0, 10.0, 70.0, 20.0, 60.0, 30.0, 50.0, 40.0):
-        times.record(GROUP, seconds)
-    # exclusive-method lower quartile of 10..80: position 2.25 of 8 → 20 + 0.25 × 10
-    assert times.expected(GROUP) == pytest.approx(22.5)
-    assert times.expected(GROUP) == pytest.approx(statistics.quantiles(range(10, 90, 10), n=4)[0])
+    for lower, upper in ((55.0, 60.0), (65.0, 70.0), (45.0, 50.0)):
+        times.record(GROUP, lower, upper)
+    assert times.expected(GROUP) == pytest.approx(57.5)
+
+
+def test_a_take_done_at_its_first_poll_counts_a_little_below_that_poll() -> None:
+    times = GenerationTimes()
+    for _ in range(3):
+        times.record(GROUP, 0.0, 50.0)
+    learned = times.learned(GROUP)
+    assert learned is not None
+    assert learned.values == (45.0, 45.0, 45.0), "only 'by 50 s' is known: counted just below it"
 
 
 def test_generation_times_forget_beyond_the_window() -> None:
     times = GenerationTimes(window=4)
-    for seconds in (1.0, 1.0, 1.0, 1.0, 10.0, 20.0, 30.0, 40.0):
-        times.record(GROUP, seconds)
-    assert times.expected(GROUP) == pytest.approx(12.5)
+    for lower in (1.0, 1.0, 1.0, 1.0, 10.0, 20.0, 30.0, 40.0):
+        times.record(GROUP, lower, lower + 2.0)
+    learned = times.learned(GROUP)
+    assert learned is not None
+    assert learned.values == (11.0, 21.0, 31.0, 41.0)
+
+
+def test_learned_quantile_and_hazard_of_an_even_spread() -> None:
+    learned = _uniform(0.0, 100.0, n=101)
+    assert learned.quantile(0.05) == pytest.approx(5.0)
+    assert learned.median() == pytest.approx(50.0)
+    assert learned.hazard(50.0) == pytest.approx(1 / 50, rel=0.1), "U(0, 100): hazard 1/(100 − t)"
+    assert learned.hazard(90.0) == pytest.approx(1 / 10, rel=0.1)
+    assert learned.hazard(99.5) is None, "past the data: no estimate"
+
+
+def _closed_loop(takes: int, seed: int, *, min_interval: float) -> tuple[GenerationTimes, list[float]]:
+    """Schedule, poll and learn in a loop, as the engine does, against U(40, 90) generation times."""
+    rng = random.Random(seed)
+    times = GenerationTimes()
+    lags: list[float] = []
+    for _ in range(takes):
+        true = rng.uniform(40.0, 90.0)
+        schedule = PollSchedule(PollPolicy(), times.learned(GROUP), min_interval, rng)
+        lower, now = 0.0, 0.0
+        while True:
+            now += schedule.next_delay()
+            schedule.observe(now)
+            if now >= true:
+                break
+            lower = now
+        times.record(GROUP, lower, now)
+        lags.append(now - true)
+    return times, lags
+
+
+@pytest.mark.parametrize("min_interval", [1.0, 5.0])
+def test_what_is_learned_does_not_drift_with_the_runners_own_lateness(min_interval: float) -> None:
+    """The issue-12 feedback loop: learning submit-to-notice pushed the estimate up take after take."""
+    times, lags = _closed_loop(2000, seed=3, min_interval=min_interval)
+    learned = times.learned(GROUP)
+    assert learned is not None
+    assert learned.median() == pytest.approx(65.0, abs=5.0), "U(40, 90): the median is 65 s"
+    assert learned.quantile(0.05) == pytest.approx(42.5, abs=5.0)
+    late = sorted(lags[-500:])
+    assert statistics.median(late) < 3.0 + min_interval / 2
 
 
 # -- BatchPoller ----------------------------------------------------------------------------------
