@@ -5,7 +5,8 @@ the task again for a fresh one. Every poll that reports success hands out a new 
 answers 403 once ``url_ttl`` simulated seconds have passed, or at once if the ``expire`` fault
 doomed the task's first URL. Range requests answer 206 with Content-Range (one range; several
 ranges are ignored and the whole file is sent, as RFC 9110 allows). A ``truncate`` fault promises
-the full Content-Length, sends about half, and closes the connection.
+the full Content-Length, sends about half, and closes the connection. The clip is as long as the
+task asked for (see ``mp4.py``).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import re
 
 from aiohttp import web
 
-from runner.simulator.mp4 import Clip
+from runner.simulator.mp4 import Clip, base_clip
 from runner.simulator.wire import answer_fault, world_of
 
 ROUTE = "/files/{file_id}.mp4"
@@ -67,7 +68,8 @@ async def download(request: web.Request) -> web.StreamResponse:
     refused = await answer_fault(request, world, decision, _plain)
     if refused is not None:
         return refused
-    clip = Clip(f"previz-sim {task.provider} task {task.task_id}", pad_to=world.config.clip_bytes)
+    label = f"previz-sim {task.provider} task {task.task_id}"
+    clip = Clip(label, pad_to=world.config.clip_bytes, base=base_clip(task.duration))
     try:
         span = parse_range(request.headers.get("Range"), clip.size)
     except Unsatisfiable:

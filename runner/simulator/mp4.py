@@ -1,4 +1,4 @@
-"""The clips the simulator serves: one real MP4, made unique per task.
+"""The clips the simulator serves: real MP4s as long as the task asked for, made unique per task.
 
 Why a ``free`` box: every task must download as different bytes (so a runner that saves the
 wrong task's file, or the same file twice, is caught by its checksum), yet each must stay a
@@ -7,7 +7,10 @@ after the shipped clip's last box keeps the file valid. The same box carries the
 test asks for big files (``clip_bytes``); its bytes are produced lazily, so a 100 MB clip never
 exists in memory.
 
-The shipped clip is ``assets/clip.mp4``, made by ``scripts/make_clip.py``.
+Why one clip per duration: the runner reads each clip's ``mvhd`` duration and flags a take whose
+clip is more than 1 s off the requested duration, so a task asking for 8 s must get an 8 s clip.
+The shipped clips are ``assets/clip_02s.mp4`` … ``clip_10s.mp4`` (every whole-second duration the
+three APIs accept), made by ``scripts/make_clip.py``.
 """
 
 from __future__ import annotations
@@ -18,12 +21,22 @@ from importlib import resources
 
 CHUNK = 64 * 1024
 _MAX_BOX32 = 2**32 - 1
+#: the shipped clips' durations, in whole seconds
+SECONDS = range(2, 11)
+#: the clip for callers that do not care how long it is (AIML's default duration)
+DEFAULT_SECONDS = 5
+
+
+def asset_name(seconds: int) -> str:
+    """The shipped clip nearest ``seconds`` long (the APIs' own checks keep requests in range)."""
+    nearest = min(max(seconds, SECONDS.start), SECONDS.stop - 1)
+    return f"clip_{nearest:02d}s.mp4"
 
 
 @functools.cache
-def base_clip() -> bytes:
-    """The shipped MP4 (2 s, 320×180, H.264)."""
-    return resources.files("runner.simulator").joinpath("assets/clip.mp4").read_bytes()
+def base_clip(seconds: int = DEFAULT_SECONDS) -> bytes:
+    """The shipped MP4 of ``seconds`` (320×180, H.264, 24 fps)."""
+    return resources.files("runner.simulator").joinpath(f"assets/{asset_name(seconds)}").read_bytes()
 
 
 class Clip:

@@ -28,6 +28,7 @@ from runner.download import (
     download,
 )
 from runner.errors import DownloadError, TransientError, UnfetchableError
+from runner.simulator.mp4 import DEFAULT_SECONDS
 from tests.hostile.server import REDIRECT_TARGETS, SAFETY_STOP, HostileServer, hostile_server
 
 pytestmark = pytest.mark.anyio
@@ -229,7 +230,7 @@ async def test_a_clip_from_a_loopback_host_arrives_verified_with_its_size_and_le
     dest = tmp_path / "clip.mp4"
     async with hostile_server() as hostile:
         got = await _fetch(hostile, "/clip/good.mp4", dest)
-    assert (got.clip_duration_s, got.width, got.height) == (maker.SECONDS, maker.WIDTH, maker.HEIGHT)
+    assert (got.clip_duration_s, got.width, got.height) == (DEFAULT_SECONDS, maker.WIDTH, maker.HEIGHT)
     assert got.path == dest and dest.stat().st_size == got.bytes
 
 

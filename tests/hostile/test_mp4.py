@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from runner.mp4 import MAX_MOOV, Mp4Error, duration_mismatch, inspect
-from runner.simulator.mp4 import Clip, base_clip
+from runner.simulator.mp4 import DEFAULT_SECONDS, Clip, base_clip
 
 FTYP_PAYLOAD = b"isom" + bytes(4) + b"isomiso2"
 
@@ -101,7 +101,7 @@ def test_the_simulators_clips_pass_with_the_figures_they_were_made_with(tmp_path
     spec.loader.exec_module(maker)
     for data in (base_clip(), Clip("task-1").to_bytes(), Clip("task-2", pad_to=3_000_000).to_bytes()):
         info = inspect(_write(tmp_path, data))
-        assert (info.duration_s, info.width, info.height) == (maker.SECONDS, maker.WIDTH, maker.HEIGHT)
+        assert (info.duration_s, info.width, info.height) == (DEFAULT_SECONDS, maker.WIDTH, maker.HEIGHT)
 
 
 # -- refused --------------------------------------------------------------------------------------------

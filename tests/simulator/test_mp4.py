@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import io
+from pathlib import Path
 
 import pytest
 
-from runner.simulator.mp4 import Clip, base_clip
+from runner.mp4 import inspect
+from runner.simulator.mp4 import DEFAULT_SECONDS, SECONDS, Clip, base_clip
 from tests.simulator.helpers import assert_mp4, mp4_boxes
 
 
@@ -69,4 +71,20 @@ def test_clip_decodes_with_pyav_when_available() -> None:
     data = Clip("decoded").to_bytes()
     with av.open(io.BytesIO(data)) as container:
         frames = sum(1 for _ in container.decode(video=0))
-    assert frames == 48
+    assert frames == 24 * DEFAULT_SECONDS
+
+
+@pytest.mark.parametrize("seconds", SECONDS)
+def test_each_duration_has_a_clip_that_long(tmp_path: Path, seconds: int) -> None:
+    path = tmp_path / "clip.mp4"
+    path.write_bytes(Clip("task", base=base_clip(seconds)).to_bytes())
+    assert inspect(path).duration_s == seconds
+
+
+def test_the_whole_set_stays_small() -> None:
+    assert sum(len(base_clip(s)) for s in SECONDS) < 400_000
+
+
+def test_out_of_range_durations_get_the_nearest_clip() -> None:
+    assert base_clip(1) == base_clip(SECONDS[0])
+    assert base_clip(60) == base_clip(SECONDS[-1])
