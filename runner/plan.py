@@ -32,6 +32,7 @@ class PlanRow:
     estimated_usd: float
     done: bool
     key: str
+    moderation: str | None = None  # Runway's public-figure threshold, when the manifest sets one
 
 
 @dataclass(frozen=True)
@@ -56,6 +57,7 @@ class Plan:
     rows: tuple[PlanRow, ...]
     providers: tuple[ProviderTotal, ...]
     spent_before_usd: float = 0.0  # what earlier runs of this manifest spent (the journal's ledger)
+    warnings: tuple[str, ...] = ()  # the manifest's warnings (a ratio unlike its plate), as text
 
     @property
     def todo(self) -> int:
@@ -87,6 +89,7 @@ class Plan:
             "concurrency": self.concurrency,
             "budget_usd": self.budget_usd,
             "spent_before_usd": self.spent_before_usd,
+            "warnings": list(self.warnings),
             "rows": [asdict(row) for row in self.rows],
             "totals": {
                 "takes": len(self.rows),
@@ -131,6 +134,7 @@ def _row(take: Take, done_keys: set[str]) -> PlanRow:
         estimated_usd=estimate_usd(take.provider, take.model, take.duration),
         done=take.key in done_keys,
         key=take.key,
+        moderation=take.moderation,
     )
 
 
@@ -167,6 +171,7 @@ def build_plan(manifest: Manifest, done_keys: set[str], spent_before_usd: float 
             _provider_total(p, rs, manifest.concurrency) for p, rs in sorted(by_provider.items())
         ),
         spent_before_usd=round(spent_before_usd, 6),
+        warnings=tuple(str(w) for w in manifest.warnings),
     )
 
 

@@ -125,6 +125,9 @@ def test_a_ratio_unlike_the_plate_is_a_warning_naming_both(
     assert "warning: " in result.err and "9:16" in result.err
     planned = cli("plan", "--offline", str(path))
     assert planned.code == 0 and "warning: " in planned.err
+    doc = json.loads(cli("plan", "--offline", "--json", str(path)).out)
+    (said,) = doc["warnings"]
+    assert "shots[0].ratio" in said and "9:16" in said
 
 
 # -- moderation ----------------------------------------------------------------------------------
@@ -145,6 +148,10 @@ def test_moderation_in_runway_and_runware_bodies(tmp_path: Path) -> None:
     assert task["providerSettings"] == {"runway": {"contentModeration": {"publicFigureThreshold": "low"}}}
     plain = runway_body(_request(_manifest(tmp_path, _shot(image))))
     assert "contentModeration" not in plain, "not said: not sent"
+    from runner.plan import build_plan
+
+    (row,) = build_plan(load_manifest(_manifest(tmp_path, _shot(image, extra))), set()).rows
+    assert row.moderation == "low", "plan shows it"
 
 
 def test_moderation_is_part_of_the_key_only_when_set(tmp_path: Path) -> None:
