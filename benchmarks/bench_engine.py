@@ -125,7 +125,7 @@ class Recorder:
 
     def __call__(self, event: Event) -> None:
         if event.kind is Kind.RETRYING:
-            self.retries["poll" if "poll of" in event.message else event.message.split(" ", 1)[0]] += 1
+            self.retries[event.retry.step.value if event.retry else "task"] += 1
         elif event.kind is Kind.SUBMITTED and event.take is not None and event.handle:
             self._handles[event.take.key] = event.handle
         elif event.kind is Kind.STATUS and event.state is not None and event.state.terminal:

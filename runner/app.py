@@ -23,8 +23,9 @@ from urllib.parse import urlsplit
 import aiohttp
 import anyio
 
-from runner.clips import ClipDownloader, Downloader
+from runner.clips import ClipDownloader
 from runner.clock import REAL_TIME, Clock
+from runner.collect import Downloader
 from runner.engine import Engine, EngineOptions, Summary
 from runner.errors import ConfigError
 from runner.events import Bus, Event, Kind, Subscriber

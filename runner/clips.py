@@ -1,4 +1,4 @@
-"""Where clips are fetched to: the run directory, under a limit on concurrent downloads.
+"""The real :class:`~runner.collect.Downloader`: into the run directory, a few at a time.
 
 Injected into the engine like the providers (httpx's lesson: one seam per dependency), so the
 engine never touches aiohttp and a test can hand it a downloader that fails the way a full disk
@@ -8,22 +8,11 @@ does.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Protocol
 
 import aiohttp
 import anyio
 
 from runner.download import DEFAULT_MAX_BYTES, Downloaded, download
-
-
-class Downloader(Protocol):
-    async def fetch(self, url: str, relpath: str, *, provider: str, take: str) -> Downloaded:
-        """Fetch ``url`` to ``relpath`` under the run directory, verified.
-
-        Raises ExpiredURLError (ask the provider for a fresh URL), TransientError or DownloadError
-        (retry), or OSError (the clip cannot be written here: disk full, permissions, a bad path).
-        """
-        ...
 
 
 class ClipDownloader:

@@ -26,14 +26,11 @@ from typing import Protocol
 
 import anyio
 
-from runner.clips import Downloader
 from runner.clock import REAL_TIME, Clock
+from runner.collect import CollectOptions, Collector, Downloader, NotSaved
 from runner.cost import Cost, decide_cost, failed_cost, uncertain_cost
-from runner.download import Downloaded
 from runner.errors import (
     AmbiguousSubmitError,
-    DownloadError,
-    ExpiredURLError,
     FailureKind,
     NotSentError,
     ProviderError,
@@ -47,14 +44,16 @@ from runner.gate import Gate, StopReason
 from runner.journal import AsyncJournal, Record
 from runner.lanes import Lane, LaneOptions, group_of
 from runner.ledger import row_of
-from runner.polling import Backoff
 from runner.providers.base import Provider, SubmitRequest, Submitted, TaskState, TaskStatus
 from runner.rejoin import RESUMED, Policy, rejoin
+from runner.retrying import Retries, Retry, RetryPolicy, Step
 from runner.takes import ImageRef, Take
 
 STOPPING_KINDS = frozenset({FailureKind.AUTH, FailureKind.CREDITS})
 DAILY_LIMIT = "daily limit"
 FINISHED_AT_PROVIDER = frozenset({Mode.FETCH, Mode.REFETCH})
+#: A submit is sent up to 8 times (only where resending is safe), and not after 10 minutes.
+SUBMIT_RETRY = RetryPolicy(attempts=8, total=600.0)
 
 
 class Encoder(Protocol):
@@ -67,10 +66,8 @@ class EngineOptions:
 
     lanes: Mapping[str, LaneOptions]  # per provider: slots, request rate, poll policy
     take_timeout: float = 900.0  # seconds a task may stay RUNNING at the provider
-    submit_attempts: int = 8  # sends of one submit before the take fails (only where safe)
-    download_attempts: int = 6  # tries of one clip's download (URL refreshes not counted)
-    url_refreshes: int = 3  # times an expired result URL is refreshed by polling again
-    backoff: Backoff = field(default_factory=Backoff)
+    submit_retry: RetryPolicy = SUBMIT_RETRY  # how a submit that failed is sent again (where safe)
+    collect: CollectOptions = field(default_factory=CollectOptions)  # download retries, URL refreshes
     task_retries: int = 2  # new tasks for a take whose task failed on the provider's side, unbilled
     unreachable_after: float = 60.0  # seconds of failed connections before a provider is given up
     submit_caps: Mapping[str, int | None] = field(default_factory=dict)  # new tasks allowed today
@@ -139,7 +136,14 @@ class Engine:
         self._rng = random.Random(options.seed)
         self._bus = bus
         self._lanes = {name: self._lane(p, options) for name, p in providers.items()}
-        self._downloader = downloader
+        self._clips = Collector(
+            downloader,
+            options.collect,
+            options.clock,
+            self._rng,
+            on_retry=self._retrying,
+            on_start=lambda take: self._bus.emit(Event(Kind.DOWNLOADING, take)),
+        )
         self._encoder = encoder
         self._journal = journal
         self._gate = gate or Gate(budget_usd=None, deadline=None)
@@ -150,12 +154,8 @@ class Engine:
         self.summary = Summary()
 
     def _lane(self, provider: Provider, options: EngineOptions) -> Lane:
-        def on_retry(message: str) -> None:
-            self._count_retry(provider.name)
-            self._bus.emit(Event(Kind.RETRYING, message=f"{provider.name}: {message}"))
-
         rng = random.Random(f"{options.seed}/{provider.name}")
-        return Lane(provider, options.lanes[provider.name], options.clock, rng, on_retry)
+        return Lane(provider, options.lanes[provider.name], options.clock, rng, partial(self._retrying, None))
 
     def stop(self, reason: StopReason, message: str) -> None:
         """Submit nothing new; takes in flight still finish and download (Ctrl-C, budget, deadline).
@@ -311,8 +311,9 @@ class Engine:
     async def _submit(self, lane: Lane, job: Job) -> None:
         request = self._request(job)
         self._bus.emit(Event(Kind.SUBMITTING, job.take, message=f"attempt {job.attempt}"))
+        retries = Retries(self._opt.submit_retry, self._clock, self._rng, Step.SUBMIT, lane.name)
         error: ProviderError | None = None
-        for attempt in range(1, self._opt.submit_attempts + 1):
+        while True:
             await lane.rate.wait()
             self._check_may_send(lane, error)
             await self._write_ahead(lane, job, request)
@@ -336,8 +337,15 @@ class Engine:
                 return
             finally:
                 self._note_reachability(lane, error)
-            await self._pause(job, "submit", attempt, error)
-        raise TakeFailed(FailureKind.PROVIDER, f"submit failed {self._opt.submit_attempts} times: {error}")
+            await self._wait_to_resend(job, retries, error)
+
+    async def _wait_to_resend(self, job: Job, retries: Retries, error: ProviderError) -> None:
+        retry_after = error.retry_after if isinstance(error, RateLimitedError) else None
+        retry = retries.after(error, retry_after=retry_after)
+        if retry is None:
+            raise TakeFailed(FailureKind.PROVIDER, f"{retries.spent()}: {error}")
+        self._retrying(job.take, retry)
+        await self._clock.sleep(retry.delay)
 
     def _note_reachability(self, lane: Lane, error: ProviderError | None) -> None:
         """A provider no connection reaches for ``unreachable_after`` seconds is given up."""
@@ -472,46 +480,23 @@ class Engine:
     # --- the clip -------------------------------------------------------------------------------
 
     async def _collect(self, lane: Lane, job: Job, status: TaskStatus) -> Outcome:
-        """Download the clip, refreshing an expired URL by polling the task again.
-
-        Whatever goes wrong here, the task was paid: the take stays ``succeeded`` in the journal
-        and the next run fetches it by task id.
-        """
-        url, refreshes, failures = status.output_url, 0, 0
-        while True:
-            if url is None:
-                raise self._unsaved(job, "the task succeeded without an output URL")
-            try:
-                got = await self._fetch(job, url)
-            except ExpiredURLError as exc:
-                refreshes += 1
-                if refreshes > self._opt.url_refreshes:
-                    raise self._unsaved(
-                        job, f"URL still expired after {refreshes - 1} refreshes: {exc}"
-                    ) from exc
-                url = await self._refresh(lane, job)
-                continue
-            except OSError as exc:
-                raise self._unwritable(job, exc) from exc
-            except (TransientError, DownloadError) as exc:
-                failures += 1
-                if isinstance(exc, DownloadError) and not exc.retryable:
-                    raise self._unsaved(job, str(exc)) from exc
-                if failures >= self._opt.download_attempts:
-                    raise self._unsaved(job, f"download failed {failures} times: {exc}") from exc
-                await self._pause(job, "download", failures, exc)
-                continue
-            return done_outcome(job, got)
-
-    async def _fetch(self, job: Job, url: str) -> Downloaded:
-        self._bus.emit(Event(Kind.DOWNLOADING, job.take))
-        return await self._downloader.fetch(url, job.output, provider=job.take.provider, take=job.take.label)
+        """The clip to disk. Whatever goes wrong here, the task was paid: the take stays
+        ``succeeded`` in the journal and the next run fetches it by task id."""
+        try:
+            got = await self._clips.collect(
+                job.take, job.output, status.output_url, partial(self._refresh, lane, job)
+            )
+        except NotSaved as exc:
+            raise self._unsaved(job, str(exc)) from exc
+        except OSError as exc:
+            raise self._unwritable(job, exc) from exc
+        return done_outcome(job, got)
 
     async def _refresh(self, lane: Lane, job: Job) -> str | None:
         try:
             return (await self._poll(lane, job, self._clock.now())).output_url
         except TakeFailed as exc:
-            raise self._unsaved(job, f"could not refresh the expired URL: {exc}") from exc
+            raise NotSaved(f"could not refresh the expired URL: {exc}") from exc
 
     def _unsaved(self, job: Job, message: str) -> TakeFailed:
         return TakeFailed(FailureKind.DOWNLOAD, f"paid but not saved: {message}", cost=job.paid, paid=True)
@@ -555,14 +540,11 @@ class Engine:
     def _count_retry(self, provider: str) -> None:
         self.summary.retries[provider] = self.summary.retries.get(provider, 0) + 1
 
-    async def _pause(self, job: Job, what: str, attempt: int, error: Exception | None) -> None:
-        self._count_retry(job.take.provider)
-        retry_after = error.retry_after if isinstance(error, RateLimitedError) else None
-        delay = self._opt.backoff.delay(attempt, self._rng, retry_after)
-        self._bus.emit(
-            Event(Kind.RETRYING, job.take, message=f"{what} retry {attempt} in {delay:.1f}s: {error}")
-        )
-        await self._clock.sleep(delay)
+    def _retrying(self, take: Take | None, retry: Retry) -> None:
+        """A submit, poll or download is about to be retried: counted, and said."""
+        self._count_retry(retry.provider)
+        message = str(retry) if take is not None else f"{retry.provider}: {retry}"
+        self._bus.emit(Event(Kind.RETRYING, take, message=message, retry=retry))
 
     def _terminal(self, lane: Lane, exc: TerminalError, *, paid: Cost | None = None) -> TakeFailed:
         if exc.kind in STOPPING_KINDS:

@@ -13,6 +13,7 @@ from enum import StrEnum
 
 from runner.errors import FailureKind
 from runner.providers.base import TaskState
+from runner.retrying import Retry
 from runner.takes import Take
 
 
@@ -68,7 +69,8 @@ class Outcome:
 @dataclass(frozen=True)
 class Event:
     """One thing the engine says. ``take`` is None for run-wide events; ``state``/``progress`` come
-    with STATUS, ``handle`` with SUBMITTED, ``outcome`` with FINISHED; ``at`` is UTC."""
+    with STATUS, ``handle`` with SUBMITTED, ``outcome`` with FINISHED, ``retry`` with RETRYING (a
+    new task after a provider-side failure has none); ``at`` is UTC."""
 
     kind: Kind
     take: Take | None = None
@@ -78,6 +80,7 @@ class Event:
     handle: str | None = None
     outcome: Outcome | None = None
     counts: Mapping[str, float] | None = None  # RUN_FINISHED: the run's counts and spend
+    retry: Retry | None = None
     at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
 

@@ -13,28 +13,40 @@ from dataclasses import dataclass, field
 
 from runner.clock import Clock
 from runner.meters import AdaptiveSlots, RateLimiter
-from runner.polling import Backoff, BatchPoller, GenerationTimes, Group, PollPolicy, PollSchedule
+from runner.polling import BatchPoller, GenerationTimes, Group, PollPolicy, PollSchedule
 from runner.providers.base import Provider
+from runner.retrying import Retry, RetryPolicy
 from runner.takes import Take
+
+#: A poll is retried for up to 40 failures in a row or an hour, whichever comes first: a provider
+#: down that long has lost the task or the run should not wait for it.
+POLL_RETRY = RetryPolicy(attempts=40, total=3600.0)
 
 
 @dataclass(frozen=True)
 class LaneOptions:
-    concurrency: int
-    requests_per_second: float = 5.0
-    poll: PollPolicy = field(default_factory=PollPolicy)
-    backoff: Backoff = field(default_factory=Backoff)
+    """How the runner treats one provider; built once by ``runner.app`` from the manifest's
+    settings, the provider's limits and the CLI."""
+
+    concurrency: int  # tasks in flight at once (slots; fewer after 429s, see AdaptiveSlots)
+    requests_per_second: float = 5.0  # submits and polls together
+    poll: PollPolicy = field(default_factory=PollPolicy)  # when to poll a task
+    poll_retry: RetryPolicy = POLL_RETRY  # how a failed poll is retried
     coalesce: float = 1.0  # polls due within this many seconds go out together
 
 
 class Lane:
+    """One provider's share of the run: its adapter, the slots and rate its requests pass, the
+    poller its tasks wait on, the generation times its polls learn from, and whether it has been
+    closed to new submissions (``closed_reason``: a bad key, no credits, unreachable, daily cap)."""
+
     def __init__(
         self,
         provider: Provider,
         options: LaneOptions,
         clock: Clock,
         rng: random.Random,
-        on_retry: Callable[[str], None] | None = None,
+        on_retry: Callable[[Retry], None] | None = None,
     ) -> None:
         self.provider = provider
         self.name = provider.name
@@ -47,7 +59,7 @@ class Lane:
             provider,
             self.rate,
             clock,
-            backoff=options.backoff,
+            retry=options.poll_retry,
             rng=rng,
             coalesce=self._coalesce(provider, options),
             on_retry=on_retry,

@@ -1,4 +1,4 @@
-"""When to ask a provider again: backoff, per-task poll schedules, and the batching poller.
+"""When to ask a provider again: per-task poll schedules, and the batching poller.
 
 Polling must be quick *and* frugal at any time scale — a real clip takes about a minute, the
 simulator's a fraction of a second, and nobody tells the runner which. So:
@@ -39,9 +39,9 @@ from runner.errors import FailureKind, ProviderError, RateLimitedError, Terminal
 from runner.gentimes import GenerationTimes, Group, Learned
 from runner.meters import RateLimiter
 from runner.providers.base import Provider, TaskStatus
+from runner.retrying import Retries, Retry, RetryPolicy, Step
 
 __all__ = [
-    "Backoff",
     "BatchPoller",
     "GenerationTimes",
     "Group",
@@ -49,22 +49,6 @@ __all__ = [
     "PollPolicy",
     "PollSchedule",
 ]
-
-
-@dataclass(frozen=True)
-class Backoff:
-    """Exponential backoff with full-range jitter of ±``jitter`` around each step."""
-
-    base: float = 1.0
-    factor: float = 2.0
-    cap: float = 60.0
-    jitter: float = 0.25
-
-    def delay(self, attempt: int, rng: random.Random, retry_after: float | None = None) -> float:
-        """Seconds to wait before retry number ``attempt`` (1-based); Retry-After wins if longer."""
-        step = min(self.cap, self.base * self.factor ** max(0, attempt - 1))
-        jittered = step * (1.0 + self.jitter * (2.0 * rng.random() - 1.0))
-        return max(jittered, retry_after or 0.0)
 
 
 @dataclass(frozen=True)
@@ -177,7 +161,7 @@ class _Waiter:
     done: anyio.Event = field(default_factory=anyio.Event)
     status: TaskStatus | None = None
     error: Exception | None = None
-    failures: int = 0
+    retries: Retries | None = None  # made at the first failure of this poll
 
 
 class BatchPoller:
@@ -187,9 +171,10 @@ class BatchPoller:
     poller's own loop (:meth:`run`, started once in the engine's task group) does the requests.
     Where the provider batches, a task due within ``coalesce`` seconds rides along with a batch
     that is going out anyway — never before its ``not_before``, and never on a retry.
-    Transient errors are retried here with backoff (never sooner than the provider's
-    ``min_poll_interval``), so a take only ever sees a status, or a :class:`TerminalError`: a bad
-    key, or ``max_failures`` polls in a row that failed or did not mention the task.
+    Transient errors are retried here under the lane's :class:`~runner.retrying.RetryPolicy`
+    (never sooner than the provider's ``min_poll_interval``), so a take only ever sees a status,
+    or a :class:`TerminalError`: a bad key, or polls that kept failing (or not mentioning the
+    task) until the policy gave up. Each retry is reported to ``on_retry``.
     """
 
     def __init__(
@@ -198,19 +183,17 @@ class BatchPoller:
         rate: RateLimiter,
         clock: Clock,
         *,
-        backoff: Backoff,
+        retry: RetryPolicy,
         rng: random.Random,
         coalesce: float = 1.0,
-        max_failures: int = 40,
-        on_retry: Callable[[str], None] | None = None,
+        on_retry: Callable[[Retry], None] | None = None,
     ) -> None:
         self._provider = provider
         self._rate = rate
         self._clock = clock
-        self._backoff = backoff
+        self._policy = retry
         self._rng = rng
         self._coalesce = coalesce
-        self._max_failures = max_failures
         self._on_retry = on_retry
         self._waiting: dict[str, _Waiter] = {}
         self._sleep_scope: anyio.CancelScope | None = None
@@ -281,7 +264,6 @@ class BatchPoller:
         missing = {h: w for h, w in batch.items() if h not in answers}
         for handle, waiter in batch.items():
             if handle in answers:
-                waiter.failures = 0
                 waiter.status = answers[handle]
                 waiter.done.set()
         if missing:
@@ -291,25 +273,25 @@ class BatchPoller:
             )
 
     def _retry(self, batch: Mapping[str, _Waiter], exc: ProviderError, retry_after: float | None) -> None:
-        now = self._clock.now()
-        if self._on_retry is not None:
-            tasks = f"{len(batch)} tasks" if len(batch) > 1 else "a task"
-            self._on_retry(f"poll of {tasks} failed, retrying with backoff: {exc}")
+        floor = self._provider.min_poll_interval
+        reported = False
         for handle, waiter in batch.items():
-            waiter.failures += 1
-            if waiter.failures >= self._max_failures:
-                self._fail({handle: waiter}, self._gave_up(waiter, exc))
+            if waiter.retries is None:
+                waiter.retries = Retries(self._policy, self._clock, self._rng, Step.POLL, self._provider.name)
+            retry = waiter.retries.after(exc, retry_after=retry_after, floor=floor, tasks=len(batch))
+            if retry is None:
+                self._fail({handle: waiter}, self._gave_up(waiter.retries, exc))
                 continue
-            wait = max(
-                self._backoff.delay(waiter.failures, self._rng, retry_after), self._provider.min_poll_interval
-            )
-            waiter.due = waiter.ride_from = now + wait
+            if not reported and self._on_retry is not None:
+                self._on_retry(retry)  # one report for the batch: it was one request
+                reported = True
+            waiter.due = waiter.ride_from = self._clock.now() + retry.delay
             self._waiting[handle] = waiter
             self._wake_if_earlier(waiter.due)
 
-    def _gave_up(self, waiter: _Waiter, exc: ProviderError) -> TerminalError:
+    def _gave_up(self, retries: Retries, exc: ProviderError) -> TerminalError:
         return TerminalError(
-            f"gave up after {waiter.failures} polls in a row failed; last: {exc}",
+            f"gave up after {retries.failures} polls in a row failed ({retries.spent()}); last: {exc}",
             kind=FailureKind.PROVIDER,
             provider=self._provider.name,
         )

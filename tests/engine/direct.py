@@ -15,8 +15,8 @@ from pathlib import Path
 import aiohttp
 
 from runner.app import RunOptions, Wiring, prepare, run_takes
-from runner.clips import Downloader
 from runner.clock import Clock, ScaledClock
+from runner.collect import Downloader
 from runner.engine import Summary
 from runner.events import Event, Subscriber
 from runner.lanes import LaneOptions

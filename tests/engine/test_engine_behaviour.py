@@ -16,8 +16,8 @@ import pytest
 from rich.console import Console
 
 from runner.app import RunOptions, execute, prepare
-from runner.clips import Downloader
 from runner.clock import ScaledClock
+from runner.collect import CollectOptions, Downloader
 from runner.download import Downloaded
 from runner.engine import Engine, EngineOptions, Summary
 from runner.errors import ExpiredURLError
@@ -25,9 +25,9 @@ from runner.events import Bus, Event, Kind
 from runner.images import ImageEncoder
 from runner.journal import AsyncJournal
 from runner.lanes import LaneOptions
-from runner.polling import Backoff
 from runner.progress import Progress
 from runner.providers.base import Provider, SubmitRequest, Submitted, TaskState, TaskStatus
+from runner.retrying import Backoff, RetryPolicy, Step
 from runner.runlog import REDACTED, Redactor, RunLog
 from runner.simulator import Simulator
 from runner.takes import Take
@@ -69,7 +69,7 @@ async def test_429_shrinks_slots_and_every_take_still_finishes(
     assert aiml["rejected"] > 0, "the provider pushed back with 429"
     assert aiml["accepted"] == 5, "every take registered exactly once"
     retries = [e for e in events if e.kind is Kind.RETRYING]
-    assert retries and all("submit retry" in e.message for e in retries)
+    assert retries and all(e.retry is not None and e.retry.step is Step.SUBMIT for e in retries)
     assert len(ledger_rows(run_dir)) == 5
     # Slots shrank: the fifth take did not take the first slot to come free (as it would at a
     # fixed limit of 4), it waited until the takes that met 429s were through as well.
@@ -242,7 +242,11 @@ async def test_polls_that_never_get_through_fail_the_take_not_the_run(
     sim_factory: SimFactory, tmp_path: Path
 ) -> None:
     manifest = write_manifest(tmp_path, [shot("reef", "aimlapi")], concurrency=1)
-    lanes = {"aimlapi": LaneOptions(concurrency=1, backoff=Backoff(base=0.01, cap=0.01, jitter=0.0))}
+    lanes = {
+        "aimlapi": LaneOptions(
+            concurrency=1, poll_retry=RetryPolicy(40, 3600.0, Backoff(base=0.01, cap=0.01, jitter=0.0))
+        )
+    }
     async with sim_factory(reset=1.0) as sim:  # every poll's connection is dropped
         run = await run_engine(sim, manifest, lanes=lanes)
     assert (run.summary.done, run.summary.failed) == (0, 1)
@@ -390,7 +394,7 @@ async def test_an_always_expired_url_is_refreshed_3_times_then_the_take_is_paid_
         [take],
         Expired(),
         lanes={"runway": LaneOptions(concurrency=1)},
-        url_refreshes=3,
+        collect=CollectOptions(url_refreshes=3),
     )
     assert summary.failed == 1
     assert Expired.fetches == 4, "the first URL and three fresh ones"

@@ -18,47 +18,10 @@ import pytest
 
 from runner.errors import FailureKind, RateLimitedError, TerminalError, TransientError
 from runner.meters import RateLimiter
-from runner.polling import Backoff, BatchPoller, GenerationTimes, Learned, PollPolicy, PollSchedule
+from runner.polling import BatchPoller, GenerationTimes, Learned, PollPolicy, PollSchedule
 from runner.providers.base import TaskState, TaskStatus
+from runner.retrying import Backoff, RetryPolicy
 from tests.engine.fakes import FakeProvider, VirtualClock, all_running, driven, status
-
-# -- Backoff --------------------------------------------------------------------------------------
-
-
-def test_backoff_grows_geometrically_and_is_capped() -> None:
-    backoff = Backoff(base=1.0, factor=2.0, cap=60.0, jitter=0.0)
-    rng = random.Random(0)
-    delays = [backoff.delay(n, rng) for n in range(1, 10)]
-    assert delays == [1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 60.0, 60.0, 60.0]
-    assert backoff.delay(0, rng) == 1.0, "attempt numbers start at 1; 0 is treated as the first"
-
-
-def test_backoff_jitter_stays_within_its_band_on_both_sides() -> None:
-    backoff = Backoff(base=2.0, factor=3.0, cap=100.0, jitter=0.25)
-    rng = random.Random(7)
-    for attempt in range(1, 8):
-        step = min(100.0, 2.0 * 3.0 ** (attempt - 1))
-        ratios = [backoff.delay(attempt, rng) / step for _ in range(300)]
-        assert min(ratios) >= 0.75
-        assert max(ratios) <= 1.25
-        assert min(ratios) < 0.85 and max(ratios) > 1.15, "the jitter spreads over the whole band"
-
-
-def test_capped_steps_are_jittered_around_the_cap() -> None:
-    backoff = Backoff(base=1.0, cap=10.0, jitter=0.2)
-    rng = random.Random(3)
-    delays = [backoff.delay(30, rng) for _ in range(200)]
-    assert all(8.0 <= d <= 12.0 for d in delays)
-
-
-def test_retry_after_wins_only_when_longer() -> None:
-    backoff = Backoff(base=1.0, jitter=0.0)
-    rng = random.Random(0)
-    assert backoff.delay(1, rng, retry_after=30.0) == 30.0
-    assert backoff.delay(3, rng, retry_after=0.5) == 4.0
-    assert backoff.delay(2, rng, retry_after=None) == 2.0
-    assert backoff.delay(2, rng, retry_after=0.0) == 2.0
-
 
 # -- PollSchedule ---------------------------------------------------------------------------------
 
@@ -279,10 +242,9 @@ def _poller(
         provider,
         RateLimiter(rate, clock),
         clock,
-        backoff=backoff or Backoff(base=1.0, jitter=0.0),
+        retry=RetryPolicy(max_failures, float("inf"), backoff or Backoff(base=1.0, jitter=0.0)),
         rng=random.Random(1),
         coalesce=coalesce,
-        max_failures=max_failures,
     )
 
 

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from runner.events import Event, Kind
+from runner.retrying import Step
 from runner.simulator import Simulator
 from tests.conftest import SimFactory
 from tests.engine.helpers import ledger_rows, run_against, shot, write_manifest
@@ -79,8 +80,8 @@ async def test_flaky_profile_finishes_every_take(sim_factory: SimFactory, tmp_pa
         stats = sim.stats()
     assert (summary.done, summary.failed) == (18, 0)
     assert sum(stats["faults"].values()) > 0, "the flaky profile injected no fault"
-    retries = [e.message for e in events if e.kind is Kind.RETRYING]
-    assert any("poll of" in m for m in retries), "poll retries must be visible in events (and run.log)"
+    retries = [e.retry for e in events if e.kind is Kind.RETRYING]
+    assert any(r is not None and r.step is Step.POLL for r in retries), "poll retries are events"
     rows = ledger_rows(run_dir)
     _assert_verified(run_dir, rows)
     assert sum(r["cost_usd"] for r in rows) == pytest.approx(stats["billed_usd"])

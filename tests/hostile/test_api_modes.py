@@ -23,11 +23,12 @@ from runner.clock import ScaledClock
 from runner.cost import decide_cost
 from runner.errors import AmbiguousSubmitError, TerminalError, TransientError
 from runner.meters import RateLimiter
-from runner.polling import Backoff, BatchPoller
+from runner.polling import BatchPoller
 from runner.prices import estimate_usd
 from runner.providers._http import MAX_BODY, Wire
 from runner.providers.base import Provider
 from runner.providers.registry import build_provider
+from runner.retrying import Backoff, RetryPolicy
 from tests.hostile.server import SAFETY_STOP, HostileServer, hostile_server
 from tests.providers.helpers import config_for, make_request
 
@@ -127,9 +128,8 @@ async def test_the_poller_gives_up_on_a_provider_that_keeps_answering_html() -> 
             runway,
             RateLimiter(1000.0, clock),
             clock,
-            backoff=Backoff(base=0.01, cap=0.01),
+            retry=RetryPolicy(max_failures, float("inf"), Backoff(base=0.01, cap=0.01)),
             rng=random.Random(1),
-            max_failures=max_failures,
         )
         async with _running(poller):
             with pytest.raises(TerminalError) as caught:
