@@ -26,7 +26,7 @@ import anyio
 from runner.clips import ClipDownloader
 from runner.clock import REAL_TIME, Clock
 from runner.collect import Downloader
-from runner.engine import Engine, EngineOptions, Summary
+from runner.engine import Engine, EngineOptions
 from runner.errors import ConfigError
 from runner.events import Bus, Event, Kind, Subscriber
 from runner.gate import Gate, StopReason
@@ -47,6 +47,7 @@ from runner.runlock import run_lock
 from runner.runlog import Redactor, RunLog
 from runner.summary import RunFacts, write_summary
 from runner.takes import Take
+from runner.tally import Summary
 
 
 @dataclass(frozen=True)

@@ -24,9 +24,9 @@ if TYPE_CHECKING:
     from rich.console import Console
     from rich.table import Table
 
-    from runner.engine import Summary
     from runner.manifest import Manifest
     from runner.preflight import PreflightReport
+    from runner.tally import Summary
 
 EXIT_OK = 0
 EXIT_FAILED = 1

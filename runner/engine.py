@@ -2,11 +2,16 @@
 
 One task group holds a poller per provider lane and a feeder per lane; a feeder starts a take
 only when a slot is free, so a manifest of 10,000 takes never has more coroutines than slots plus
-downloads. Every fact that money depends on is in the journal before the step that relies on it:
-the reservation before anything is sent, ``submitting`` before each POST, the task id when the
-answer arrives, the cost when the provider says the task finished, the ledger row when the take
-ends. A rerun reads those rows (:meth:`Engine._mode_of`) and picks each take up where it stood:
-in-flight tasks are polled by their id before anything new is submitted.
+downloads. A take's life (:meth:`Engine._run_take`) reads top to bottom: the budget reserved
+(:mod:`runner.gate`, in the journal), the task sent (:mod:`runner.sending`), its terminal status
+awaited from the lane's poller (:mod:`runner.polling`), the clip fetched (:mod:`runner.collect`),
+and the end recorded — journal state, ledger row and freed reservation in one commit.
+
+Every fact that money depends on is in the journal before the step that relies on it: the
+reservation before anything is sent, ``submitting`` before each POST, the task id when the answer
+arrives, the cost when the provider says the task finished, the ledger row when the take ends. A
+rerun reads those rows (:mod:`runner.rejoin`) and picks each take up where it stood: in-flight
+tasks are polled by their id before anything new is submitted.
 
 The engine never prints and never picks exit codes; it emits :class:`~runner.events.Event` values
 that progress and the run log subscribe to.
@@ -19,45 +24,29 @@ import random
 from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
-from typing import Protocol
 
 import anyio
 
 from runner.clock import REAL_TIME, Clock
 from runner.collect import CollectOptions, Collector, Downloader, NotSaved
 from runner.cost import Cost, decide_cost, failed_cost, uncertain_cost
-from runner.errors import (
-    AmbiguousSubmitError,
-    FailureKind,
-    NotSentError,
-    ProviderError,
-    RateLimitedError,
-    TerminalError,
-    TransientError,
-)
+from runner.errors import FailureKind, ProviderError, TerminalError
 from runner.events import Bus, Event, Kind, Outcome, TakeStatus
 from runner.flight import Job, Mode, NotStarted, TakeFailed, done_outcome, failed_outcome
 from runner.gate import Gate, StopReason
 from runner.journal import AsyncJournal, Record
 from runner.lanes import Lane, LaneOptions, group_of
 from runner.ledger import row_of
-from runner.providers.base import Provider, SubmitRequest, Submitted, TaskState, TaskStatus
+from runner.providers.base import Provider, TaskState, TaskStatus
 from runner.rejoin import RESUMED, Policy, rejoin
-from runner.retrying import Retries, Retry, RetryPolicy, Step
-from runner.takes import ImageRef, Take
+from runner.retrying import Retry, RetryPolicy
+from runner.sending import SUBMIT_RETRY, Encoder, Sender, terminal_failure
+from runner.takes import Take
+from runner.tally import DAILY_LIMIT, Summary
 
-STOPPING_KINDS = frozenset({FailureKind.AUTH, FailureKind.CREDITS})
-DAILY_LIMIT = "daily limit"
 FINISHED_AT_PROVIDER = frozenset({Mode.FETCH, Mode.REFETCH})
-#: A submit is sent up to 8 times (only where resending is safe), and not after 10 minutes.
-SUBMIT_RETRY = RetryPolicy(attempts=8, total=600.0)
-
-
-class Encoder(Protocol):
-    def encode(self, ref: ImageRef) -> str: ...
 
 
 @dataclass(frozen=True)
@@ -79,43 +68,6 @@ class EngineOptions:
     manifest: str = ""
 
 
-@dataclass
-class Summary:
-    """What this run did, for the CLI's summary and exit code."""
-
-    done: int = 0
-    failed: int = 0  # ended failed in this run (paid-but-not-saved included)
-    cancelled: int = 0
-    skipped: int = 0  # done earlier, or failed/cancelled earlier and not retried
-    failed_earlier: int = 0  # of the skipped: failed in an earlier run (still a failure: exit 1)
-    not_started: int = 0
-    uncertain: int = 0  # submits that may have landed unseen, written off and resubmitted
-    held: int = 0  # uncertain takes left alone (--hold-uncertain)
-    resumed: int = 0  # takes picked up in flight from an earlier run
-    retried: int = 0  # new tasks after a failure on the provider's side
-    spent_usd: float = 0.0
-    stopped: StopReason | None = None
-    #: Providers given up during the run, and why (bad key, out of credits, unreachable, daily limit).
-    closed: dict[str, str] = field(default_factory=dict)
-    #: Retries per provider (submits, polls, downloads), for summary.json.
-    retries: dict[str, int] = field(default_factory=dict)
-
-    def counts(self) -> dict[str, float]:
-        """The numbers, for ``run_finished`` in run.log."""
-        names = ("done", "failed", "cancelled", "skipped", "failed_earlier", "not_started", "uncertain")
-        return {n: getattr(self, n) for n in (*names, "held", "resumed", "retried")} | {
-            "spent_usd": round(self.spent_usd, 6)
-        }
-
-    @property
-    def daily_limited(self) -> bool:
-        return any(reason == DAILY_LIMIT for reason in self.closed.values())
-
-    @property
-    def ok(self) -> bool:
-        return not (self.failed or self.cancelled or self.not_started or self.failed_earlier or self.held)
-
-
 class Engine:
     """Runs takes through their providers, the journal recording every step (see the module doc)."""
 
@@ -132,6 +84,7 @@ class Engine:
         run_dir: Path | None = None,
     ) -> None:
         self._opt = options
+        self.summary = Summary()
         self._clock = options.clock
         self._rng = random.Random(options.seed)
         self._bus = bus
@@ -144,14 +97,21 @@ class Engine:
             on_retry=self._retrying,
             on_start=lambda take: self._bus.emit(Event(Kind.DOWNLOADING, take)),
         )
-        self._encoder = encoder
+        self._sender = Sender(
+            options.submit_retry,
+            options.unreachable_after,
+            encoder=encoder,
+            journal=journal,
+            bus=bus,
+            clock=options.clock,
+            rng=self._rng,
+            on_retry=self._retrying,
+            interrupted=lambda: self.summary.stopped is StopReason.INTERRUPTED,
+        )
         self._journal = journal
         self._gate = gate or Gate(budget_usd=None, deadline=None)
         self._run_dir = run_dir or journal.sync.path.parent
         self._new_tasks: dict[str, int] = {}  # per provider, for its daily cap
-        self._handles: dict[tuple[str, str], str] = {}  # (provider, task id) → the take that has it
-        self._unreachable_since: dict[str, float] = {}
-        self.summary = Summary()
 
     def _lane(self, provider: Provider, options: EngineOptions) -> Lane:
         rng = random.Random(f"{options.seed}/{provider.name}")
@@ -300,102 +260,13 @@ class Engine:
             if job.mode in (Mode.NEW, Mode.UNCERTAIN):
                 await self._reserve(job)
             if job.mode is not Mode.POLL:
-                await self._submit(lane, job)
+                await self._sender.submit(lane, job)
             status = await self._await_terminal(lane, job)
             clean = True
             return status
         finally:
             with anyio.CancelScope(shield=True):
                 await lane.slots.release(clean=clean)
-
-    async def _submit(self, lane: Lane, job: Job) -> None:
-        request = self._request(job)
-        self._bus.emit(Event(Kind.SUBMITTING, job.take, message=f"attempt {job.attempt}"))
-        retries = Retries(self._opt.submit_retry, self._clock, self._rng, Step.SUBMIT, lane.name)
-        error: ProviderError | None = None
-        while True:
-            await lane.rate.wait()
-            self._check_may_send(lane, error)
-            await self._write_ahead(lane, job, request)
-            try:
-                submitted = await lane.provider.submit(request)
-            except TerminalError as exc:
-                error = exc
-                raise self._terminal(lane, exc) from exc
-            except AmbiguousSubmitError as exc:
-                if not lane.provider.resend_safe:
-                    raise self._uncertain(job, exc) from exc
-                error = exc
-            except RateLimitedError as exc:
-                await lane.slots.shrink()
-                error = exc
-            except TransientError as exc:
-                error = exc
-            else:
-                error = None
-                await self._submitted(job, submitted)
-                return
-            finally:
-                self._note_reachability(lane, error)
-            await self._wait_to_resend(job, retries, error)
-
-    async def _wait_to_resend(self, job: Job, retries: Retries, error: ProviderError) -> None:
-        retry_after = error.retry_after if isinstance(error, RateLimitedError) else None
-        retry = retries.after(error, retry_after=retry_after)
-        if retry is None:
-            raise TakeFailed(FailureKind.PROVIDER, f"{retries.spent()}: {error}")
-        self._retrying(job.take, retry)
-        await self._clock.sleep(retry.delay)
-
-    def _note_reachability(self, lane: Lane, error: ProviderError | None) -> None:
-        """A provider no connection reaches for ``unreachable_after`` seconds is given up."""
-        if not isinstance(error, NotSentError):
-            self._unreachable_since.pop(lane.name, None)
-            return
-        since = self._unreachable_since.setdefault(lane.name, self._clock.now())
-        if self._clock.now() - since >= self._opt.unreachable_after:
-            lane.close(
-                f"provider unreachable: no connection for {self._opt.unreachable_after:.0f} s ({error})"
-            )
-
-    def _request(self, job: Job) -> SubmitRequest:
-        take = job.take
-        image = self._encoder.encode(take.image)
-        last = self._encoder.encode(take.last_image) if take.last_image else None
-        return SubmitRequest(take, image=image, last_image=last, attempt=job.attempt)
-
-    def _check_may_send(self, lane: Lane, previous: ProviderError | None) -> None:
-        """A bad key or Ctrl-C stops submits still waiting, unless an earlier send may have landed."""
-        if isinstance(previous, AmbiguousSubmitError):
-            return  # a resend-safe provider: resending is how we learn whether it landed
-        why = lane.closed_reason or (
-            self.summary.stopped if self.summary.stopped is StopReason.INTERRUPTED else None
-        )
-        if why:
-            raise NotStarted(str(why))
-
-    async def _write_ahead(self, lane: Lane, job: Job, request: SubmitRequest) -> None:
-        """``submitting`` is on disk before the POST: a crash after it is reconciled on rerun."""
-        job.submits += 1
-        job.handle = lane.provider.planned_handle(request)
-        await self._journal.update(job.take.key, state="submitting", handle=job.handle, submits=job.submits)
-
-    async def _submitted(self, job: Job, submitted: Submitted) -> None:
-        owner = self._handles.setdefault((job.take.provider, submitted.handle), job.take.label)
-        if owner != job.take.label:  # polling it would report the other take's clip as this one's
-            message = f"the provider answered with task id {submitted.handle}, which {owner} already has"
-            raise TakeFailed(FailureKind.PROVIDER, message, cost=uncertain_cost(job.estimate))
-        job.handle = submitted.handle
-        job.submitted_at = datetime.now(UTC)
-        job.submitted_clock = self._clock.now()
-        with anyio.CancelScope(shield=True):  # the answer arrived: its task id must reach the disk
-            await self._journal.update(
-                job.take.key, state="submitted", handle=submitted.handle, submitted_at=_iso(job.submitted_at)
-            )
-        if submitted.already_existed:
-            job.flags.append("resumed")
-            self._bus.emit(Event(Kind.WARNING, job.take, message="already submitted earlier; polling it"))
-        self._bus.emit(Event(Kind.SUBMITTED, job.take, handle=submitted.handle))
 
     async def _await_terminal(self, lane: Lane, job: Job) -> TaskStatus:
         schedule = lane.schedule_for(job.take)
@@ -459,7 +330,7 @@ class Engine:
         try:
             status = await lane.poller.status_at(job.handle, max(when, not_before), not_before=not_before)
         except TerminalError as exc:
-            raise self._terminal(lane, exc, paid=job.paid) from exc
+            raise terminal_failure(lane, exc, paid=job.paid) from exc
         except ProviderError as exc:  # the poller retries transient trouble itself; this is a last resort
             raise TakeFailed(
                 FailureKind.PROVIDER, str(exc), cost=job.paid, paid=job.paid is not None
@@ -545,19 +416,3 @@ class Engine:
         self._count_retry(retry.provider)
         message = str(retry) if take is not None else f"{retry.provider}: {retry}"
         self._bus.emit(Event(Kind.RETRYING, take, message=message, retry=retry))
-
-    def _terminal(self, lane: Lane, exc: TerminalError, *, paid: Cost | None = None) -> TakeFailed:
-        if exc.kind in STOPPING_KINDS:
-            lane.close(f"{exc.kind.value}: {exc}")
-        return TakeFailed(exc.kind, str(exc), cost=paid, paid=paid is not None)
-
-    @staticmethod
-    def _uncertain(job: Job, exc: AmbiguousSubmitError) -> TakeFailed:
-        message = f"submit may have landed but no answer came ({exc}); not resent, to avoid paying twice"
-        return TakeFailed(
-            FailureKind.UNCERTAIN, message, cost=uncertain_cost(job.estimate), flags=("uncertain",)
-        )
-
-
-def _iso(value: datetime) -> str:
-    return value.isoformat().replace("+00:00", "Z")

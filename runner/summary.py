@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from runner.journal import Journal, Record
 
 if TYPE_CHECKING:
-    from runner.engine import Summary
+    from runner.tally import Summary
 
 FILENAME = "summary.json"
 

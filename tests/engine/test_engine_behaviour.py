@@ -19,7 +19,7 @@ from runner.app import RunOptions, execute, prepare
 from runner.clock import ScaledClock
 from runner.collect import CollectOptions, Downloader
 from runner.download import Downloaded
-from runner.engine import Engine, EngineOptions, Summary
+from runner.engine import Engine, EngineOptions
 from runner.errors import ExpiredURLError
 from runner.events import Bus, Event, Kind
 from runner.images import ImageEncoder
@@ -31,6 +31,7 @@ from runner.retrying import Backoff, RetryPolicy, Step
 from runner.runlog import REDACTED, Redactor, RunLog
 from runner.simulator import Simulator
 from runner.takes import Take
+from runner.tally import Summary
 from tests.conftest import TEST_TIME_SCALE, SimFactory
 from tests.engine.direct import run_engine
 from tests.engine.fakes import (

@@ -1,0 +1,51 @@
+"""What one run did, counted as it goes: the engine's answer to the CLI's summary and exit code.
+
+``summary.json`` (:mod:`runner.summary`) reports the whole manifest from the journal; these are
+this run's own counts, which decide the exit code and the closing lines on the terminal.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from runner.gate import StopReason
+
+#: The reason a lane closes when its provider's daily cap is reached (exit 3, not a failure).
+DAILY_LIMIT = "daily limit"
+
+
+@dataclass
+class Summary:
+    """What this run did, for the CLI's summary and exit code."""
+
+    done: int = 0
+    failed: int = 0  # ended failed in this run (paid-but-not-saved included)
+    cancelled: int = 0
+    skipped: int = 0  # done earlier, or failed/cancelled earlier and not retried
+    failed_earlier: int = 0  # of the skipped: failed in an earlier run (still a failure: exit 1)
+    not_started: int = 0
+    uncertain: int = 0  # submits that may have landed unseen, written off and resubmitted
+    held: int = 0  # uncertain takes left alone (--hold-uncertain)
+    resumed: int = 0  # takes picked up in flight from an earlier run
+    retried: int = 0  # new tasks after a failure on the provider's side
+    spent_usd: float = 0.0
+    stopped: StopReason | None = None
+    #: Providers given up during the run, and why (bad key, out of credits, unreachable, daily limit).
+    closed: dict[str, str] = field(default_factory=dict)
+    #: Retries per provider (submits, polls, downloads), for summary.json.
+    retries: dict[str, int] = field(default_factory=dict)
+
+    def counts(self) -> dict[str, float]:
+        """The numbers, for ``run_finished`` in run.log."""
+        names = ("done", "failed", "cancelled", "skipped", "failed_earlier", "not_started", "uncertain")
+        return {n: getattr(self, n) for n in (*names, "held", "resumed", "retried")} | {
+            "spent_usd": round(self.spent_usd, 6)
+        }
+
+    @property
+    def daily_limited(self) -> bool:
+        return any(reason == DAILY_LIMIT for reason in self.closed.values())
+
+    @property
+    def ok(self) -> bool:
+        return not (self.failed or self.cancelled or self.not_started or self.failed_earlier or self.held)
