@@ -52,7 +52,7 @@ import yaml
 
 from runner.app import RunOptions, execute, prepare
 from runner.clock import ScaledClock
-from runner.events import Event, Kind
+from runner.events import Event, EventKind
 from runner.simulator import SimConfig, Simulator, running_simulator
 from runner.simulator.state import World
 from runner.simulator.tasks import Task
@@ -124,11 +124,11 @@ class Recorder:
         self.noticed: dict[str, float] = {}
 
     def __call__(self, event: Event) -> None:
-        if event.kind is Kind.RETRYING:
+        if event.kind is EventKind.RETRYING:
             self.retries[event.retry.step.value if event.retry else "task"] += 1
-        elif event.kind is Kind.SUBMITTED and event.take is not None and event.handle:
+        elif event.kind is EventKind.SUBMITTED and event.take is not None and event.handle:
             self._handles[event.take.key] = event.handle
-        elif event.kind is Kind.STATUS and event.state is not None and event.state.terminal:
+        elif event.kind is EventKind.STATUS and event.state is not None and event.state.terminal:
             self._notice(event)
 
     def _notice(self, event: Event) -> None:

@@ -52,7 +52,7 @@ from peers import PEER_OF, Peer, scale_runway_sdk
 from runner.app import RunOptions, execute, prepare
 from runner.clock import ScaledClock
 from runner.download import download
-from runner.events import Event, Kind
+from runner.events import Event, EventKind
 from runner.simulator.config import DEFAULT_KEYS
 
 KEY_VARS = {"aimlapi": "AIMLAPI_API_KEY", "runware": "RUNWARE_API_KEY", "runway": "RUNWAYML_API_SECRET"}
@@ -171,9 +171,9 @@ class Notices:
         self.at: dict[str, float] = {}
 
     def __call__(self, event: Event) -> None:
-        if event.kind is Kind.SUBMITTED and event.take is not None and event.handle:
+        if event.kind is EventKind.SUBMITTED and event.take is not None and event.handle:
             self.handles[event.take.key] = event.handle
-        elif event.kind is Kind.STATUS and event.state is not None and event.state.terminal:
+        elif event.kind is EventKind.STATUS and event.state is not None and event.state.terminal:
             handle = self.handles.get(event.take.key) if event.take is not None else None
             if handle is not None:
                 self.at.setdefault(handle, self.sim.now())

@@ -28,7 +28,7 @@ from runner.clock import REAL_TIME, Clock
 from runner.collect import Downloader
 from runner.engine import Engine, EngineOptions
 from runner.errors import ConfigError
-from runner.events import Bus, Event, Kind, Subscriber
+from runner.events import Bus, Event, EventKind, Subscriber
 from runner.gate import Gate, StopReason
 from runner.images import ImageEncoder
 from runner.journal import AsyncJournal, Journal, JournalWriteError, Record
@@ -42,7 +42,7 @@ from runner.providers.base import Provider, ProviderConfig
 from runner.providers.registry import build_provider, provider_config_from_env, simulated_config
 from runner.report import load
 from runner.report_html import write_report_html
-from runner.retry import write_retry
+from runner.retry_yaml import write_retry
 from runner.runlock import run_lock
 from runner.runlog import Redactor, RunLog
 from runner.summary import RunFacts, write_summary
@@ -129,7 +129,7 @@ async def execute(prepared: Prepared, *subscribers: Subscriber) -> Summary:
     """Run the prepared takes; the run directory's lock is held throughout."""
     warnings: list[str] = []
     with run_lock(prepared.run_dir, warn=warnings.append):
-        early = tuple(Event(Kind.WARNING, message=w) for w in warnings)
+        early = tuple(Event(EventKind.WARNING, message=w) for w in warnings)
         async with _provider_configs(prepared) as configs, aiohttp.ClientSession() as session:
             providers = {name: build_provider(config, session) for name, config in configs.items()}
             keys = [c.api_key.reveal() for c in configs.values()]
@@ -220,9 +220,9 @@ def _finish(
         try:
             step()
         except OSError as exc:
-            bus.emit(Event(Kind.WARNING, message=f"cannot write {name} ({exc.strerror or exc})"))
+            bus.emit(Event(EventKind.WARNING, message=f"cannot write {name} ({exc.strerror or exc})"))
     if ledger.failed:
-        bus.emit(Event(Kind.WARNING, message=ledger.failed + "; the next run writes the missing rows"))
+        bus.emit(Event(EventKind.WARNING, message=ledger.failed + "; the next run writes the missing rows"))
 
 
 def _facts(prepared: Prepared) -> RunFacts:
@@ -292,7 +292,7 @@ async def _preflight(
     return Limits(
         slots={name: report.slots(name, concurrency) for name in configs},
         submit_caps={name: report.submit_cap(name) for name in configs},
-        warnings=tuple(Event(Kind.WARNING, message=f.message) for f in report.findings),
+        warnings=tuple(Event(EventKind.WARNING, message=f.message) for f in report.findings),
     )
 
 

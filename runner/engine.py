@@ -33,7 +33,7 @@ from runner.clock import REAL_TIME, Clock
 from runner.collect import CollectOptions, Collector, Downloader, NotSaved
 from runner.cost import Cost, decide_cost, failed_cost, uncertain_cost
 from runner.errors import FailureKind, ProviderError, TerminalError
-from runner.events import Bus, Event, Kind, Outcome, TakeStatus
+from runner.events import Bus, Event, EventKind, Outcome, TakeEnd
 from runner.flight import Job, Mode, NotStarted, TakeFailed, done_outcome, failed_outcome
 from runner.gate import Gate, StopReason
 from runner.journal import AsyncJournal, Record
@@ -95,7 +95,7 @@ class Engine:
             options.clock,
             self._rng,
             on_retry=self._retrying,
-            on_start=lambda take: self._bus.emit(Event(Kind.DOWNLOADING, take)),
+            on_start=lambda take: self._bus.emit(Event(EventKind.DOWNLOADING, take)),
         )
         self._sender = Sender(
             options.submit_retry,
@@ -124,7 +124,7 @@ class Engine:
         """
         if self.summary.stopped is None or reason is StopReason.INTERRUPTED:
             self.summary.stopped = reason
-            self._bus.emit(Event(Kind.STOPPING, message=message))
+            self._bus.emit(Event(EventKind.STOPPING, message=message))
 
     async def run(self, takes: Iterable[Take], records: Mapping[str, Record]) -> Summary:
         """Every take to its end (or as far as the budget, deadline or user allow)."""
@@ -135,7 +135,7 @@ class Engine:
                     await self._write_off(job)
                 elif job.mode is Mode.REFETCH:
                     job.record = await self._journal.reclaim(job.take.key)
-        self._bus.emit(Event(Kind.RUN_STARTED, message=str(sum(len(q) for q in queues.values()))))
+        self._bus.emit(Event(EventKind.RUN_STARTED, message=str(sum(len(q) for q in queues.values()))))
         async with anyio.create_task_group() as pollers:
             for lane in self._lanes.values():
                 pollers.start_soon(lane.poller.run)
@@ -145,7 +145,7 @@ class Engine:
             pollers.cancel_scope.cancel()
         self.summary.closed = {n: lane.closed_reason for n, lane in self._lanes.items() if lane.closed_reason}
         self._bus.emit(
-            Event(Kind.RUN_FINISHED, message=self.summary.stopped or "", counts=self.summary.counts())
+            Event(EventKind.RUN_FINISHED, message=self.summary.stopped or "", counts=self.summary.counts())
         )
         return self.summary
 
@@ -165,7 +165,7 @@ class Engine:
         """A submit that may have landed unseen: charged at its estimate, then a new attempt."""
         self.summary.uncertain += 1
         message = "a submit may have landed but its answer was lost (crash); resubmitting"
-        self._bus.emit(Event(Kind.WARNING, job.take, message=message))
+        self._bus.emit(Event(EventKind.WARNING, job.take, message=message))
         lost = Job(job.take, job.record, job.mode, job.estimate, job.record.attempt)
         failure = TakeFailed(FailureKind.UNCERTAIN, message, cost=uncertain_cost(job.estimate))
         await self._record(lost, failed_outcome(lost, failure), count=False)
@@ -186,7 +186,7 @@ class Engine:
             self.summary.not_started += len(queue)
             why = lane.closed_reason or self.summary.stopped
             self._bus.emit(
-                Event(Kind.WARNING, message=f"{lane.name}: {len(queue)} takes not started ({why})")
+                Event(EventKind.WARNING, message=f"{lane.name}: {len(queue)} takes not started ({why})")
             )
 
     def _may_start(self, lane: Lane, job: Job) -> bool:
@@ -226,7 +226,7 @@ class Engine:
                 with anyio.CancelScope(shield=True):
                     await self._journal.release(job.take.key)
                 self.summary.not_started += 1
-                self._bus.emit(Event(Kind.WARNING, job.take, message=f"not submitted: {why}"))
+                self._bus.emit(Event(EventKind.WARNING, job.take, message=f"not submitted: {why}"))
                 return
             except TakeFailed as failure:
                 outcome = failed_outcome(job, failure)
@@ -244,7 +244,7 @@ class Engine:
     async def _next_attempt(self, lane: Lane, job: Job, failure: TakeFailed) -> Job:
         self.summary.retried += 1
         message = f"the provider failed the task ({failure}); trying a new one"
-        self._bus.emit(Event(Kind.RETRYING, job.take, message=message))
+        self._bus.emit(Event(EventKind.RETRYING, job.take, message=message))
         await lane.slots.acquire()
         flags = [*job.flags, "retried"]
         return replace(job, mode=Mode.NEW, attempt=job.attempt + 1, retries=job.retries + 1, flags=flags)
@@ -281,7 +281,9 @@ class Engine:
             schedule.observe(job.last_seen - job.submitted_clock, status.progress)
             if (status.state, status.progress) != seen:
                 seen = (status.state, status.progress)
-                self._bus.emit(Event(Kind.STATUS, job.take, state=status.state, progress=status.progress))
+                self._bus.emit(
+                    Event(EventKind.STATUS, job.take, state=status.state, progress=status.progress)
+                )
             if status.state.terminal:
                 return await self._terminal_status(lane, job, status)
             job.last_pending = job.last_seen
@@ -319,7 +321,7 @@ class Engine:
             try:
                 cancelled = await lane.provider.cancel(job.handle)
             except ProviderError as exc:
-                self._bus.emit(Event(Kind.WARNING, job.take, message=f"could not cancel: {exc}"))
+                self._bus.emit(Event(EventKind.WARNING, job.take, message=f"could not cancel: {exc}"))
         cost = Cost(0.0, "estimated") if cancelled else Cost(job.estimate, "estimated", ("may_bill",))
         what = "cancelled at the provider" if cancelled else "the provider may still finish and bill it"
         return TakeFailed(FailureKind.TIMEOUT, f"still running after {running:.0f} s; {what}", cost=cost)
@@ -391,19 +393,19 @@ class Engine:
             "failure_message": row["failure_message"],
             "flags": outcome.flags,
         }
-        if outcome.status is TakeStatus.DONE:
+        if outcome.status is TakeEnd.DONE:
             fields.update(bytes=outcome.bytes, sha256=outcome.sha256)
         with anyio.CancelScope(shield=True):
             written = await self._journal.charge(job.take.key, row, state=state, **fields)
         self.summary.spent_usd += written["cost_usd"] or 0.0
         if count:
             self._count(outcome)
-        self._bus.emit(Event(Kind.FINISHED, outcome.take, outcome=outcome))
+        self._bus.emit(Event(EventKind.FINISHED, outcome.take, outcome=outcome))
 
     def _count(self, outcome: Outcome) -> None:
-        if outcome.status is TakeStatus.DONE:
+        if outcome.status is TakeEnd.DONE:
             self.summary.done += 1
-        elif outcome.status is TakeStatus.CANCELLED:
+        elif outcome.status is TakeEnd.CANCELLED:
             self.summary.cancelled += 1
         else:
             self.summary.failed += 1
@@ -415,4 +417,4 @@ class Engine:
         """A submit, poll or download is about to be retried: counted, and said."""
         self._count_retry(retry.provider)
         message = str(retry) if take is not None else f"{retry.provider}: {retry}"
-        self._bus.emit(Event(Kind.RETRYING, take, message=message, retry=retry))
+        self._bus.emit(Event(EventKind.RETRYING, take, message=message, retry=retry))

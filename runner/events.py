@@ -17,7 +17,9 @@ from runner.retrying import Retry
 from runner.takes import Take
 
 
-class Kind(StrEnum):
+class EventKind(StrEnum):
+    """What an :class:`Event` is about (the ``event`` field of run.log lines)."""
+
     RUN_STARTED = "run_started"
     SKIPPED = "skipped"  # already done in an earlier run
     SUBMITTING = "submitting"
@@ -31,7 +33,7 @@ class Kind(StrEnum):
     RUN_FINISHED = "run_finished"
 
 
-class TakeStatus(StrEnum):
+class TakeEnd(StrEnum):
     """How a take ended (the ledger's ``status`` column)."""
 
     DONE = "done"
@@ -44,7 +46,7 @@ class Outcome:
     """A take's end, as the ledger records it."""
 
     take: Take
-    status: TakeStatus
+    status: TakeEnd
     task_id: str | None = None
     failure_kind: FailureKind | None = None
     failure_message: str | None = None
@@ -72,7 +74,7 @@ class Event:
     with STATUS, ``handle`` with SUBMITTED, ``outcome`` with FINISHED, ``retry`` with RETRYING (a
     new task after a provider-side failure has none); ``at`` is UTC."""
 
-    kind: Kind
+    kind: EventKind
     take: Take | None = None
     message: str = ""
     state: TaskState | None = None

@@ -17,7 +17,7 @@ from enum import StrEnum
 from runner.cost import Cost
 from runner.download import Downloaded
 from runner.errors import FailureKind
-from runner.events import Outcome, TakeStatus
+from runner.events import Outcome, TakeEnd
 from runner.journal import Record
 from runner.mp4 import duration_mismatch
 from runner.takes import Take
@@ -108,7 +108,7 @@ def done_outcome(job: Job, got: Downloaded) -> Outcome:
     assert cost is not None, "a clip is only downloaded once its task succeeded and was costed"
     return Outcome(
         take=job.take,
-        status=TakeStatus.DONE,
+        status=TakeEnd.DONE,
         task_id=job.handle,
         cost_usd=cost.usd,
         cost_source=cost.source,
@@ -136,7 +136,7 @@ def failed_outcome(job: Job, failure: TakeFailed) -> Outcome:
     flags = (*job.flags, *failure.flags, *(cost.flags if cost else ()))
     return Outcome(
         take=job.take,
-        status=TakeStatus.CANCELLED if failure.cancelled else TakeStatus.FAILED,
+        status=TakeEnd.CANCELLED if failure.cancelled else TakeEnd.FAILED,
         task_id=job.handle,
         failure_kind=failure.kind,
         failure_message=str(failure),

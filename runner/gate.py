@@ -27,6 +27,8 @@ class StopReason(StrEnum):
 
 @dataclass(frozen=True)
 class Refusal:
+    """Why the gate would not let a take start: the stop reason and a line for the user."""
+
     reason: StopReason
     message: str
 

@@ -18,7 +18,7 @@ from rich.console import Console, Group
 from rich.live import Live
 from rich.table import Table
 
-from runner.events import Event, Kind, TakeStatus
+from runner.events import Event, EventKind, TakeEnd
 from runner.providers.base import TaskState
 
 
@@ -91,25 +91,25 @@ class Progress:
 
     def _count(self, event: Event) -> None:
         c = self.counts
-        if event.kind is Kind.RUN_STARTED:
+        if event.kind is EventKind.RUN_STARTED:
             c.total = int(event.message or 0)
-        elif event.kind is Kind.SKIPPED:
+        elif event.kind is EventKind.SKIPPED:
             c.skipped += 1
         elif event.take is not None:
             self._move(event.take.label, _phase_of(event))
             self._per_shot(event)
-        if event.kind is Kind.FINISHED and event.outcome is not None:
+        if event.kind is EventKind.FINISHED and event.outcome is not None:
             c.spent_usd += event.outcome.cost_usd or 0.0
 
     def _per_shot(self, event: Event) -> None:
         assert event.take is not None
         shot = self.shots.setdefault(event.take.shot, ShotCounts())
-        if event.kind is Kind.SUBMITTING:
+        if event.kind is EventKind.SUBMITTING:
             shot.in_flight += 1
-        elif event.kind is Kind.FINISHED and event.outcome is not None:
+        elif event.kind is EventKind.FINISHED and event.outcome is not None:
             shot.in_flight = max(0, shot.in_flight - 1)
             shot.spent_usd += event.outcome.cost_usd or 0.0
-            if event.outcome.status is TakeStatus.DONE:
+            if event.outcome.status is TakeEnd.DONE:
                 shot.done += 1
             else:
                 shot.failed += 1
@@ -212,33 +212,33 @@ def _table(columns: list[tuple[str, list[str]]]) -> Table:
 
 def _worth_a_line_above_the_table(event: Event) -> bool:
     """On a terminal the table shows the routine; failures and warnings still get their own line."""
-    if event.kind is Kind.FINISHED:
-        return event.outcome is not None and event.outcome.status is not TakeStatus.DONE
-    return event.kind in (Kind.WARNING, Kind.STOPPING)
+    if event.kind is EventKind.FINISHED:
+        return event.outcome is not None and event.outcome.status is not TakeEnd.DONE
+    return event.kind in (EventKind.WARNING, EventKind.STOPPING)
 
 
 def _phase_of(event: Event) -> str | None:
-    if event.kind is Kind.SUBMITTING:
+    if event.kind is EventKind.SUBMITTING:
         return "submitting"
-    if event.kind is Kind.STATUS and event.state is not None:
+    if event.kind is EventKind.STATUS and event.state is not None:
         return "running" if event.state is TaskState.RUNNING else "queued"
-    if event.kind is Kind.DOWNLOADING:
+    if event.kind is EventKind.DOWNLOADING:
         return "downloading"
-    if event.kind is Kind.FINISHED and event.outcome is not None:
-        return "done" if event.outcome.status is TakeStatus.DONE else "failed"
+    if event.kind is EventKind.FINISHED and event.outcome is not None:
+        return "done" if event.outcome.status is TakeEnd.DONE else "failed"
     return None
 
 
 def _line_of(event: Event) -> str | None:
     label = event.take.label if event.take else ""
-    if event.kind is Kind.SUBMITTED:
+    if event.kind is EventKind.SUBMITTED:
         return f"submitted  {label}  ({event.take.provider if event.take else ''} task {event.handle})"
-    if event.kind is Kind.FINISHED and event.outcome is not None:
+    if event.kind is EventKind.FINISHED and event.outcome is not None:
         o = event.outcome
-        if o.status is TakeStatus.DONE:
+        if o.status is TakeEnd.DONE:
             return f"done       {label}  {o.output}  ${o.cost_usd or 0:.4f} ({o.cost_source})"
         return f"{o.status.value:<10} {label}  {o.failure_kind}: {o.failure_message}"
-    if event.kind in (Kind.RETRYING, Kind.WARNING, Kind.STOPPING):
+    if event.kind in (EventKind.RETRYING, EventKind.WARNING, EventKind.STOPPING):
         return f"{event.kind.value:<10} {label}  {event.message}".rstrip()
     return None
 

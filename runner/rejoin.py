@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from runner.cost import Cost, CostSource
-from runner.events import Event, Kind
+from runner.events import Event, EventKind
 from runner.flight import Job, Mode
 from runner.journal import Record
 from runner.ledger import STICKY_FAILURES
@@ -102,7 +102,7 @@ class _Rejoiner:
             if record.cost_usd is not None:
                 source: CostSource = "reported" if record.cost_source == "reported" else "estimated"
                 job.paid = Cost(record.cost_usd, source)
-            self._emit(Event(Kind.WARNING, take, message=f"picked up from an earlier run ({mode})"))
+            self._emit(Event(EventKind.WARNING, take, message=f"picked up from an earlier run ({mode})"))
         return job
 
     def _mode_of(self, take: Take, record: Record) -> Mode | None:
@@ -122,7 +122,7 @@ class _Rejoiner:
     def _done_mode(self, take: Take, record: Record) -> Mode | None:
         clip = self._policy.run_dir / (record.output or take.relpath)
         if not clip.exists():
-            self._emit(Event(Kind.WARNING, take, message=f"clip {clip} is missing: fetching it again"))
+            self._emit(Event(EventKind.WARNING, take, message=f"clip {clip} is missing: fetching it again"))
             return Mode.FETCH
         size = clip.stat().st_size
         if record.bytes is not None and size != record.bytes:
@@ -130,7 +130,7 @@ class _Rejoiner:
                 f"clip {clip} changed since it was saved ({size} bytes, was {record.bytes}); "
                 "left alone, and fetched again beside it"
             )
-            self._emit(Event(Kind.WARNING, take, message=message))
+            self._emit(Event(EventKind.WARNING, take, message=message))
             return Mode.REFETCH
         self._skip(take, "done in an earlier run")
         return None
@@ -152,10 +152,10 @@ class _Rejoiner:
         if self._policy.hold_uncertain:
             self._counts.held += 1
             message = "a submit may have landed unseen; held (--hold-uncertain): check the provider"
-            self._emit(Event(Kind.WARNING, take, message=message))
+            self._emit(Event(EventKind.WARNING, take, message=message))
             return None
         return Mode.UNCERTAIN
 
     def _skip(self, take: Take, why: str) -> None:
         self._counts.skipped += 1
-        self._emit(Event(Kind.SKIPPED, take, message=why))
+        self._emit(Event(EventKind.SKIPPED, take, message=why))

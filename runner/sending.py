@@ -30,7 +30,7 @@ from runner.errors import (
     TerminalError,
     TransientError,
 )
-from runner.events import Bus, Event, Kind
+from runner.events import Bus, Event, EventKind
 from runner.flight import Job, NotStarted, TakeFailed
 from runner.journal import AsyncJournal
 from runner.lanes import Lane
@@ -94,7 +94,7 @@ class Sender:
         retries spent) or NotStarted (the lane closed or the user interrupted before a send).
         """
         request = self._request(job)
-        self._bus.emit(Event(Kind.SUBMITTING, job.take, message=f"attempt {job.attempt}"))
+        self._bus.emit(Event(EventKind.SUBMITTING, job.take, message=f"attempt {job.attempt}"))
         retries = Retries(self._policy, self._clock, self._rng, Step.SUBMIT, lane.name)
         error: ProviderError | None = None
         while True:
@@ -174,8 +174,10 @@ class Sender:
             )
         if submitted.already_existed:
             job.flags.append("resumed")
-            self._bus.emit(Event(Kind.WARNING, job.take, message="already submitted earlier; polling it"))
-        self._bus.emit(Event(Kind.SUBMITTED, job.take, handle=submitted.handle))
+            self._bus.emit(
+                Event(EventKind.WARNING, job.take, message="already submitted earlier; polling it")
+            )
+        self._bus.emit(Event(EventKind.SUBMITTED, job.take, handle=submitted.handle))
 
     @staticmethod
     def _uncertain(job: Job, exc: AmbiguousSubmitError) -> TakeFailed:

@@ -123,13 +123,13 @@ def test_no_eight_character_run_survives(
 
 
 def test_run_log_writes_no_piece_of_a_key(tmp_path: Path) -> None:
-    from runner.events import Event, Kind
+    from runner.events import Event, EventKind
     from tests.providers.helpers import make_take
 
     log = RunLog(tmp_path / "run.log", Redactor([KEY, PLUS_KEY]))
     take = make_take("runway")
     for message in (f"401: {KEY[:12]}…", f"HINT: {KEY.upper()}", f"url ?k={quote(PLUS_KEY, safe='')}"):
-        log(Event(Kind.WARNING, take, message=message))
+        log(Event(EventKind.WARNING, take, message=message))
     log.close()
     text = (tmp_path / "run.log").read_text(encoding="utf-8")
     assert not leaks(text, KEY) and not leaks(text, PLUS_KEY)

@@ -21,7 +21,7 @@ from runner.collect import CollectOptions, Downloader
 from runner.download import Downloaded
 from runner.engine import Engine, EngineOptions
 from runner.errors import ExpiredURLError
-from runner.events import Bus, Event, Kind
+from runner.events import Bus, Event, EventKind
 from runner.images import ImageEncoder
 from runner.journal import AsyncJournal
 from runner.lanes import LaneOptions
@@ -69,15 +69,15 @@ async def test_429_shrinks_slots_and_every_take_still_finishes(
     assert aiml["max_in_flight"] <= 2
     assert aiml["rejected"] > 0, "the provider pushed back with 429"
     assert aiml["accepted"] == 5, "every take registered exactly once"
-    retries = [e for e in events if e.kind is Kind.RETRYING]
+    retries = [e for e in events if e.kind is EventKind.RETRYING]
     assert retries and all(e.retry is not None and e.retry.step is Step.SUBMIT for e in retries)
     assert len(ledger_rows(run_dir)) == 5
     # Slots shrank: the fifth take did not take the first slot to come free (as it would at a
     # fixed limit of 4), it waited until the takes that met 429s were through as well.
     fifth = next(
-        i for i, e in enumerate(events) if e.kind is Kind.SUBMITTING and e.take and e.take.index == 5
+        i for i, e in enumerate(events) if e.kind is EventKind.SUBMITTING and e.take and e.take.index == 5
     )
-    finished_before = sum(e.kind is Kind.FINISHED for e in events[:fifth])
+    finished_before = sum(e.kind is EventKind.FINISHED for e in events[:fifth])
     assert finished_before >= 2, f"the fifth take started after {finished_before} takes had finished"
 
 
@@ -214,12 +214,12 @@ async def test_auth_failure_stops_that_provider_and_the_others_go_on(
     assert (bad["status"], bad["failure_kind"]) == ("failed", "auth")
     assert sorted(r["status"] for r in rows if r["provider"] == "runware") == ["done", "done"]
     runway_submits = [
-        e for e in events if e.kind is Kind.SUBMITTING and e.take and e.take.provider == "runway"
+        e for e in events if e.kind is EventKind.SUBMITTING and e.take and e.take.provider == "runway"
     ]
     assert len(runway_submits) == 1, "one refused submit, then nothing more was sent"
     assert stats["runway"]["accepted"] == 0 and stats["runway"]["billed_usd"] == 0
     assert stats["runware"]["accepted"] == 2
-    warnings = [e.message for e in events if e.kind is Kind.WARNING]
+    warnings = [e.message for e in events if e.kind is EventKind.WARNING]
     assert any("runway: 3 takes not started" in w and "auth" in w for w in warnings), warnings
 
 
@@ -337,8 +337,8 @@ def test_run_log_redacts_a_key_that_reaches_it(tmp_path: Path) -> None:
     key = "rw_live_9f8e7d6c5b4a"
     log = RunLog(tmp_path / "run.log", Redactor([key, "abc", "rw_live"]))
     take = make_take("runware")
-    log(Event(Kind.WARNING, take, message=f"upstream said: invalid key {key} (see docs)"))
-    log(Event(Kind.RETRYING, take, message="key rw_live_* rotated"))
+    log(Event(EventKind.WARNING, take, message=f"upstream said: invalid key {key} (see docs)"))
+    log(Event(EventKind.RETRYING, take, message="key rw_live_* rotated"))
     log.close()
     text = (tmp_path / "run.log").read_text(encoding="utf-8")
     assert key not in text

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from runner.errors import FailureKind
-from runner.events import Outcome, TakeStatus
+from runner.events import Outcome, TakeEnd
 from runner.journal import Journal
 from runner.ledger import LedgerFiles, row_of, spec_of
 from runner.takes import ImageKind, ImageRef, Take
@@ -50,7 +50,7 @@ T1 = datetime(2025, 3, 1, 22, 16, 4, 500000, tzinfo=UTC)
 def done(take: Take, **extra: Any) -> Outcome:
     fields: dict[str, Any] = {
         "take": take,
-        "status": TakeStatus.DONE,
+        "status": TakeEnd.DONE,
         "task_id": f"task-{take.shot}-{take.index}",
         "cost_usd": 0.25,
         "cost_source": "reported",
@@ -69,7 +69,7 @@ def done(take: Take, **extra: Any) -> Outcome:
 def failed(take: Take, kind: FailureKind, message: str = "refused") -> Outcome:
     return Outcome(
         take=take,
-        status=TakeStatus.FAILED,
+        status=TakeEnd.FAILED,
         task_id="task-x",
         failure_kind=kind,
         failure_message=message,

@@ -7,7 +7,7 @@ import io
 import pytest
 from rich.console import Console
 
-from runner.events import Event, Kind, Outcome, TakeStatus
+from runner.events import Event, EventKind, Outcome, TakeEnd
 from runner.progress import Progress
 from tests.providers.helpers import make_take
 
@@ -17,13 +17,13 @@ LONG_SHOT = "harbor-dawn-establishing-wide-lighthouse"
 def _view(width: int) -> str:
     console = Console(width=width, file=io.StringIO(), record=True, force_terminal=True)
     progress = Progress(console, shots={LONG_SHOT: 12, "ice": 3})
-    progress(Event(Kind.RUN_STARTED, message="15"))
+    progress(Event(EventKind.RUN_STARTED, message="15"))
     for index in range(1, 12):
         take = make_take("runware", shot=LONG_SHOT, index=index)
-        progress(Event(Kind.SUBMITTING, take))
-        outcome = Outcome(take=take, status=TakeStatus.DONE, cost_usd=0.3042, cost_source="reported")
-        progress(Event(Kind.FINISHED, take, outcome=outcome))
-    progress(Event(Kind.SUBMITTING, make_take("runway", shot="ice", index=1)))
+        progress(Event(EventKind.SUBMITTING, take))
+        outcome = Outcome(take=take, status=TakeEnd.DONE, cost_usd=0.3042, cost_source="reported")
+        progress(Event(EventKind.FINISHED, take, outcome=outcome))
+    progress(Event(EventKind.SUBMITTING, make_take("runway", shot="ice", index=1)))
     console.export_text(clear=True)  # the event lines so far; the view alone is under test
     console.print(progress.render())
     return console.export_text()

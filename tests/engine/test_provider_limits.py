@@ -13,7 +13,7 @@ from rich.console import Console
 from runner.app import RunOptions, execute, prepare
 from runner.clock import ScaledClock
 from runner.errors import ConfigError
-from runner.events import Event, Kind
+from runner.events import Event, EventKind
 from tests.conftest import TEST_TIME_SCALE, SimFactory
 from tests.engine.helpers import KEY_VARS, URL_VARS, ledger_rows, run_against, shot, sim_env, write_manifest
 
@@ -46,7 +46,7 @@ async def test_runway_tier_of_2_caps_the_slots(sim_factory: SimFactory, tmp_path
         stats = sim.stats()["providers"]["runway"]
     assert summary.done == 5
     assert stats["max_in_flight"] <= 2, "no task waited THROTTLED, committed and billed later"
-    warnings = [e.message for e in events if e.kind is Kind.WARNING]
+    warnings = [e.message for e in events if e.kind is EventKind.WARNING]
     assert any("concurrency 8 is above the tier's 2" in w for w in warnings), warnings
 
 
@@ -63,7 +63,7 @@ async def test_a_daily_cap_of_3_submits_3_and_leaves_the_rest(
     assert (summary.done, summary.not_started) == (3, 2)
     assert stats["submissions"] == 3, "never a submit past the cap"
     assert summary.closed == {"runway": "daily limit"}
-    assert any("takes not started (daily limit)" in e.message for e in events if e.kind is Kind.WARNING)
+    assert any("takes not started (daily limit)" in e.message for e in events if e.kind is EventKind.WARNING)
     said = io.StringIO()
     assert _run_exit(summary, Console(file=said)) == EXIT_STOPPED
     assert "left for tomorrow's quota" in said.getvalue()
@@ -124,5 +124,5 @@ async def test_an_unreachable_provider_is_given_up_and_the_others_finish(
     assert summary.done == 2, "the other provider's takes finished"
     assert summary.not_started == 3 and not summary.ok
     assert summary.closed["aimlapi"].startswith("provider unreachable")
-    warnings = [e.message for e in events if e.kind is Kind.WARNING]
+    warnings = [e.message for e in events if e.kind is EventKind.WARNING]
     assert any("not submitted: provider unreachable" in w for w in warnings), warnings

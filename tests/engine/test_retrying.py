@@ -18,7 +18,7 @@ from runner.collect import CollectOptions
 from runner.download import Downloaded
 from runner.engine import Engine, EngineOptions
 from runner.errors import NotSentError, RateLimitedError, TransientError
-from runner.events import Bus, Event, Kind
+from runner.events import Bus, Event, EventKind
 from runner.images import ImageEncoder
 from runner.lanes import LaneOptions
 from runner.providers.base import SubmitRequest, Submitted, TaskState, TaskStatus
@@ -167,7 +167,7 @@ async def _run(
 
 
 def _retries_of(events: list[Event]) -> list[Retry]:
-    return [e.retry for e in events if e.kind is Kind.RETRYING and e.retry is not None]
+    return [e.retry for e in events if e.kind is EventKind.RETRYING and e.retry is not None]
 
 
 async def test_a_submit_that_never_gets_through_stops_at_the_total_time(tmp_path: Path) -> None:

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from runner.events import Event, Kind
+from runner.events import Event, EventKind
 from runner.retrying import Step
 from runner.simulator import Simulator
 from tests.conftest import SimFactory
@@ -80,7 +80,7 @@ async def test_flaky_profile_finishes_every_take(sim_factory: SimFactory, tmp_pa
         stats = sim.stats()
     assert (summary.done, summary.failed) == (18, 0)
     assert sum(stats["faults"].values()) > 0, "the flaky profile injected no fault"
-    retries = [e.retry for e in events if e.kind is Kind.RETRYING]
+    retries = [e.retry for e in events if e.kind is EventKind.RETRYING]
     assert any(r is not None and r.step is Step.POLL for r in retries), "poll retries are events"
     rows = ledger_rows(run_dir)
     _assert_verified(run_dir, rows)
@@ -131,7 +131,7 @@ async def test_runware_resend_meets_conflict_and_is_polled(sim_factory: SimFacto
     assert summary.done == 2
     assert stats["providers"]["runware"]["accepted"] == 2
     assert stats["providers"]["runware"]["billed_usd"] == pytest.approx(2 * 0.3042)
-    assert any(e.kind is Kind.WARNING and "already submitted" in e.message for e in events)
+    assert any(e.kind is EventKind.WARNING and "already submitted" in e.message for e in events)
     assert all("resumed" in r["flags"] for r in ledger_rows(run_dir))
 
 
