@@ -410,11 +410,8 @@ class Engine:
         else:
             self.summary.failed += 1
 
-    def _count_retry(self, provider: str) -> None:
-        self.summary.retries[provider] = self.summary.retries.get(provider, 0) + 1
-
     def _retrying(self, take: Take | None, retry: Retry) -> None:
         """A submit, poll or download is about to be retried: counted, and said."""
-        self._count_retry(retry.provider)
+        self.summary.count_retry(retry.provider, retry.step.value)
         message = str(retry) if take is not None else f"{retry.provider}: {retry}"
         self._bus.emit(Event(EventKind.RETRYING, take, message=message, retry=retry))

@@ -24,6 +24,11 @@ if TYPE_CHECKING:
 FILENAME = "summary.json"
 
 
+def _retries(steps: dict[str, int]) -> dict[str, Any]:
+    """A provider's retries in all, and by step (submit, poll, download)."""
+    return {"retries": sum(steps.values()), "retries_by_step": dict(sorted(steps.items()))}
+
+
 def take_counts(records: Iterable[Record]) -> dict[str, int]:
     """Takes per state, with ``succeeded`` split into in flight and paid-but-not-saved."""
     counts: Counter[str] = Counter()
@@ -86,7 +91,7 @@ def build(facts: RunFacts, summary: Summary, journal: Journal, *, started: datet
         },
         "deadline": facts.deadline.isoformat() if facts.deadline else None,
         "providers": {
-            name: figures | {"retries": summary.retries.get(name, 0)}
+            name: figures | _retries(summary.retries.get(name, {}))
             for name, figures in _providers(records).items()
         },
         "paths": {

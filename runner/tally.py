@@ -32,8 +32,12 @@ class Summary:
     stopped: StopReason | None = None
     #: Providers given up during the run, and why (bad key, out of credits, unreachable, daily limit).
     closed: dict[str, str] = field(default_factory=dict)
-    #: Retries per provider (submits, polls, downloads), for summary.json.
-    retries: dict[str, int] = field(default_factory=dict)
+    #: Retries per provider and step ("submit", "poll", "download"), for summary.json.
+    retries: dict[str, dict[str, int]] = field(default_factory=dict)
+
+    def count_retry(self, provider: str, step: str) -> None:
+        steps = self.retries.setdefault(provider, {})
+        steps[step] = steps.get(step, 0) + 1
 
     def counts(self) -> dict[str, float]:
         """The numbers, for ``run_finished`` in run.log."""

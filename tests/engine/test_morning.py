@@ -134,3 +134,16 @@ def test_run_json_prints_summary_json_and_it_matches_the_ledger(
     assert printed["providers"]["runware"]["retries"] == 0
     by_source = sum(r["cost_usd"] for r in rows if r["cost_source"] == "reported")
     assert printed["spend"]["reported_usd"] == pytest.approx(by_source)
+
+
+def test_summary_json_counts_retries_by_step(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    shots = [shot("gust", "runware", takes=4), shot("squall", "aimlapi", takes=4)]
+    manifest = write_manifest(tmp_path, shots, simulate=True)
+    code = main(["run", str(manifest), "--sim-time-scale", "0.01", "--sim-profile", "flaky", "--json"])
+    printed: dict[str, Any] = json.loads(capsys.readouterr().out)
+    assert code == 0
+    providers = printed["providers"]
+    for figures in providers.values():
+        assert set(figures["retries_by_step"]) <= {"submit", "poll", "download"}
+        assert figures["retries"] == sum(figures["retries_by_step"].values())
+    assert sum(f["retries"] for f in providers.values()) > 0, "the flaky profile made nothing retry"
