@@ -18,6 +18,7 @@ import anyio
 import anyio.to_thread
 import pytest
 from aiohttp import web
+from aiohttp.test_utils import TestServer
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -174,17 +175,14 @@ def threaded_server(app: web.Application) -> Iterator[str]:
     ready, stop = threading.Event(), threading.Event()
 
     async def serve() -> None:
-        runner = web.AppRunner(app)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        port = runner.addresses[0][1]
-        box["url"] = f"http://127.0.0.1:{port}"
+        http = TestServer(app, host="127.0.0.1")
+        await http.start_server()
+        box["url"] = str(http.make_url("")).rstrip("/")
         ready.set()
         try:
             await anyio.to_thread.run_sync(stop.wait)
         finally:
-            await runner.cleanup()
+            await http.close()
 
     thread = threading.Thread(target=anyio.run, args=(serve,), daemon=True)
     thread.start()

@@ -9,13 +9,13 @@ documents alone, so a misreading of the docs cannot hide in both the client and 
 Module map: ``config`` (profiles, knobs) · ``faults`` (seeded dice) · ``tasks`` (a task's life in
 simulated time) · ``state`` (the world) · ``stats`` (``/_sim/stats``) · ``aiml`` / ``runware`` /
 ``runway`` (each provider's routes, validation, envelopes) · ``files`` + ``mp4`` (the clips) ·
-``inputs`` (shared field checks) · ``wire`` (HTTP plumbing) · ``app`` (servers).
+``inputs`` (shared field checks) · ``wire`` (HTTP plumbing) · ``server`` (the app and its servers).
 """
 
 from __future__ import annotations
 
-from runner.simulator.app import Simulator, build_app, running_simulator, serve
 from runner.simulator.config import Faults, SimConfig
+from runner.simulator.server import Simulator, build_app, running_simulator, serve
 from runner.simulator.state import MODERATION_TRIGGER
 
 __all__ = [

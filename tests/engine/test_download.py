@@ -20,6 +20,7 @@ import aiohttp
 import anyio
 import pytest
 from aiohttp import web
+from aiohttp.test_utils import TestServer
 
 from runner.download import download
 from runner.errors import DownloadError, ExpiredURLError, TransientError
@@ -175,16 +176,13 @@ def _app(server: ClipServer) -> web.Application:
 @asynccontextmanager
 async def clip_server(watch: Path | None = None) -> AsyncIterator[ClipServer]:
     server = ClipServer(watch=watch)
-    runner = web.AppRunner(_app(server), shutdown_timeout=1.0)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    host, port = runner.addresses[0][:2]
-    server.base_url = f"http://{host}:{port}"
+    http = TestServer(_app(server), host="127.0.0.1")
+    await http.start_server(shutdown_timeout=1.0)
+    server.base_url = str(http.make_url("")).rstrip("/")
     try:
         yield server
     finally:
-        await runner.cleanup()
+        await http.close()
 
 
 async def _get(session: aiohttp.ClientSession, server: ClipServer, path: str, dest: Path) -> Path:

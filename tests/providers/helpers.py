@@ -17,6 +17,7 @@ from typing import Any
 
 import anyio
 from aiohttp import web
+from aiohttp.test_utils import TestServer
 
 from runner.providers.base import ProviderConfig, SubmitRequest
 from runner.providers.registry import simulated_config
@@ -129,14 +130,11 @@ async def canned(reply: Reply) -> AsyncIterator[CannedServer]:
     server = CannedServer(reply)
     app = web.Application()
     app.router.add_route("*", "/{tail:.*}", server.handle)
-    runner = web.AppRunner(app, shutdown_timeout=1.0)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    host, port = runner.addresses[0][:2]
-    server.base_url = f"http://{host}:{port}"
+    http = TestServer(app, host="127.0.0.1")
+    await http.start_server(shutdown_timeout=1.0)
+    server.base_url = str(http.make_url("")).rstrip("/")
     try:
         yield server
     finally:
         server.closing.set()
-        await runner.cleanup()
+        await http.close()

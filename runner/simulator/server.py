@@ -1,8 +1,10 @@
 """The simulator as a server: the aiohttp app, the embedded runner for tests, the standalone one.
 
-Three ways in: tests and ``previz run --simulate`` use :func:`running_simulator` (loopback, a free
-port, torn down on exit); ``previz simulate`` uses :func:`serve` (blocking until Ctrl-C or
-SIGTERM, which end it quietly); anything else can mount :func:`build_app`.
+Three ways in: tests and ``previz run --simulate`` use :func:`running_simulator` (aiohttp's own
+``TestServer``: loopback, a free port, torn down on exit); ``previz simulate`` uses :func:`serve`
+(blocking until Ctrl-C or SIGTERM, which end it quietly) — an ``AppRunner`` and ``TCPSite`` of its
+own, because it binds the host and port the user chose, IPv6 included, and runs for hours;
+anything else can mount :func:`build_app`.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from aiohttp import web
+from aiohttp.test_utils import TestServer
 
 from runner.simulator import aiml, files, runware, runway
 from runner.simulator.config import SimConfig
@@ -78,11 +81,12 @@ async def _start(app: web.Application, host: str, port: int) -> tuple[web.AppRun
 async def running_simulator(config: SimConfig) -> AsyncIterator[Simulator]:
     """``async with running_simulator(config) as sim:`` — served on 127.0.0.1, a free port."""
     app = build_app(config)
-    runner, base_url = await _start(app, "127.0.0.1", 0)
+    server = TestServer(app, host="127.0.0.1")
+    await server.start_server(access_log=None, shutdown_timeout=SHUTDOWN_TIMEOUT)
     try:
-        yield Simulator(config, app, base_url)
+        yield Simulator(config, app, str(server.make_url("")).rstrip("/"))
     finally:
-        await runner.cleanup()
+        await server.close()
 
 
 async def _serve_until_stopped(
