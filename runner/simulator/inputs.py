@@ -102,10 +102,11 @@ def is_loopback(host: str | None) -> bool:
     """The far side keeps its own reading of "loopback": it imports nothing from the runner."""
     if not host:
         return False
-    if host == "localhost":
+    name = host.strip("[]").lower()
+    if name.rstrip(".") == "localhost":
         return True
     try:
-        return ipaddress.ip_address(host).is_loopback
+        return ipaddress.ip_address(name).is_loopback
     except ValueError:
         return False
 
