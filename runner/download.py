@@ -1,8 +1,10 @@
 """Streamed, verified downloads: a clip is done only when a whole, real MP4 is on disk.
 
-The body is streamed to ``<name>.part`` in fixed-size chunks (memory stays flat whatever the clip
-size) while its sha256 is computed; then the size is checked against Content-Length and the box
-structure is walked (:mod:`runner.mp4`); the file is fsynced as written, then renamed into place.
+The body is streamed to ``<name>.part`` while its sha256 is computed: the event loop reads the
+socket and a writer thread hashes and writes what it read (:mod:`runner.piecewriter`), so the two
+overlap and the loop never blocks on the disk; a bounded queue between them keeps memory flat
+whatever the clip size. Then the size is checked against Content-Length and the box structure is
+walked (:mod:`runner.mp4`); the file is fsynced once, then renamed into place.
 A short body is resumed with a Range request where the server offers one, else fetched again.
 
 Why every limit here: a result URL comes from a provider or its CDN, and either may be broken or
@@ -20,7 +22,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import os
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from io import BufferedWriter
@@ -35,8 +36,11 @@ from yarl import URL
 from runner.errors import DownloadError, ExpiredURLError, NotSentError, TransientError, UnfetchableError
 from runner.mp4 import Mp4Error, inspect
 from runner.netloc import fetch_problem, safe_url
+from runner.piecewriter import PieceWriter
 
-CHUNK = 256 * 1024
+#: Pieces read from the socket (at most; aiohttp hands over what has arrived) and queued for the
+#: writer thread, at most 4 waiting: memory stays under about PIECE × 6.
+PIECE = 1 << 20
 EXPIRED = frozenset({403, 404, 410})
 REDIRECTS = frozenset({301, 302, 303, 307, 308})
 MAX_REDIRECTS = 5
@@ -216,25 +220,21 @@ def _total_length(resp: aiohttp.ClientResponse, already: int) -> int | None:
 
 async def _stream(resp: aiohttp.ClientResponse, part: _Part, where: _Where) -> None:
     fh = await anyio.to_thread.run_sync(_open, part.path, part.size > 0)
+    writer = PieceWriter(fh, part.hasher)
     try:
-        async for chunk in resp.content.iter_chunked(CHUNK):
-            _check_cap(part.size + len(chunk), part, where)  # stop reading before writing past the cap
-            part.hasher.update(chunk)
-            part.size += len(chunk)
-            await anyio.to_thread.run_sync(fh.write, chunk)
-        await anyio.to_thread.run_sync(_sync, fh)
-    finally:  # closed even when a timeout or a hard stop cancels the download mid-write
+        async for piece in resp.content.iter_chunked(PIECE):
+            _check_cap(part.size + len(piece), part, where)  # stop reading before writing past the cap
+            part.size += len(piece)
+            await writer.put(piece)
+        await writer.finish()
+    finally:  # the thread ends and the file is closed even when a timeout or a hard stop cancels
         with anyio.CancelScope(shield=True):
+            await writer.abort()
             await anyio.to_thread.run_sync(fh.close)
 
 
 def _open(path: Path, append: bool) -> BufferedWriter:
     return path.open("ab" if append else "wb")
-
-
-def _sync(fh: BufferedWriter) -> None:
-    fh.flush()
-    os.fsync(fh.fileno())
 
 
 async def _finish(part: _Part, dest: Path, where: _Where) -> Downloaded:

@@ -24,6 +24,7 @@ from runner.download import (
     DEFAULT_READ_TIMEOUT,
     DEFAULT_TOTAL_TIMEOUT,
     MAX_REDIRECTS,
+    PIECE,
     Downloaded,
     download,
 )
@@ -137,8 +138,11 @@ async def test_a_gzip_bomb_is_inflated_only_up_to_the_cap(tmp_path: Path) -> Non
             _, peak = tracemalloc.get_traced_memory()
         finally:
             tracemalloc.stop()
-    assert 0 < watcher.largest <= CAP
-    assert peak < 4 * CAP, f"peak {peak / 1e6:.1f} MB"
+    # The bomb inflates faster than the writer thread writes: the cap may be hit before a byte of
+    # it reaches the disk, so "something was written" is the endless-body test's to show.
+    assert watcher.samples > 1 and watcher.largest <= CAP
+    # bounded by the cap and the download's own read piece, not by what the bomb would inflate to
+    assert peak < 4 * CAP + 2 * PIECE, f"peak {peak / 1e6:.1f} MB"
     _nothing_kept(tmp_path)
 
 

@@ -1,0 +1,106 @@
+"""A download's disk side: one thread hashes and writes what the event loop read.
+
+Why a thread of its own, fed by a bounded queue: hashing and writing a clip on the event loop
+stalls every other take for as long as the disk takes, and one worker-thread hop per chunk makes
+the loop wait for each write in turn, so reading and writing never overlap. Here the loop only
+queues a piece (no hop) and goes back to the socket while the thread hashes and writes the one
+before it — ``hashlib`` and file writes release the GIL for large buffers. The queue holds at
+most ``depth`` pieces, so a slow disk slows the reading down instead of growing memory. The thread
+fsyncs the file once at the end.
+
+A write that fails (a full disk) is kept and raised to the loop as the same :class:`OSError` at
+its next :meth:`PieceWriter.put` or at :meth:`PieceWriter.finish`; the thread goes on draining the
+queue so the loop never blocks on it. :meth:`PieceWriter.abort` stops and joins the thread on
+every way out, a cancelled download included.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import threading
+from typing import Protocol
+
+import anyio
+import anyio.lowlevel
+import anyio.to_thread
+
+_END = b""  # the loop has nothing more (a real piece is never empty)
+
+
+class Hasher(Protocol):
+    def update(self, data: bytes, /) -> None: ...
+
+
+class Sink(Protocol):
+    """The open ``.part`` file (a binary file object)."""
+
+    def write(self, data: bytes, /) -> int: ...
+    def flush(self) -> None: ...
+    def fileno(self) -> int: ...
+
+
+class PieceWriter:
+    """Hashes and writes pieces in a thread of its own (see the module doc). Use once."""
+
+    def __init__(self, fh: Sink, hasher: Hasher, *, depth: int = 8) -> None:
+        self._fh = fh
+        self._hasher = hasher
+        self._queue: queue.Queue[bytes] = queue.Queue(maxsize=depth)
+        self._error: OSError | None = None
+        self._aborted = False
+        self._thread = threading.Thread(target=self._work, name="previz-piece-writer", daemon=True)
+        self._thread.start()
+
+    async def put(self, piece: bytes) -> None:
+        """Queue ``piece`` (waiting in a worker thread only while the queue is full)."""
+        self._raise_failure()
+        if not piece:
+            return
+        try:
+            self._queue.put_nowait(piece)
+        except queue.Full:
+            await anyio.to_thread.run_sync(self._queue.put, piece)
+        else:
+            await anyio.lowlevel.checkpoint()  # a body that needs no waiting must not starve the loop
+
+    async def finish(self) -> None:
+        """Every piece hashed, written and fsynced; raises the first write error, if any."""
+        await self._end()
+        self._raise_failure()
+
+    async def abort(self) -> None:
+        """Stop the thread without writing what is still queued (safe after :meth:`finish`)."""
+        self._aborted = True
+        await self._end()
+
+    async def _end(self) -> None:
+        if not self._thread.is_alive():
+            return
+        await anyio.to_thread.run_sync(self._queue.put, _END)
+        await anyio.to_thread.run_sync(self._thread.join)
+
+    def _raise_failure(self) -> None:
+        if self._error is not None:
+            raise self._error
+
+    def _work(self) -> None:
+        while piece := self._queue.get():
+            if self._error is None and not self._aborted:
+                self._write(piece)
+        if self._error is None and not self._aborted:
+            self._sync()
+
+    def _write(self, piece: bytes) -> None:
+        try:
+            self._hasher.update(piece)
+            self._fh.write(piece)
+        except OSError as exc:
+            self._error = exc
+
+    def _sync(self) -> None:
+        try:
+            self._fh.flush()
+            os.fsync(self._fh.fileno())
+        except OSError as exc:
+            self._error = exc
