@@ -40,7 +40,7 @@ from runner.piecewriter import PieceWriter
 
 #: Pieces read from the socket (at most; aiohttp hands over what has arrived) and queued for the
 #: writer thread, at most 4 waiting: memory stays under about PIECE × 6.
-PIECE = 1 << 20
+PIECE = 512 * 1024
 EXPIRED = frozenset({403, 404, 410})
 REDIRECTS = frozenset({301, 302, 303, 307, 308})
 MAX_REDIRECTS = 5

@@ -43,7 +43,7 @@ class Sink(Protocol):
 class PieceWriter:
     """Hashes and writes pieces in a thread of its own (see the module doc). Use once."""
 
-    def __init__(self, fh: Sink, hasher: Hasher, *, depth: int = 8) -> None:
+    def __init__(self, fh: Sink, hasher: Hasher, *, depth: int = 4) -> None:
         self._fh = fh
         self._hasher = hasher
         self._queue: queue.Queue[bytes] = queue.Queue(maxsize=depth)

@@ -19,6 +19,7 @@ import aiohttp
 import anyio
 import pytest
 
+from runner import download as download_module
 from runner.download import (
     DEFAULT_MAX_BYTES,
     DEFAULT_READ_TIMEOUT,
@@ -115,7 +116,10 @@ async def test_an_ftyp_box_followed_by_zeros_is_not_a_clip(tmp_path: Path) -> No
     _nothing_kept(tmp_path)
 
 
-async def test_an_endless_body_stops_at_the_size_cap(tmp_path: Path) -> None:
+async def test_an_endless_body_stops_at_the_size_cap(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Pieces of 64 kB: with at most 8 queued, the writer thread has written some before the cap
+    # stops the reading, so the watcher sees the file grow (a 1 MB piece could be the cap at once).
+    monkeypatch.setattr(download_module, "PIECE", 64 * 1024)
     dest = tmp_path / "clip.mp4"
     async with hostile_server() as hostile, watching(dest) as watcher:
         with pytest.raises(UnfetchableError, match="over the size cap") as caught:
