@@ -176,6 +176,24 @@ async def test_slow_answers_still_arrive(sim_factory: SimFactory) -> None:
         assert sim.stats()["faults"]["slow"] == 2
 
 
+async def test_a_slow_submit_lands_even_when_its_client_gave_up(sim_factory: SimFactory) -> None:
+    """Like a real API, the simulator finishes a request it received: no cancel on disconnect."""
+    async with (
+        sim_factory(time_scale=1.0, slow=1.0, slow_seconds=0.3) as sim,
+        aiohttp.ClientSession() as session,
+    ):
+        url = f"{sim.base_url}/v2/video/generations"
+        with pytest.raises(TimeoutError):
+            await session.post(
+                url, json=aiml_body(), headers=aiml_headers(sim), timeout=aiohttp.ClientTimeout(0.05)
+            )
+
+        async def accepted() -> int | None:
+            return sim.stats()["providers"]["aimlapi"]["accepted"] or None
+
+        assert await eventually(accepted, attempts=200, interval=0.01) == 1
+
+
 async def test_moderation_odds_fail_tasks_without_the_trigger(sim_factory: SimFactory) -> None:
     async with sim_factory(time_scale=FAST, moderation=1.0) as sim, aiohttp.ClientSession() as session:
         url = f"{sim.base_url}/v1/image_to_video"
