@@ -1,10 +1,13 @@
 """The simulator as a server: the aiohttp app, the embedded runner for tests, the standalone one.
 
-Three ways in: tests and ``previz run --simulate`` use :func:`running_simulator` (aiohttp's own
-``TestServer``: loopback, a free port, torn down on exit); ``previz simulate`` uses :func:`serve`
-(blocking until Ctrl-C or SIGTERM, which end it quietly) — an ``AppRunner`` and ``TCPSite`` of its
-own, because it binds the host and port the user chose, IPv6 included, and runs for hours;
-anything else can mount :func:`build_app`.
+Three ways in: tests and ``previz run --simulate`` use :func:`running_simulator` (loopback, a free
+port, torn down on exit); ``previz simulate`` uses :func:`serve` (blocking until Ctrl-C or
+SIGTERM, which end it quietly); anything else can mount :func:`build_app`.
+
+The embedded one is aiohttp's ``TestServer``; :func:`serve` keeps ``AppRunner`` + ``TCPSite``,
+because a long-running server on a chosen ``--host`` should listen on every address that name
+resolves to (``localhost`` is often both 127.0.0.1 and ::1), where ``TestServer`` binds a single
+socket.
 """
 
 from __future__ import annotations
@@ -67,22 +70,29 @@ class Simulator:
         return self._world.stats()
 
 
-async def _start(app: web.Application, host: str, port: int) -> tuple[web.AppRunner, str]:
-    runner = web.AppRunner(app, access_log=None, shutdown_timeout=SHUTDOWN_TIMEOUT)
-    await runner.setup()
-    site = web.TCPSite(runner, host, port)
-    await site.start()
-    bound_port = runner.addresses[0][1]
-    shown = f"[{host}]" if ":" in host else host
-    return runner, f"http://{shown}:{bound_port}"
+#: Both servers: no access log, the same shutdown grace, handlers run to their end.
+_RUNNER_OPTIONS: dict[str, Any] = {
+    "access_log": None,
+    "shutdown_timeout": SHUTDOWN_TIMEOUT,
+    "handler_cancellation": False,
+}
+
+
+class _SimServer(TestServer):
+    """``TestServer`` without its handler cancellation: like a real API, the simulator finishes a
+    request it received even when the client hangs up (a slow submit still lands)."""
+
+    async def _make_runner(self, **kwargs: Any) -> web.AppRunner:
+        kwargs.update(_RUNNER_OPTIONS)  # over TestServer's handler_cancellation=True
+        return web.AppRunner(self.app, **kwargs)
 
 
 @contextlib.asynccontextmanager
 async def running_simulator(config: SimConfig) -> AsyncIterator[Simulator]:
     """``async with running_simulator(config) as sim:`` — served on 127.0.0.1, a free port."""
     app = build_app(config)
-    server = TestServer(app, host="127.0.0.1")
-    await server.start_server(access_log=None, shutdown_timeout=SHUTDOWN_TIMEOUT)
+    server = _SimServer(app, host="127.0.0.1")
+    await server.start_server()
     try:
         yield Simulator(config, app, str(server.make_url("")).rstrip("/"))
     finally:
@@ -96,10 +106,14 @@ async def _serve_until_stopped(
     loop = asyncio.get_running_loop()
     with contextlib.suppress(NotImplementedError, RuntimeError):
         loop.add_signal_handler(signal.SIGTERM, stop.set)
-    runner, base_url = await _start(build_app(config), host, port)
+    runner = web.AppRunner(build_app(config), **_RUNNER_OPTIONS)
+    await runner.setup()
     try:
+        await web.TCPSite(runner, host, port).start()
+        bound_port = runner.addresses[0][1]
+        shown = f"[{host}]" if ":" in host else host
         if on_ready is not None:
-            on_ready(base_url)
+            on_ready(f"http://{shown}:{bound_port}")
         await stop.wait()
     finally:
         await runner.cleanup()
