@@ -22,8 +22,10 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import os
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from functools import partial
 from io import BufferedWriter
 from pathlib import Path
 
@@ -34,7 +36,7 @@ import anyio.to_thread
 from yarl import URL
 
 from runner.errors import DownloadError, ExpiredURLError, NotSentError, TransientError, UnfetchableError
-from runner.mp4 import Mp4Error, inspect
+from runner.mp4 import Mp4Error, Mp4Info, inspect
 from runner.netloc import fetch_problem, safe_url
 from runner.piecewriter import PieceWriter
 
@@ -219,18 +221,16 @@ def _total_length(resp: aiohttp.ClientResponse, already: int) -> int | None:
 
 
 async def _stream(resp: aiohttp.ClientResponse, part: _Part, where: _Where) -> None:
-    fh = await anyio.to_thread.run_sync(_open, part.path, part.size > 0)
-    writer = PieceWriter(fh, part.hasher)
+    writer = PieceWriter(partial(_open, part.path, part.size > 0), part.hasher)
     try:
         async for piece in resp.content.iter_chunked(PIECE):
             _check_cap(part.size + len(piece), part, where)  # stop reading before writing past the cap
             part.size += len(piece)
             await writer.put(piece)
         await writer.finish()
-    finally:  # the thread ends and the file is closed even when a timeout or a hard stop cancels
+    finally:  # the thread ends (and closes the file) even when a timeout or a hard stop cancels
         with anyio.CancelScope(shield=True):
             await writer.abort()
-            await anyio.to_thread.run_sync(fh.close)
 
 
 def _open(path: Path, append: bool) -> BufferedWriter:
@@ -241,10 +241,9 @@ async def _finish(part: _Part, dest: Path, where: _Where) -> Downloaded:
     if part.total is not None and part.size != part.total:
         raise DownloadError(f"{where}: got {part.size} of {part.total} bytes after resuming")
     try:
-        info = await anyio.to_thread.run_sync(inspect, part.path)
+        info = await anyio.to_thread.run_sync(_inspect_and_place, part.path, dest)
     except Mp4Error as exc:
         raise DownloadError(f"{where}: {exc} ({part.size} bytes)") from exc
-    await aiofiles.os.replace(part.path, dest)
     return Downloaded(
         path=dest,
         bytes=part.size,
@@ -253,6 +252,13 @@ async def _finish(part: _Part, dest: Path, where: _Where) -> Downloaded:
         width=info.width,
         height=info.height,
     )
+
+
+def _inspect_and_place(part: Path, dest: Path) -> Mp4Info:
+    """A whole MP4 is renamed into place; anything else raises Mp4Error and stays a ``.part``."""
+    info = inspect(part)
+    os.replace(part, dest)
+    return info
 
 
 async def _remove(path: Path) -> None:

@@ -6,12 +6,13 @@ the loop wait for each write in turn, so reading and writing never overlap. Here
 queues a piece (no hop) and goes back to the socket while the thread hashes and writes the one
 before it — ``hashlib`` and file writes release the GIL for large buffers. The queue holds at
 most ``depth`` pieces, so a slow disk slows the reading down instead of growing memory. The thread
-fsyncs the file once at the end.
+opens the file, fsyncs it once at the end and closes it, so the loop makes one thread hop per
+download for all of that (waiting for the end), not one per step.
 
-A write that fails (a full disk) is kept and raised to the loop as the same :class:`OSError` at
-its next :meth:`PieceWriter.put` or at :meth:`PieceWriter.finish`; the thread goes on draining the
-queue so the loop never blocks on it. :meth:`PieceWriter.abort` stops and joins the thread on
-every way out, a cancelled download included.
+A write that fails (a full disk, or a file that cannot be opened) is kept and raised to the loop
+as the same :class:`OSError` at its next :meth:`PieceWriter.put` or at :meth:`PieceWriter.finish`;
+the thread goes on draining the queue so the loop never blocks on it. :meth:`PieceWriter.abort`
+stops and joins the thread on every way out, a cancelled download included.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from __future__ import annotations
 import os
 import queue
 import threading
+from collections.abc import Callable
 from typing import Protocol
 
 import anyio
@@ -38,13 +40,15 @@ class Sink(Protocol):
     def write(self, data: bytes, /) -> int: ...
     def flush(self) -> None: ...
     def fileno(self) -> int: ...
+    def close(self) -> None: ...
 
 
 class PieceWriter:
     """Hashes and writes pieces in a thread of its own (see the module doc). Use once."""
 
-    def __init__(self, fh: Sink, hasher: Hasher, *, depth: int = 4) -> None:
-        self._fh = fh
+    def __init__(self, open_file: Callable[[], Sink], hasher: Hasher, *, depth: int = 4) -> None:
+        self._open = open_file
+        self._fh: Sink | None = None
         self._hasher = hasher
         self._queue: queue.Queue[bytes] = queue.Queue(maxsize=depth)
         self._error: OSError | None = None
@@ -77,7 +81,10 @@ class PieceWriter:
     async def _end(self) -> None:
         if not self._thread.is_alive():
             return
-        await anyio.to_thread.run_sync(self._queue.put, _END)
+        try:
+            self._queue.put_nowait(_END)
+        except queue.Full:
+            await anyio.to_thread.run_sync(self._queue.put, _END)
         await anyio.to_thread.run_sync(self._thread.join)
 
     def _raise_failure(self) -> None:
@@ -85,13 +92,19 @@ class PieceWriter:
             raise self._error
 
     def _work(self) -> None:
+        try:
+            self._fh = self._open()
+        except OSError as exc:
+            self._error = exc
         while piece := self._queue.get():
             if self._error is None and not self._aborted:
                 self._write(piece)
         if self._error is None and not self._aborted:
             self._sync()
+        self._close()
 
     def _write(self, piece: bytes) -> None:
+        assert self._fh is not None
         try:
             self._hasher.update(piece)
             self._fh.write(piece)
@@ -99,8 +112,17 @@ class PieceWriter:
             self._error = exc
 
     def _sync(self) -> None:
+        assert self._fh is not None
         try:
             self._fh.flush()
             os.fsync(self._fh.fileno())
         except OSError as exc:
             self._error = exc
+
+    def _close(self) -> None:
+        if self._fh is None:
+            return
+        try:
+            self._fh.close()
+        except OSError as exc:  # buffered bytes the disk refused
+            self._error = self._error or exc
