@@ -136,7 +136,11 @@ class LedgerFiles:
         self.failed: str | None = None
 
     def sync(self, journal: Journal) -> int:
-        """Append the journal's rows that either file lacks; fsync once. Returns rows appended.
+        """Append the journal's rows that either file lacks. Returns rows appended.
+
+        Written through to the OS at once (a killed process loses nothing), fsynced only at
+        :meth:`close`: the journal is the durable record, committed with ``synchronous=FULL``
+        before this runs, and a run after a power cut appends whatever rows the files lost.
 
         A write that fails (a full disk) stops the files for this run, not the run: the journal
         holds every row, and the next run appends what is missing. ``failed`` says why.
@@ -163,13 +167,17 @@ class LedgerFiles:
         if written:
             for fh in (self._csv, self._jsonl):
                 fh.flush()
-                os.fsync(fh.fileno())
         return written
 
     def close(self) -> None:
         for fh in (self._csv, self._jsonl):
             try:
-                fh.close()
+                try:
+                    if not fh.closed:
+                        fh.flush()
+                        os.fsync(fh.fileno())
+                finally:
+                    fh.close()
             except OSError as exc:  # buffered bytes that a full disk refused: the next run rewrites them
                 self.failed = self.failed or f"cannot write the ledger files ({exc.strerror or exc})"
 
