@@ -26,6 +26,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import anyio
 
@@ -47,6 +48,7 @@ from runner.takes import Take
 from runner.tally import DAILY_LIMIT, Summary
 
 FINISHED_AT_PROVIDER = frozenset({Mode.FETCH, Mode.REFETCH})
+NEEDS_RESERVATION = frozenset({Mode.NEW, Mode.UNCERTAIN})  # a new attempt: new money at stake
 
 
 @dataclass(frozen=True)
@@ -204,13 +206,15 @@ class Engine:
         self._new_tasks[lane.name] = started + 1
         return True
 
-    async def _reserve(self, job: Job) -> None:
-        """The budget and deadline, checked and reserved in one journal transaction; else NotStarted.
+    async def _reserve(self, job: Job, write_ahead: Mapping[str, Any]) -> None:
+        """The budget and deadline, checked and reserved in one journal transaction with the first
+        send's write-ahead row; else NotStarted (and nothing written).
 
         Done in the take's own task, so the reservations of takes started together share a commit.
         """
         check = partial(self._gate.check, job.estimate)
-        refusal = await self._journal.reserve(job.take.key, job.attempt, job.estimate, check)
+        key = job.take.key
+        refusal = await self._journal.reserve(key, job.attempt, job.estimate, check, then=write_ahead)
         if refusal is not None:
             self.stop(refusal.reason, refusal.message)
             raise NotStarted(refusal.message)
@@ -257,10 +261,9 @@ class Engine:
         if job.mode is Mode.POLL:  # submitted by an earlier run: its schedule starts from now
             job.submitted_clock = self._clock.now()
         try:
-            if job.mode in (Mode.NEW, Mode.UNCERTAIN):
-                await self._reserve(job)
             if job.mode is not Mode.POLL:
-                await self._sender.submit(lane, job)
+                reserve = partial(self._reserve, job) if job.mode in NEEDS_RESERVATION else None
+                await self._sender.submit(lane, job, reserve)
             status = await self._await_terminal(lane, job)
             clean = True
             return status

@@ -305,13 +305,19 @@ class Journal:
     # The op_* methods run inside a transaction their caller holds (:meth:`batch` or a wrapper).
 
     def op_reserve(
-        self, key: str, attempt: int, estimate: float, check: Callable[[Money], R | None]
+        self,
+        key: str,
+        attempt: int,
+        estimate: float,
+        check: Callable[[Money], R | None],
+        then: Mapping[str, Any] | None = None,
     ) -> R | None:
         """Start attempt ``attempt``: reserve ``estimate`` and mark the take ``reserved``.
 
         ``check`` sees spent and reserved *inside* the transaction, so concurrent submits cannot
         overshoot the budget together. Returns its refusal (nothing written), or None. Nothing is
-        sent yet: ``submitting`` is written before each POST (:meth:`op_update`).
+        sent yet: ``submitting`` is written before each POST (:meth:`op_update`) — for the first
+        POST as ``then``, in this same transaction (one commit less per take).
         """
         conn = self._conn
         conn.execute("UPDATE takes SET reserved_usd=0 WHERE key=? AND state='reserved'", (key,))
@@ -325,6 +331,8 @@ class Journal:
             " submitted_at=NULL, finished_at=NULL, generation_s=NULL, flags='' WHERE key=?",
             (attempt, estimate, key),
         )
+        if then:
+            self.op_update(key, then)
         return None
 
     def reclaim(self, key: str) -> Record:
@@ -453,9 +461,14 @@ class AsyncJournal:
                 call.error = call.error or exc
 
     async def reserve(
-        self, key: str, attempt: int, estimate: float, check: Callable[[Money], R | None]
+        self,
+        key: str,
+        attempt: int,
+        estimate: float,
+        check: Callable[[Money], R | None],
+        then: Mapping[str, Any] | None = None,
     ) -> R | None:
-        return await self._run(partial(self.sync.op_reserve, key, attempt, estimate, check))
+        return await self._run(partial(self.sync.op_reserve, key, attempt, estimate, check, then))
 
     async def update(self, key: str, **fields: Any) -> None:
         await self._run(partial(self.sync.op_update, key, fields))

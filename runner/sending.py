@@ -13,9 +13,9 @@ the provider hands to a second take fails that take (polling it would report the
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 import anyio
 
@@ -42,6 +42,10 @@ from runner.takes import ImageRef, Take
 SUBMIT_RETRY = RetryPolicy(attempts=8, total=600.0)
 #: Failures that close a provider's lane: no other take can succeed with that key or account.
 STOPPING_KINDS = frozenset({FailureKind.AUTH, FailureKind.CREDITS})
+
+
+#: Reserves a new attempt's budget together with the given write-ahead row (see Engine._reserve).
+Reserve = Callable[[Mapping[str, Any]], Awaitable[None]]
 
 
 class Encoder(Protocol):
@@ -87,8 +91,11 @@ class Sender:
         self._handles: dict[tuple[str, str], str] = {}  # (provider, task id) → the take that has it
         self._unreachable_since: dict[str, float] = {}
 
-    async def submit(self, lane: Lane, job: Job) -> None:
+    async def submit(self, lane: Lane, job: Job, reserve: Reserve | None = None) -> None:
         """Send the take's task; on return its task id is in the journal and on ``job``.
+
+        ``reserve``, for a new attempt, writes the first write-ahead row together with the
+        attempt's budget reservation (it raises NotStarted when the budget or deadline refuses).
 
         Raises TakeFailed (a refusal, a submit that may have landed where resending is unsafe,
         retries spent) or NotStarted (the lane closed or the user interrupted before a send).
@@ -100,7 +107,8 @@ class Sender:
         while True:
             await lane.rate.wait()
             self._check_may_send(lane, error)
-            await self._write_ahead(lane, job, request)
+            await self._write_ahead(lane, job, request, reserve)
+            reserve = None
             try:
                 submitted = await lane.provider.submit(request)
             except TerminalError as exc:
@@ -154,11 +162,17 @@ class Sender:
         if why:
             raise NotStarted(why)
 
-    async def _write_ahead(self, lane: Lane, job: Job, request: SubmitRequest) -> None:
+    async def _write_ahead(
+        self, lane: Lane, job: Job, request: SubmitRequest, reserve: Reserve | None
+    ) -> None:
         """``submitting`` is on disk before the POST: a crash after it is reconciled on rerun."""
         job.submits += 1
         job.handle = lane.provider.planned_handle(request)
-        await self._journal.update(job.take.key, state="submitting", handle=job.handle, submits=job.submits)
+        row = {"state": "submitting", "handle": job.handle, "submits": job.submits}
+        if reserve is not None:
+            await reserve(row)
+        else:
+            await self._journal.update(job.take.key, **row)
 
     async def _submitted(self, job: Job, submitted: Submitted) -> None:
         owner = self._handles.setdefault((job.take.provider, submitted.handle), job.take.label)
