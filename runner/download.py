@@ -21,6 +21,7 @@ fresh one; the rest is :class:`~runner.errors.TransientError` or
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import os
 from collections.abc import AsyncIterator
@@ -62,13 +63,18 @@ class Downloaded:
     height: int | None
 
 
-@dataclass(frozen=True)
 class _Where:
-    """Who is downloading what, for messages: the URL is shown redacted."""
+    """Who is downloading what, for messages: the URL is shown redacted (worked out only when a
+    message needs it — most downloads never fail)."""
 
-    provider: str
-    take: str
-    url: str
+    def __init__(self, provider: str, take: str, raw_url: str) -> None:
+        self.provider = provider
+        self.take = take
+        self._raw_url = raw_url
+
+    @functools.cached_property
+    def url(self) -> str:
+        return safe_url(self._raw_url)
 
     def __str__(self) -> str:
         return f"{self.provider} · take {self.take} · {self.url}"
@@ -109,7 +115,7 @@ async def download(
 
     Nothing is left behind on failure: the ``.part`` file is removed, ``dest`` is never created.
     """
-    where = _Where(provider, take, safe_url(url))
+    where = _Where(provider, take, url)
     problem = fetch_problem(url)
     if problem:
         raise UnfetchableError(f"{where}: {problem}")
