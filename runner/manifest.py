@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from runner.errors import ManifestError, Problem
+from runner.gcpause import gc_paused
 from runner.manifest_guard import compose_guarded, read_manifest
 from runner.manifest_messages import check_shape
 from runner.manifest_rules import check_rules
@@ -123,15 +124,20 @@ def _read_text(path: Path) -> str:
 
 
 def load_manifest(path: Path) -> Manifest:
-    """Read and check a manifest offline (no network). Raises ManifestError with every problem."""
+    """Read and check a manifest offline (no network). Raises ManifestError with every problem.
+
+    The cyclic collector is paused meanwhile (:mod:`runner.gcpause`): it would otherwise spend more
+    than the YAML parser does walking the big, still-alive structures being built.
+    """
     file = str(path)
-    located = compose_guarded(_read_text(path), file)
-    shape = check_shape(located, file)
-    rules = check_rules(located, file, shape.bad, path.parent)
-    problems = list(dict.fromkeys((*located.problems, *shape.problems, *rules.problems)))
-    if problems or shape.doc is None:
-        raise ManifestError(problems)
-    return _build(path, shape.doc, rules.shots, rules.warnings)
+    with gc_paused():
+        located = compose_guarded(_read_text(path), file)
+        shape = check_shape(located, file)
+        rules = check_rules(located, file, shape.bad, path.parent)
+        problems = list(dict.fromkeys((*located.problems, *shape.problems, *rules.problems)))
+        if problems or shape.doc is None:
+            raise ManifestError(problems)
+        return _build(path, shape.doc, rules.shots, rules.warnings)
 
 
 def _build(
