@@ -97,24 +97,13 @@ class _Reader:
         self.documents = 0
         self._tags: dict[str, str] = {}  # plain scalar text → resolved tag (keys repeat 10,000 times)
         self._resolve: Callable[[type[ScalarNode], str, tuple[bool, bool]], str] = loader.resolve
-        self._handlers: dict[type[Event], Callable[[Any], None]] = {
-            ScalarEvent: self._scalar,
-            MappingStartEvent: lambda event: self._start(event, {}),
-            SequenceStartEvent: lambda event: self._start(event, []),
-            MappingEndEvent: self._end,
-            SequenceEndEvent: self._end,
-            DocumentStartEvent: self._document,
-            DocumentEndEvent: _ignore,
-            StreamStartEvent: _ignore,
-            AliasEvent: _give_up,
-        }
 
     def read(self) -> Located:
-        handlers = self._handlers
+        handlers = _HANDLERS  # module-level, not bound methods: no reader ↔ table reference cycle
         get_event: Callable[[], Event] = self.loader.get_event
         event = get_event()
         while type(event) in handlers:  # StreamEndEvent ends the loop
-            handlers[type(event)](event)
+            handlers[type(event)](self, event)
             event = get_event()
         if self.documents != 1:  # an empty stream: the general path says so
             raise _GiveUp
@@ -127,6 +116,12 @@ class _Reader:
 
     def _end(self, event: Event) -> None:
         self.stack.pop()
+
+    def _mapping(self, event: MappingStartEvent) -> None:
+        self._start(event, {})
+
+    def _sequence(self, event: SequenceStartEvent) -> None:
+        self._start(event, [])
 
     def _start(self, event: CollectionStartEvent, items: dict[str, Any] | list[Any]) -> None:
         _plain_node(event)
@@ -210,9 +205,23 @@ def _pos(event: Event) -> Pos:
     return (mark.line + 1, mark.column + 1)
 
 
-def _ignore(event: Event) -> None:
+def _ignore(reader: _Reader, event: Event) -> None:
     pass
 
 
-def _give_up(event: Event) -> None:
+def _give_up(reader: _Reader, event: Event) -> None:
     raise _GiveUp
+
+
+#: What each event does; StreamEndEvent is not here, and ends the reading.
+_HANDLERS: dict[type[Event], Callable[[_Reader, Any], None]] = {
+    ScalarEvent: _Reader._scalar,
+    MappingStartEvent: _Reader._mapping,
+    SequenceStartEvent: _Reader._sequence,
+    MappingEndEvent: _Reader._end,
+    SequenceEndEvent: _Reader._end,
+    DocumentStartEvent: _Reader._document,
+    DocumentEndEvent: _ignore,
+    StreamStartEvent: _ignore,
+    AliasEvent: _give_up,
+}
