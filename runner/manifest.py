@@ -127,17 +127,23 @@ def load_manifest(path: Path) -> Manifest:
     """Read and check a manifest offline (no network). Raises ManifestError with every problem.
 
     The cyclic collector is paused meanwhile (:mod:`runner.gcpause`): it would otherwise spend more
-    than the YAML parser does walking the big, still-alive structures being built.
+    than the YAML parser does walking the big, still-alive structures being built. The work is done
+    in :func:`_check`, so that its intermediate structures (a position for every value) are freed
+    before the collector is back on, rather than walked once more by its first pass.
     """
-    file = str(path)
     with gc_paused():
-        located = compose_guarded(_read_text(path), file)
-        shape = check_shape(located, file)
-        rules = check_rules(located, file, shape.bad, path.parent)
-        problems = list(dict.fromkeys((*located.problems, *shape.problems, *rules.problems)))
-        if problems or shape.doc is None:
-            raise ManifestError(problems)
-        return _build(path, shape.doc, rules.shots, rules.warnings)
+        return _check(path)
+
+
+def _check(path: Path) -> Manifest:
+    file = str(path)
+    located = compose_guarded(_read_text(path), file)
+    shape = check_shape(located, file)
+    rules = check_rules(located, file, shape.bad, path.parent)
+    problems = list(dict.fromkeys((*located.problems, *shape.problems, *rules.problems)))
+    if problems or shape.doc is None:
+        raise ManifestError(problems)
+    return _build(path, shape.doc, rules.shots, rules.warnings)
 
 
 def _build(
