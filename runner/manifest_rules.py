@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from runner.errors import Problem
 from runner.images import ImageChecker, ImageProblem, size_problem
@@ -31,9 +31,11 @@ _BUILTIN: dict[str, Any] = {"duration": DEFAULT_DURATION, "ratio": DEFAULT_RATIO
 _IMAGE_FORMS = "a local file relative to the manifest, an https URL or a data: URI"
 
 
-@dataclass(frozen=True)
-class Src:
-    """A shot field's effective value and where it was written (``loc`` None: built-in default)."""
+class Src(NamedTuple):
+    """A shot field's effective value and where it was written (``loc`` None: built-in default).
+
+    A NamedTuple, not a frozen dataclass: 10,000 shots make 100,000 of these, at a third the cost.
+    """
 
     value: Any
     loc: Loc | None
@@ -97,14 +99,19 @@ class _Shot:
 
     def _lookup(self, name: str) -> Src | None:
         """Shot, then defaults, then top level: a key that is absent or null there is not written."""
-        ctx = self.ctx
-        top = ctx.top if name in _TOP_LEVEL else {}
-        for mapping, level in ((self.raw, self.loc), (ctx.defaults, ("defaults",)), (top, ())):
-            value = mapping.get(name)
-            if value is not None:
-                loc = (*level, name)
-                return Src(value, loc) if ctx.usable(loc) else None
+        value = self.raw.get(name)
+        if value is not None:
+            return self._written(value, (*self.loc, name))
+        value = self.ctx.defaults.get(name)
+        if value is not None:
+            return self._written(value, ("defaults", name))
+        value = self.ctx.top.get(name) if name in _TOP_LEVEL else None
+        if value is not None:
+            return self._written(value, (name,))
         return Src(_BUILTIN.get(name), None)
+
+    def _written(self, value: Any, loc: Loc) -> Src | None:
+        return Src(value, loc) if self.ctx.usable(loc) else None
 
     def where(self, src: Src, name: str) -> Loc:
         return src.loc if src.loc is not None else (*self.loc, name)
