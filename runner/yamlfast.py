@@ -51,12 +51,13 @@ class _GiveUp(Exception):
 class _Frame:
     """An open list or mapping: where it sits and, for a mapping, the key waiting for its value."""
 
-    __slots__ = ("first_line", "items", "key", "loc")
+    __slots__ = ("first_line", "items", "key", "key_loc", "loc")
 
     def __init__(self, items: dict[str, Any] | list[Any], loc: Loc) -> None:
         self.items = items
         self.loc = loc
         self.key: str | None = None
+        self.key_loc: Loc = ()  # the pending key's loc, shared by ``keys`` and ``values``
         self.first_line: dict[str, int] = {}  # each key's first line, for duplicate-key messages
 
     def wants_key(self) -> bool:
@@ -153,7 +154,7 @@ class _Reader:
                 frame.items.append(value)
             else:
                 assert frame.key is not None and type(frame.items) is dict
-                loc = (*frame.loc, frame.key)
+                loc = frame.key_loc
                 frame.items[frame.key] = value
                 frame.key = None
         self.values[loc] = _pos(event)
@@ -171,7 +172,7 @@ class _Reader:
         else:
             frame.first_line[key] = pos[0]
         self.keys[loc] = pos
-        frame.key = key
+        frame.key, frame.key_loc = key, loc
 
     def _construct(self, event: ScalarEvent) -> Any:
         tag = self._tag(event.value) if event.implicit[0] else _STR
