@@ -19,7 +19,7 @@ import warnings
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from PIL import Image
+from PIL import Image, JpegImagePlugin, PngImagePlugin, WebPImagePlugin
 
 from runner.errors import InputError
 from runner.limits import LIMITS, MB
@@ -46,6 +46,9 @@ _OTHER_MAGIC = (
 _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+://")
 _DATA_URI = re.compile(r"^data:([^;,]*)((?:;[^;,]*)*),(.*)$", re.DOTALL | re.IGNORECASE)
 _MIME_ALIASES = {"image/jpg": "image/jpeg", "image/pjpeg": "image/jpeg"}
+#: The three formats accepted, registered up front: opening a format Pillow has not registered yet
+#: (WebP is not among its first few) makes it import every plugin it has, ~40 ms of PDF, DDS, TIFF…
+_PLUGINS = (JpegImagePlugin, PngImagePlugin, WebPImagePlugin)
 
 
 class ImageProblem(ValueError):
@@ -220,10 +223,23 @@ class ImageChecker:
         self.base_dir = base_dir
         self.reads = 0
         self._cache: dict[str, ImageRef | ImageProblem] = {}
-        self._paths: dict[str, Path] = {}
+        self._checked: dict[str, ImageRef | ImageProblem] = {}
 
     def check(self, source: str) -> ImageRef:
-        """An ImageRef for ``source``, or ImageProblem (also cached: reported once per source)."""
+        """An ImageRef for ``source``, or ImageProblem. Each spelling is checked once: 10,000 shots
+        share a few images, and the answer depends on nothing but the spelling."""
+        found = self._checked.get(source)
+        if found is None:
+            try:
+                found = self._check(source)
+            except ImageProblem as problem:
+                found = problem
+            self._checked[source] = found
+        if isinstance(found, ImageProblem):
+            raise found.with_traceback(None)  # raised again and again: don't let tracebacks pile up
+        return found
+
+    def _check(self, source: str) -> ImageRef:
         kind = kind_of(source)
         bad = first_control(source, allow="\n\r\t " if kind is ImageKind.DATA else "")
         if bad is not None:
@@ -244,12 +260,9 @@ class ImageChecker:
         return found if found.source == source else _with_source(found, source)
 
     def _resolve(self, source: str) -> Path:
-        """The file's real path; resolved once per spelling (10,000 shots share a few images)."""
-        path = self._paths.get(source)
-        if path is None:
-            # realpath, not Path.resolve: on a symlink loop it returns instead of raising RuntimeError
-            path = self._paths[source] = Path(os.path.realpath(self.base_dir / source))
-        return path
+        """The file's real path: two spellings of one file are read once."""
+        # realpath, not Path.resolve: on a symlink loop it returns instead of raising RuntimeError
+        return Path(os.path.realpath(self.base_dir / source))
 
     def _inspect(self, source: str, path: Path | None) -> ImageRef | ImageProblem:
         try:

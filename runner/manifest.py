@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from runner.errors import ManifestError, Problem
+from runner.gcpause import gc_paused
 from runner.manifest_guard import compose_guarded, read_manifest
 from runner.manifest_messages import check_shape
 from runner.manifest_rules import check_rules
@@ -123,7 +124,18 @@ def _read_text(path: Path) -> str:
 
 
 def load_manifest(path: Path) -> Manifest:
-    """Read and check a manifest offline (no network). Raises ManifestError with every problem."""
+    """Read and check a manifest offline (no network). Raises ManifestError with every problem.
+
+    The cyclic collector is paused meanwhile (:mod:`runner.gcpause`): it would otherwise spend more
+    than the YAML parser does walking the big, still-alive structures being built. The work is done
+    in :func:`_check`, so that its intermediate structures (a position for every value) are freed
+    before the collector is back on, rather than walked once more by its first pass.
+    """
+    with gc_paused():
+        return _check(path)
+
+
+def _check(path: Path) -> Manifest:
     file = str(path)
     located = compose_guarded(_read_text(path), file)
     shape = check_shape(located, file)

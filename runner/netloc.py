@@ -15,9 +15,11 @@ Three rules used all over the code base live here once, so they cannot drift apa
 from __future__ import annotations
 
 import ipaddress
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-from yarl import URL
+if TYPE_CHECKING:
+    from yarl import URL
 
 _SECRET_PARAMS = ("key", "token", "secret", "jwt", "sig", "auth", "password", "credential", "policy")
 _MAX_SHOWN = 200
@@ -57,6 +59,8 @@ def fetch_problem(url: str) -> str | None:
 
 def safe_url(url: URL | str) -> str:
     """``url`` fit for a message or a log: credentials, fragment and secret-looking parameters gone."""
+    from yarl import URL  # here, not at the top: `previz validate` needs is_loopback, not yarl
+
     try:
         parsed = URL(url) if isinstance(url, str) else url
         if parsed.is_absolute():
