@@ -7,6 +7,7 @@ engine's, not the lane's, because a download does not hold a provider slot.
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -24,7 +25,9 @@ class LaneOptions:
     requests_per_second: float = 5.0
     poll: PollPolicy = field(default_factory=PollPolicy)
     backoff: Backoff = field(default_factory=Backoff)
-    coalesce: float = 1.0  # polls due within this many seconds go out together
+    #: a batching provider's task rides along any batch due within this many seconds of it —
+    #: by default every batch: one more task in a request costs nothing
+    coalesce: float = math.inf
 
 
 class Lane:
@@ -49,7 +52,7 @@ class Lane:
             clock,
             backoff=options.backoff,
             rng=rng,
-            coalesce=self._coalesce(provider, options),
+            coalesce=options.coalesce,
             on_retry=on_retry,
         )
         self.closed_reason: str | None = None
@@ -58,13 +61,6 @@ class Lane:
         """Stop new submissions to this provider (bad key, out of credits); in-flight tasks go on."""
         if self.closed_reason is None:
             self.closed_reason = reason
-
-    @staticmethod
-    def _coalesce(provider: Provider, options: LaneOptions) -> float:
-        """A batching provider's tasks ride along any batch within one batch period of their due."""
-        if provider.max_poll_batch > 1:
-            return max(options.coalesce, options.poll.batch_period)
-        return options.coalesce
 
     def schedule_for(self, take: Take) -> PollSchedule:
         group = group_of(take)

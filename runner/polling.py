@@ -15,9 +15,10 @@ simulator's a fraction of a second, and nobody tells the runner which. So:
   anything learned is polled every ``tail_share`` of its elapsed time.
 * Where the provider reports progress (Runway), two readings give a rate and the next poll is
   aimed just after the extrapolated end.
-* A batching provider (Runware: one request polls every task in flight) is polled about every
-  ``batch_period`` seconds once a task is likely done: the :class:`BatchPoller` lets every task
-  due within that period ride along, so one request serves all of them.
+* A batching provider (Runware: one request polls every task in flight) costs one request
+  whatever rides in it, so every waiting task rides every request (the lane coalesces without
+  limit), and a request goes out every ``batch_period`` seconds while any task is likely done. A
+  task's next poll is never sooner than one period, not jittered: they stay in lockstep.
 * Never more often than the provider asks (``min_interval``; Runway: 5 s per task).
 
 :class:`BatchPoller` is the one place polls leave from. Tasks due at about the same time are
@@ -75,7 +76,7 @@ class PollPolicy:
     first_quantile: float = 0.05  # learned groups: first poll when this share of takes is done
     poll_cost: float = 0.5  # seconds of lateness one poll request is worth (hazard rule)
     tail_share: float = 0.05  # slower than anything learned: poll every this share of elapsed
-    batch_period: float = 2.0  # batching providers: one request about this often covers all
+    batch_period: float = 2.3  # batching providers: one request this often covers all
     progress_margin: float = 0.02  # aim this share of the generation time past a progress end
     floor: float = 0.5  # never a gap shorter than this
     jitter: float = 0.1  # ± share of each learned gap, so tasks do not poll in lockstep
@@ -131,14 +132,14 @@ class PollSchedule:
             self._cold += 1
             return min(p.cap, p.first * p.factor ** (self._cold - 1))
         first = learned.quantile(p.first_quantile)
+        if self._batching:  # it rides every batch: just never bring the next one closer
+            return max(p.floor, p.batch_period, first - self._elapsed)
         if self._elapsed < first:
             return max(p.floor, first - self._elapsed)
         return max(p.floor, self._jittered(self._gap(learned)))
 
     def _gap(self, learned: Learned) -> float:
         p = self._policy
-        if self._batching:
-            return p.batch_period
         hazard = learned.hazard(self._elapsed)
         if hazard is None:
             return p.tail_share * max(self._elapsed, learned.median())

@@ -17,6 +17,7 @@ import anyio
 import pytest
 
 from runner.errors import FailureKind, RateLimitedError, TerminalError, TransientError
+from runner.lanes import Lane, LaneOptions
 from runner.meters import RateLimiter
 from runner.polling import Backoff, BatchPoller, GenerationTimes, Learned, PollPolicy, PollSchedule
 from runner.providers.base import TaskState, TaskStatus
@@ -134,11 +135,20 @@ def test_progress_is_used_before_anything_is_learned() -> None:
 
 
 def test_a_batching_provider_is_polled_every_batch_period_once_likely_done() -> None:
-    policy = PollPolicy(batch_period=2.5, jitter=0.0)
+    policy = PollPolicy(batch_period=2.5, jitter=0.2)
     schedule = PollSchedule(policy, _uniform(40.0, 90.0), 1.0, random.Random(0), batching=True)
     first, *later = _delays(schedule, 10)
     assert first == pytest.approx(42.5)
-    assert later == [2.5] * 9
+    assert later == [2.5] * 9, "in lockstep, not jittered: one request serves every task due"
+
+
+def test_a_batching_task_that_rode_a_batch_does_not_bring_the_next_one_closer() -> None:
+    policy = PollPolicy(batch_period=2.5)
+    schedule = PollSchedule(policy, _uniform(40.0, 90.0), 1.0, random.Random(0), batching=True)
+    schedule.observe(41.5)  # it rode along a batch 1 s before its own first poll
+    assert schedule.next_delay() == 2.5, "the next batch, not a request of its own 1 s from now"
+    schedule.observe(30.0)
+    assert schedule.next_delay() == pytest.approx(12.5), "far from likely done: its first poll"
 
 
 def test_a_cold_take_switches_to_the_learned_schedule_once_its_group_is_learned() -> None:
@@ -361,6 +371,48 @@ async def test_tasks_due_far_apart_are_polled_separately_and_on_time() -> None:
     assert [set(hs) for _, hs in provider.polls] == [{"early", "near"}, {"late"}]
     assert provider.polls[0][0] == pytest.approx(10.0)
     assert provider.polls[1][0] == pytest.approx(30.0)
+
+
+@pytest.mark.anyio
+async def test_with_unlimited_coalescing_every_waiting_task_rides_a_batch() -> None:
+    """A batching lane (``Lane``) coalesces without limit: one more task in a request costs nothing."""
+    clock = VirtualClock()
+    provider = FakeProvider(clock, max_poll_batch=50)
+    poller = _poller(provider, clock, coalesce=math.inf)
+    async with driven(clock) as tg:
+        tg.start_soon(poller.run)
+        await _ask(poller, clock, {"due": 10.0, "later": 30.0, "much-later": 300.0})
+    assert [(when, set(hs)) for when, hs in provider.polls] == [(10.0, {"due", "later", "much-later"})]
+
+
+@pytest.mark.anyio
+async def test_a_batching_lane_lets_every_waiting_task_ride() -> None:
+    clock = VirtualClock()
+    provider = FakeProvider(clock, max_poll_batch=100)
+    lane = Lane(provider, LaneOptions(concurrency=4), clock, random.Random(0))
+    async with driven(clock) as tg:
+        tg.start_soon(lane.poller.run)
+        await _ask(lane.poller, clock, {"due": 10.0, "much-later": 300.0})
+    assert [(when, set(hs)) for when, hs in provider.polls] == [(10.0, {"due", "much-later"})]
+
+
+@pytest.mark.anyio
+async def test_a_rider_is_never_polled_before_its_not_before() -> None:
+    clock = VirtualClock()
+    provider = FakeProvider(clock, max_poll_batch=50)
+    poller = _poller(provider, clock, coalesce=math.inf)
+    got: dict[str, TaskStatus] = {}
+
+    async def one(handle: str, when: float, not_before: float) -> None:
+        got[handle] = await poller.status_at(handle, when, not_before=not_before)
+
+    async with driven(clock) as tg:
+        tg.start_soon(poller.run)
+        async with anyio.create_task_group() as inner:
+            inner.start_soon(one, "due", 10.0, 0.0)
+            inner.start_soon(one, "fresh", 20.0, 12.0)
+    assert [(when, hs) for when, hs in provider.polls] == [(10.0, ("due",)), (20.0, ("fresh",))]
+    assert set(got) == {"due", "fresh"}
 
 
 @pytest.mark.anyio
