@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from runner.clock import Clock
 from runner.meters import AdaptiveSlots, RateLimiter
-from runner.polling import Backoff, BatchPoller, GenerationTimes, Group, PollPolicy, PollSchedule
+from runner.polling import Backoff, BatchPoller, GenerationTimes, Group, Hints, PollPolicy, PollSchedule
 from runner.providers.base import Provider
 from runner.takes import Take
 
@@ -46,6 +46,7 @@ class Lane:
         self.slots = AdaptiveSlots(options.concurrency)
         self.rate = RateLimiter(options.requests_per_second, clock)
         self.times = GenerationTimes()
+        self.hints = Hints()
         self.poller = BatchPoller(
             provider,
             self.rate,
@@ -70,6 +71,7 @@ class Lane:
             self.provider.min_poll_interval,
             self.rng,
             batching=self.provider.max_poll_batch > 1,
+            hints=self.hints,
         )
 
 

@@ -19,7 +19,7 @@ import pytest
 from runner.errors import FailureKind, RateLimitedError, TerminalError, TransientError
 from runner.lanes import Lane, LaneOptions
 from runner.meters import RateLimiter
-from runner.polling import Backoff, BatchPoller, GenerationTimes, Learned, PollPolicy, PollSchedule
+from runner.polling import Backoff, BatchPoller, GenerationTimes, Hints, Learned, PollPolicy, PollSchedule
 from runner.providers.base import TaskState, TaskStatus
 from tests.engine.fakes import FakeProvider, VirtualClock, all_running, driven, status
 
@@ -115,23 +115,123 @@ def test_a_take_slower_than_anything_learned_is_polled_by_share_of_elapsed() -> 
     assert schedule.next_delay() == pytest.approx(6.0)
 
 
-def test_progress_readings_aim_the_next_poll_just_after_the_extrapolated_end() -> None:
-    policy = PollPolicy(progress_margin=0.02)
-    schedule = PollSchedule(policy, _uniform(40.0, 90.0), 5.0, random.Random(0))
+def _progress_schedule(learned: Learned | None = None, **policy: float) -> PollSchedule:
+    """A Runway-like schedule (5 s between polls) in a lane that has seen progress before."""
+    hints = Hints(progress=True)
+    return PollSchedule(PollPolicy(**policy), learned, 5.0, random.Random(0), hints=hints)
+
+
+def test_once_progress_was_seen_the_first_poll_comes_early_enough_for_a_second_reading() -> None:
+    plain = PollSchedule(PollPolicy(), _uniform(40.0, 90.0), 5.0, random.Random(0))
+    assert plain.next_delay() == pytest.approx(42.5)
+    schedule = _progress_schedule(_uniform(40.0, 90.0), progress_first=0.5)
+    assert schedule.next_delay() == pytest.approx(21.25), "half the 5 % quantile"
+
+
+def test_a_schedule_that_sees_progress_tells_the_others_of_its_lane() -> None:
+    hints = Hints()
+    first = PollSchedule(PollPolicy(), _uniform(40.0, 90.0), 5.0, random.Random(0), hints=hints)
+    first.observe(20.0, None)
+    assert not hints.progress, "no progress in the answer: nothing learned"
+    first.observe(25.0, 0.3)
+    assert hints.progress
+    later = PollSchedule(PollPolicy(), _uniform(40.0, 90.0), 5.0, random.Random(0), hints=hints)
+    assert later.next_delay() == pytest.approx(0.5 * 42.5)
+
+
+def test_one_reading_looks_again_halfway_to_the_latest_end_it_allows() -> None:
+    schedule = _progress_schedule(_uniform(40.0, 90.0))
     schedule.next_delay()
-    schedule.observe(30.0, 0.2)
-    schedule.observe(40.0, 0.4)  # 2 % per second: the remaining 60 % take 30 s, end at 70 s
-    assert schedule.next_delay() == pytest.approx(70.0 * 1.02 - 40.0)
+    schedule.observe(20.0, 0.5)  # had it generated since submit, it would end at 40 s: no later
+    assert schedule.next_delay() == pytest.approx(10.0), "halfway from 20 s to 40 s"
+    slow = _progress_schedule(_uniform(40.0, 90.0))
+    slow.next_delay()
+    slow.observe(20.0, 0.1)  # could end as late as 200 s
+    assert slow.next_delay() == pytest.approx(42.5 - 20.0), "no later than the plain first poll"
+
+
+def _end(t1: float, p1: float, t2: float, p2: float) -> float:
+    """Where a straight line through two readings reaches 100 %."""
+    return t2 + (1.0 - p2) * (t2 - t1) / (p2 - p1)
+
+
+def test_two_readings_far_apart_aim_at_the_latest_end_rounding_allows() -> None:
+    schedule = _progress_schedule(_uniform(40.0, 90.0), progress_error=0.005, progress_margin=0.04)
+    schedule.next_delay()
+    schedule.observe(20.0, 0.1)
+    schedule.observe(40.0, 0.5)  # 2 % per second: end at 65 s, give or take a second
+    earliest, latest = _end(20.0, 0.095, 40.0, 0.505), _end(20.0, 0.105, 40.0, 0.495)
+    assert 64.0 < earliest < 65.0 < latest < 66.0
+    assert latest - earliest < 0.04 * latest
+    assert schedule.next_delay() == pytest.approx(latest - 40.0)
+
+
+def test_two_readings_close_together_look_again_halfway_to_the_earliest_end() -> None:
+    schedule = _progress_schedule(_uniform(40.0, 90.0), progress_error=0.005, progress_margin=0.04)
+    schedule.next_delay()
+    schedule.observe(30.0, 0.30)
+    schedule.observe(35.0, 0.37)  # 1.4 %/s: end at 80 s, give or take several seconds
+    earliest, latest = _end(30.0, 0.295, 35.0, 0.375), _end(30.0, 0.305, 35.0, 0.365)
+    assert latest - earliest > 0.04 * latest
+    assert schedule.next_delay() == pytest.approx((35.0 + earliest) / 2 - 35.0)
+
+
+def test_an_uncertain_end_too_close_for_another_look_is_aimed_at_its_latest() -> None:
+    schedule = _progress_schedule(_uniform(40.0, 90.0), progress_error=0.005, progress_margin=0.001)
+    schedule.next_delay()
+    schedule.observe(50.0, 0.80)
+    schedule.observe(55.0, 0.90)  # end at 60 s ± 0.8 s: no look allowed before it may be over
+    assert schedule.next_delay() == pytest.approx(_end(50.0, 0.805, 55.0, 0.895) - 55.0)
 
 
 def test_progress_is_used_before_anything_is_learned() -> None:
     schedule = PollSchedule(PollPolicy(), None, 5.0, random.Random(0))
     schedule.next_delay()
-    schedule.observe(20.0, 0.2)
-    schedule.observe(25.0, 0.3)  # 2 % per second: the remaining 70 % take 35 s
-    assert schedule.next_delay() == pytest.approx(60.0 * 1.02 - 25.0)
-    schedule.observe(58.0, 0.995)
+    schedule.observe(20.0, 0.5)
+    assert schedule.next_delay() == 5.0, "one reading, nothing learned: within the cold cap"
+    schedule.observe(25.0, 0.7)  # 4 %/s from 20 s: end at 32.5 s
+    assert schedule.next_delay() == pytest.approx(_end(20.0, 0.505, 25.0, 0.695) - 25.0)
+    schedule.observe(32.0, 0.995)
     assert schedule.next_delay() == 5.0, "about to end: as soon as the provider allows"
+
+
+def test_progress_that_stops_making_sense_falls_back_to_the_plain_schedule() -> None:
+    schedule = _progress_schedule(_uniform(40.0, 90.0), jitter=0.0)
+    schedule.next_delay()
+    schedule.observe(20.0, 0.5)
+    schedule.observe(45.0, 0.5)  # stuck past the latest end one reading allowed (40 s)
+    assert schedule.next_delay() == pytest.approx(math.sqrt(2 * 0.5 * (90.0 - 45.0)), rel=0.15)
+    schedule.observe(50.0, 0.9)  # from 20 s: the end is due at 57.5 s
+    schedule.observe(70.0, 0.9)  # and is overdue now
+    assert schedule.next_delay() == pytest.approx(math.sqrt(2 * 0.5 * (90.0 - 70.0)), rel=0.3)
+
+
+@pytest.mark.parametrize(
+    ("queue_share", "most_polls", "late_share"), [(0.0, 4, 0.04), (0.15, 4, 0.04), (0.4, 6, 0.11)]
+)
+def test_linear_progress_rounded_to_hundredths_is_never_polled_early_when_sure(
+    queue_share: float, most_polls: int, late_share: float
+) -> None:
+    """Progress linear after a queue, as Runway reports it: few polls, and the end aimed past.
+
+    A long queue costs polls that find the task not started, makes the first reading's bound
+    loose, so a take ending just after a look waits out the 5 s between polls.
+    """
+    learned = _uniform(40.0, 90.0)
+    for i in range(101):
+        gen = 40.0 + 0.5 * i
+        queue = queue_share * gen
+        schedule = _progress_schedule(learned)
+        now, polls, early = 0.0, 0, 0
+        while now < gen:
+            now += schedule.next_delay()
+            polls += 1
+            progress = round(max(0.0, now - queue) / (gen - queue), 2) if now < gen else None
+            early += now < gen and progress is not None and progress >= 0.99
+            schedule.observe(now, progress)
+        assert early == 0, f"{gen} s: a poll aimed past the end came before it"
+        assert polls <= most_polls, f"{gen} s: {polls} polls"
+        assert now <= max((1.0 + late_share) * gen, 42.5), f"{gen} s: noticed {now - gen:.1f} s late"
 
 
 def test_a_batching_provider_is_polled_every_batch_period_once_likely_done() -> None:
