@@ -11,8 +11,10 @@ simulator's a fraction of a second, and nobody tells the runner which. So:
   of the takes still running now, the share that ends per second: a poll is worth ``poll_cost``
   seconds of lateness, and the gap that balances the two is ``sqrt(2 × poll_cost / h)``
   (a gap *g* costs about *h·g²/2* expected lateness per poll). Where ends are dense polls come
-  quickly; in the thin early part of the distribution they are spread out. A take slower than
-  anything learned is polled every ``tail_share`` of its elapsed time.
+  quickly. In the thin early part of the distribution the hazard alone would spread them out,
+  just where a late notice is the largest share of a (short) take's time, so no gap is longer
+  than ``gap_share`` of the elapsed time. A take slower than anything learned is polled every
+  ``tail_share`` of its elapsed time.
 * Where the provider reports progress (Runway: about linear in time once out of its queue, in
   hundredths), the lane's first polls come at ``progress_first`` of the first quantile, so that
   two readings can be far apart. One reading bounds the end (at ``t / p`` had it generated since
@@ -81,7 +83,8 @@ class PollPolicy:
     factor: float = 2.0  # ...then gaps growing by this factor...
     cap: float = 5.0  # ...up to this (a first wave's lateness is at most this)
     first_quantile: float = 0.05  # learned groups: first poll when this share of takes is done
-    poll_cost: float = 0.5  # seconds of lateness one poll request is worth (hazard rule)
+    poll_cost: float = 1.0  # seconds of lateness one poll request is worth (hazard rule)...
+    gap_share: float = 0.075  # ...but no gap longer than this share of the elapsed time
     tail_share: float = 0.05  # slower than anything learned: poll every this share of elapsed
     batch_period: float = 2.3  # batching providers: one request this often covers all
     progress_first: float = 0.5  # progress reported: first look at this share of the first quantile
@@ -167,7 +170,7 @@ class PollSchedule:
         hazard = learned.hazard(self._elapsed)
         if hazard is None:
             return p.tail_share * max(self._elapsed, learned.median())
-        return math.sqrt(2.0 * p.poll_cost / hazard)
+        return min(math.sqrt(2.0 * p.poll_cost / hazard), p.gap_share * self._elapsed)
 
     def _jittered(self, gap: float) -> float:
         return gap * (1.0 + self._policy.jitter * (2.0 * self._rng.random() - 1.0))
