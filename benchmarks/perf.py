@@ -149,6 +149,15 @@ def write_manifest(root: Path, label: str, provider: str, takes: int, concurrenc
 # -- one run, measured ----------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Pick:
+    """Which side-by-side rows to run (all of them unless narrowed on the command line)."""
+
+    concurrency: tuple[int, ...] = (8, 20)
+    providers: tuple[str, ...] = PROVIDERS
+    peers: bool = True
+
+
 @dataclass
 class Row:
     concurrency: int
@@ -249,15 +258,17 @@ async def run_peer(sim: SimProcess, root: Path, provider: str, takes: int, concu
     return Row(concurrency, provider, PEER_OF[provider], takes, **got)  # type: ignore[arg-type]
 
 
-async def side_by_side(scale: float, takes: int, root: Path) -> list[Row]:
+async def side_by_side(scale: float, takes: int, root: Path, pick: Pick) -> list[Row]:
     scale_runway_sdk(scale)
     rows: list[Row] = []
     with simulator(scale, **BIG) as sim:
-        for concurrency in (8, 20):
-            for provider in PROVIDERS:
+        for concurrency in pick.concurrency:
+            for provider in pick.providers:
                 rows.append(await run_previz(sim, root, provider, takes, concurrency))
-                rows.append(await run_peer(sim, root, provider, takes, concurrency))
-                print(f"  {rows[-2]}\n  {rows[-1]}", file=sys.stderr)
+                print(f"  {rows[-1]}", file=sys.stderr)
+                if pick.peers:
+                    rows.append(await run_peer(sim, root, provider, takes, concurrency))
+                    print(f"  {rows[-1]}", file=sys.stderr)
     return rows
 
 
@@ -535,10 +546,13 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     p.add_argument("--quick", action="store_true", help="smaller counts (about a minute)")
     p.add_argument("--time-scale", type=float, default=0.01, dest="scale")
-    p.add_argument("--takes", type=int, default=200, help="takes per side-by-side run")
+    p.add_argument("--takes", type=int, help="takes per side-by-side run (200; --quick: 60)")
     p.add_argument("--scale-takes", type=int, default=10_000)
     p.add_argument("--only", choices=("side", "scale", "validate", "download"), action="append")
     p.add_argument("--json", type=Path, help="also write the raw figures here")
+    p.add_argument("--provider", choices=PROVIDERS, action="append", help="side by side: only these")
+    p.add_argument("--concurrency", type=int, action="append", help="side by side: only these C")
+    p.add_argument("--no-peers", action="store_true", help="side by side: previz only")
     p.add_argument("--scale-child", nargs=5, help=argparse.SUPPRESS)
     p.add_argument("--download-child", nargs=4, help=argparse.SUPPRESS)
     return p.parse_args(argv)
@@ -546,11 +560,15 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def run_sections(args: argparse.Namespace) -> dict[str, Any]:
     only = set(args.only or ("side", "scale", "validate", "download"))
-    takes, scale_takes = (60, 2000) if args.quick else (args.takes, args.scale_takes)
+    takes = args.takes or (60 if args.quick else 200)
+    scale_takes = 2000 if args.quick else args.scale_takes
     doc: dict[str, Any] = {"machine": machine(), "time_scale": args.scale}
     with tempfile.TemporaryDirectory(prefix="perf-") as tmp:
         if "side" in only:
-            rows = anyio.run(side_by_side, args.scale, takes, Path(tmp))
+            pick = Pick(
+                tuple(args.concurrency or (8, 20)), tuple(args.provider or PROVIDERS), not args.no_peers
+            )
+            rows = anyio.run(side_by_side, args.scale, takes, Path(tmp), pick)
             doc["side_by_side"] = [asdict(r) for r in rows]
     if "scale" in only:
         doc["scale"] = scale_run(args.scale, scale_takes, 50)

@@ -19,6 +19,7 @@ So each finished take is placed inside its interval, never at its end:
 :class:`Learned` is the recent window of placed values, sorted, with the two questions the poll
 schedule asks of it: a low quantile (when to look first) and the hazard — of the takes still
 running at ``t``, the share that ends per second just after ``t`` (how fast to look after that).
+Both count the k-th smallest of n values at the k / (n + 1) quantile, where it sits on average.
 """
 
 from __future__ import annotations
@@ -44,8 +45,14 @@ class Learned:
     values: tuple[float, ...]
 
     def quantile(self, q: float) -> float:
-        """The ``q`` quantile, interpolated between neighbouring values."""
-        position = min(max(q, 0.0), 1.0) * (len(self.values) - 1)
+        """The ``q`` quantile, interpolated between neighbouring values.
+
+        The k-th smallest of n values sits, on average, at the k / (n + 1) quantile of what they
+        were drawn from, so that is where each value counts (below the first, the first): with
+        few values a low quantile is not put above where it belongs (the plain k − 1 / n − 1
+        rule puts the 5 % quantile of 20 values at the second smallest, about the 10 % one).
+        """
+        position = min(max(q * (len(self.values) + 1) - 1.0, 0.0), len(self.values) - 1.0)
         low = int(position)
         high = min(low + 1, len(self.values) - 1)
         return self.values[low] + (position - low) * (self.values[high] - self.values[low])
@@ -53,15 +60,29 @@ class Learned:
     def hazard(self, t: float) -> float | None:
         """Ends per second, among takes still running at ``t``, just after ``t``; None past the data.
 
-        Estimated from the next quarter (at least 3) of the values above ``t``: that share of the
-        survivors ends between ``t`` and the last of them.
+        Estimated over the next quarter (at least 3) of the values above ``t``: of the share still
+        running at ``t``, the part that ends by the last of them (shares as in :meth:`quantile`).
         """
-        above = len(self.values) - bisect.bisect_right(self.values, t)
+        n = len(self.values)
+        above = n - bisect.bisect_right(self.values, t)
         k = max(3, above // 4)
         if above < k:
             return None
-        reach = self.values[len(self.values) - above + k - 1] - t
-        return (k / above) / max(reach, 1e-9)
+        last = n - above + k - 1
+        running = 1.0 - self._share_below(t)
+        ended = (last + 1) / (n + 1) - (1.0 - running)
+        return ended / running / max(self.values[last] - t, 1e-9)
+
+    def _share_below(self, t: float) -> float:
+        """The share of takes done by ``t``: each value at k / (n + 1), straight lines between."""
+        i = bisect.bisect_right(self.values, t)
+        if i == 0:
+            return 0.0
+        if i == len(self.values):
+            return i / (i + 1)
+        low, high = self.values[i - 1], self.values[i]
+        step = (t - low) / (high - low) if high > low else 0.0
+        return (i + step) / (len(self.values) + 1)
 
     def median(self) -> float:
         return self.quantile(0.5)

@@ -7,13 +7,14 @@ engine's, not the lane's, because a download does not hold a provider slot.
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from runner.clock import Clock
 from runner.meters import AdaptiveSlots, RateLimiter
-from runner.polling import BatchPoller, GenerationTimes, Group, PollPolicy, PollSchedule
+from runner.polling import BatchPoller, GenerationTimes, Group, Hints, PollPolicy, PollSchedule
 from runner.providers.base import Provider
 from runner.retrying import Retry, RetryPolicy
 from runner.takes import Take
@@ -32,7 +33,9 @@ class LaneOptions:
     requests_per_second: float = 5.0  # submits and polls together
     poll: PollPolicy = field(default_factory=PollPolicy)  # when to poll a task
     poll_retry: RetryPolicy = POLL_RETRY  # how a failed poll is retried
-    coalesce: float = 1.0  # polls due within this many seconds go out together
+    #: a batching provider's task rides along any batch due within this many seconds of it —
+    #: by default every batch: one more task in a request costs nothing
+    coalesce: float = math.inf
 
 
 class Lane:
@@ -55,13 +58,14 @@ class Lane:
         self.slots = AdaptiveSlots(options.concurrency)
         self.rate = RateLimiter(options.requests_per_second, clock)
         self.times = GenerationTimes()
+        self.hints = Hints()
         self.poller = BatchPoller(
             provider,
             self.rate,
             clock,
             retry=options.poll_retry,
             rng=rng,
-            coalesce=self._coalesce(provider, options),
+            coalesce=options.coalesce,
             on_retry=on_retry,
         )
         self.closed_reason: str | None = None
@@ -71,13 +75,6 @@ class Lane:
         if self.closed_reason is None:
             self.closed_reason = reason
 
-    @staticmethod
-    def _coalesce(provider: Provider, options: LaneOptions) -> float:
-        """A batching provider's tasks ride along any batch within one batch period of their due."""
-        if provider.max_poll_batch > 1:
-            return max(options.coalesce, options.poll.batch_period)
-        return options.coalesce
-
     def schedule_for(self, take: Take) -> PollSchedule:
         group = group_of(take)
         return PollSchedule(
@@ -86,6 +83,7 @@ class Lane:
             self.provider.min_poll_interval,
             self.rng,
             batching=self.provider.max_poll_batch > 1,
+            hints=self.hints,
         )
 
 

@@ -11,13 +11,22 @@ simulator's a fraction of a second, and nobody tells the runner which. So:
   of the takes still running now, the share that ends per second: a poll is worth ``poll_cost``
   seconds of lateness, and the gap that balances the two is ``sqrt(2 × poll_cost / h)``
   (a gap *g* costs about *h·g²/2* expected lateness per poll). Where ends are dense polls come
-  quickly; in the thin early part of the distribution they are spread out. A take slower than
-  anything learned is polled every ``tail_share`` of its elapsed time.
-* Where the provider reports progress (Runway), two readings give a rate and the next poll is
-  aimed just after the extrapolated end.
-* A batching provider (Runware: one request polls every task in flight) is polled about every
-  ``batch_period`` seconds once a task is likely done: the :class:`BatchPoller` lets every task
-  due within that period ride along, so one request serves all of them.
+  quickly. In the thin early part of the distribution the hazard alone would spread them out,
+  just where a late notice is the largest share of a (short) take's time, so no gap is longer
+  than ``gap_share`` of the elapsed time. A take slower than anything learned is polled every
+  ``tail_share`` of its elapsed time.
+* Where the provider reports progress (Runway: about linear in time once out of its queue, in
+  hundredths), the lane's first polls come at ``progress_first`` of the first quantile, so that
+  two readings can be far apart. One reading bounds the end (at ``t / p`` had it generated since
+  submit; it queued first, so no later): look again halfway there, or where the plain schedule
+  would if sooner. Two readings, each off by up to ``progress_error``, give the earliest and the
+  latest end; once those are within ``progress_margin`` of each other, or there is no room for a
+  look before the earliest, the poll goes at the latest — it never lands just before the end only
+  to wait ``min_interval`` again. Otherwise look once more halfway to the earliest end.
+* A batching provider (Runware: one request polls every task in flight) costs one request
+  whatever rides in it, so every waiting task rides every request (the lane coalesces without
+  limit), and a request goes out every ``batch_period`` seconds while any task is likely done. A
+  task's next poll is never sooner than one period, not jittered: they stay in lockstep.
 * Never more often than the provider asks (``min_interval``; Runway: 5 s per task).
 
 :class:`BatchPoller` is the one place polls leave from. Tasks due at about the same time are
@@ -45,6 +54,7 @@ __all__ = [
     "BatchPoller",
     "GenerationTimes",
     "Group",
+    "Hints",
     "Learned",
     "PollPolicy",
     "PollSchedule",
@@ -57,12 +67,22 @@ class PollPolicy:
     factor: float = 2.0  # ...then gaps growing by this factor...
     cap: float = 5.0  # ...up to this (a first wave's lateness is at most this)
     first_quantile: float = 0.05  # learned groups: first poll when this share of takes is done
-    poll_cost: float = 0.5  # seconds of lateness one poll request is worth (hazard rule)
+    poll_cost: float = 1.0  # seconds of lateness one poll request is worth (hazard rule)...
+    gap_share: float = 0.075  # ...but no gap longer than this share of the elapsed time
     tail_share: float = 0.05  # slower than anything learned: poll every this share of elapsed
-    batch_period: float = 2.0  # batching providers: one request about this often covers all
-    progress_margin: float = 0.02  # aim this share of the generation time past a progress end
+    batch_period: float = 2.3  # batching providers: one request this often covers all
+    progress_first: float = 0.5  # progress reported: first look at this share of the first quantile
+    progress_error: float = 0.005  # ± this much in each progress reading (two decimals)
+    progress_margin: float = 0.04  # readings pin the end within this share of it: aim at its latest
     floor: float = 0.5  # never a gap shorter than this
     jitter: float = 0.1  # ± share of each learned gap, so tasks do not poll in lockstep
+
+
+@dataclass
+class Hints:
+    """What a lane's schedules found out about the provider's answers, shared between them."""
+
+    progress: bool = False  # some task reported its progress
 
 
 class PollSchedule:
@@ -82,8 +102,10 @@ class PollSchedule:
         rng: random.Random,
         *,
         batching: bool = False,
+        hints: Hints | None = None,
     ) -> None:
         self._policy = policy
+        self._hints = hints if hints is not None else Hints()
         self._source = learned
         self._min = min_interval
         self._rng = rng
@@ -97,6 +119,7 @@ class PollSchedule:
         self._elapsed = elapsed
         if progress is None or not 0.0 < progress <= 1.0:
             return
+        self._hints.progress = True
         if not self._readings or progress > self._readings[-1][1]:
             self._readings.append((elapsed, progress))
 
@@ -106,52 +129,73 @@ class PollSchedule:
         return delay
 
     def _raw_delay(self) -> float:
-        p = self._policy
         learned = self._source() if callable(self._source) else self._source
-        aimed = self._progress_end(learned)
+        aimed = self._progress_aim(learned)
         if aimed is not None:  # the task's own account beats what other takes did
-            return max(p.floor, aimed - self._elapsed)
+            return max(self._policy.floor, aimed - self._elapsed)
+        return self._plain_delay(learned)
+
+    def _plain_delay(self, learned: Learned | None) -> float:
+        p = self._policy
         if learned is None:
             self._cold += 1
             return min(p.cap, p.first * p.factor ** (self._cold - 1))
         first = learned.quantile(p.first_quantile)
+        if self._hints.progress:  # early enough for a second reading long before the fastest end
+            first *= p.progress_first
+        if self._batching:  # it rides every batch: just never bring the next one closer
+            return max(p.floor, p.batch_period, first - self._elapsed)
         if self._elapsed < first:
             return max(p.floor, first - self._elapsed)
         return max(p.floor, self._jittered(self._gap(learned)))
 
     def _gap(self, learned: Learned) -> float:
         p = self._policy
-        if self._batching:
-            return p.batch_period
         hazard = learned.hazard(self._elapsed)
         if hazard is None:
             return p.tail_share * max(self._elapsed, learned.median())
-        return math.sqrt(2.0 * p.poll_cost / hazard)
+        return min(math.sqrt(2.0 * p.poll_cost / hazard), p.gap_share * self._elapsed)
 
     def _jittered(self, gap: float) -> float:
         return gap * (1.0 + self._policy.jitter * (2.0 * self._rng.random() - 1.0))
 
-    def _progress_end(self, learned: Learned | None) -> float | None:
-        """When the task should end by its progress readings, or None to use the hazard rule.
-
-        Two readings or more: the rate between the first and the latest. One: the rate since
-        submit — slower than the true one (generation started after some queueing), so its end is
-        late, and it is used only where it comes before the hazard rule's next poll.
-        """
+    def _progress_aim(self, learned: Learned | None) -> float | None:
+        """When to look next by the task's progress readings, or None to use the plain schedule."""
         if not self._readings:
             return None
-        t2, p2 = self._readings[-1]
-        if p2 >= 0.99:
+        if self._readings[-1][1] >= 0.99:
             return self._elapsed  # about to end: as soon as the provider allows
         if len(self._readings) == 1:
-            end = t2 / p2
-            gap = self._policy.cap if learned is None else self._gap(learned)
-            return end if end < self._elapsed + gap else None
+            return self._second_look(learned)
+        earliest, latest = self._end_bounds()
+        if latest <= self._elapsed:
+            return None  # overdue by its own readings: fall back to the plain schedule
+        sure = latest - earliest <= self._policy.progress_margin * latest
+        if sure or earliest < self._elapsed + self._min <= latest < math.inf:
+            return latest  # pinned down, or no room for another look first: just past the end
+        return max(self._elapsed + self._min, (self._elapsed + earliest) / 2)
+
+    def _second_look(self, learned: Learned | None) -> float | None:
+        """One reading: halfway to the latest end it allows, or where the plain schedule looks."""
         t1, p1 = self._readings[0]
-        end = t2 + (1.0 - p2) * (t2 - t1) / (p2 - p1)
-        if end <= self._elapsed:
-            return None  # overdue by its own estimate: fall back to the hazard rule
-        return end * (1.0 + self._policy.progress_margin)
+        latest = t1 / p1  # the end had it generated since submit (it queued first: no later)
+        if latest <= self._elapsed:
+            return None  # not progressing as it said: the plain schedule
+        aim = (self._elapsed + latest) / 2
+        if learned is None:
+            return min(aim, self._elapsed + self._policy.cap)
+        plain = max(learned.quantile(self._policy.first_quantile), self._elapsed + self._gap(learned))
+        return min(aim, plain)
+
+    def _end_bounds(self) -> tuple[float, float]:
+        """The earliest and latest end the first and latest readings allow, each off by rounding."""
+        (t1, p1), (t2, p2) = self._readings[0], self._readings[-1]
+        off = self._policy.progress_error
+
+        def end(first: float, latest: float) -> float:
+            return t2 + (1.0 - latest) * (t2 - t1) / (latest - first) if latest > first else math.inf
+
+        return end(p1 - off, p2 + off), end(p1 + off, p2 - off)
 
 
 @dataclass
