@@ -17,6 +17,7 @@ import signal
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -197,7 +198,7 @@ async def run_takes(
             run_dir=run_dir,
         )
         await _drive(engine, prepared.takes, records)
-        _finish(prepared, engine, journal, ledger, bus, started)
+        await _finish(prepared, engine, journal, ledger, bus, started)
         return engine.summary
     finally:
         ledger.close()
@@ -205,24 +206,37 @@ async def run_takes(
         journal.close()
 
 
-def _finish(
+async def _finish(
     prepared: Prepared, engine: Engine, journal: Journal, ledger: LedgerFiles, bus: Bus, started: datetime
 ) -> None:
     """The run's end: retry.yaml, summary.json, report.html — each best effort (a full disk must
-    not turn a finished night into a crash), with a word on whatever could not be written."""
+    not turn a finished night into a crash), with a word on whatever could not be written.
+
+    Written in a worker thread: a report of 10,000 takes takes seconds to render, and the loop
+    still serves the progress view and signals meanwhile."""
+    write = partial(_write_files, prepared, engine.summary, journal, ledger, started)
+    for warning in await anyio.to_thread.run_sync(write):
+        bus.emit(Event(EventKind.WARNING, message=warning))
+
+
+def _write_files(
+    prepared: Prepared, summary: Summary, journal: Journal, ledger: LedgerFiles, started: datetime
+) -> list[str]:
     ledger.sync(journal)
     steps = (
         ("retry.yaml", lambda: _write_retry(prepared, journal)),
-        ("summary.json", lambda: write_summary(_facts(prepared), engine.summary, journal, started=started)),
+        ("summary.json", lambda: write_summary(_facts(prepared), summary, journal, started=started)),
         ("report.html", lambda: _write_report(prepared)),
     )
+    warnings = []
     for name, step in steps:
         try:
             step()
         except OSError as exc:
-            bus.emit(Event(EventKind.WARNING, message=f"cannot write {name} ({exc.strerror or exc})"))
+            warnings.append(f"cannot write {name} ({exc.strerror or exc})")
     if ledger.failed:
-        bus.emit(Event(EventKind.WARNING, message=ledger.failed + "; the next run writes the missing rows"))
+        warnings.append(ledger.failed + "; the next run writes the missing rows")
+    return warnings
 
 
 def _facts(prepared: Prepared) -> RunFacts:

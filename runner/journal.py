@@ -187,6 +187,10 @@ class Journal:
             if not readonly:
                 conn.execute("PRAGMA journal_mode=WAL")
                 conn.execute("PRAGMA synchronous=FULL")
+                # A small write-ahead log, folded in often and cut back after: on a nearly full
+                # disk the journal must not hold megabytes of old frames (SQLite's default is 4 MB).
+                conn.execute("PRAGMA wal_autocheckpoint=32")
+                conn.execute("PRAGMA journal_size_limit=131072")
                 if version < SCHEMA_VERSION:
                     create = _SCHEMA if version == 0 else ""
                     conn.executescript(f"BEGIN;{create}{_MONEY}PRAGMA user_version={SCHEMA_VERSION};COMMIT;")
