@@ -18,7 +18,7 @@ from typing import Protocol
 
 from runner.clock import Clock
 from runner.download import Downloaded
-from runner.errors import DownloadError, ExpiredURLError, RateLimitedError, TransientError
+from runner.errors import DownloadError, ExpiredURLError, TransientError
 from runner.retrying import Retries, Retry, RetryPolicy, Step
 from runner.takes import Take
 
@@ -95,8 +95,7 @@ class Collector:
     async def _wait_to_retry(self, take: Take, retries: Retries, exc: TransientError | DownloadError) -> None:
         if isinstance(exc, DownloadError) and not exc.retryable:
             raise NotSaved(str(exc)) from exc
-        retry_after = exc.retry_after if isinstance(exc, RateLimitedError) else None
-        retry = retries.after(exc, retry_after=retry_after)
+        retry = retries.after(exc)
         if retry is None:
             raise NotSaved(f"{retries.spent()}: {exc}") from exc
         self._on_retry(take, retry)

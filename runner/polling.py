@@ -44,7 +44,7 @@ from dataclasses import dataclass, field
 import anyio
 
 from runner.clock import Clock
-from runner.errors import FailureKind, ProviderError, RateLimitedError, TerminalError, TransientError
+from runner.errors import FailureKind, ProviderError, TerminalError, TransientError
 from runner.gentimes import GenerationTimes, Group, Learned
 from runner.meters import RateLimiter
 from runner.providers.base import Provider, TaskStatus
@@ -299,8 +299,7 @@ class BatchPoller:
         except TerminalError as exc:
             self._fail(batch, exc)
         except TransientError as exc:
-            retry_after = exc.retry_after if isinstance(exc, RateLimitedError) else None
-            self._retry(batch, exc, retry_after)
+            self._retry(batch, exc)
         else:
             self._deliver(batch, answers)
 
@@ -312,17 +311,15 @@ class BatchPoller:
                 waiter.done.set()
         if missing:
             name = self._provider.name
-            self._retry(
-                missing, TransientError("the task was not in the provider's answer", provider=name), None
-            )
+            self._retry(missing, TransientError("the task was not in the provider's answer", provider=name))
 
-    def _retry(self, batch: Mapping[str, _Waiter], exc: ProviderError, retry_after: float | None) -> None:
+    def _retry(self, batch: Mapping[str, _Waiter], exc: ProviderError) -> None:
         floor = self._provider.min_poll_interval
         reported = False
         for handle, waiter in batch.items():
             if waiter.retries is None:
                 waiter.retries = Retries(self._policy, self._clock, self._rng, Step.POLL, self._provider.name)
-            retry = waiter.retries.after(exc, retry_after=retry_after, floor=floor, tasks=len(batch))
+            retry = waiter.retries.after(exc, floor=floor, tasks=len(batch))
             if retry is None:
                 self._fail({handle: waiter}, self._gave_up(waiter.retries, exc))
                 continue

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from runner.clock import Clock
+from runner.errors import RateLimitedError
 
 
 @dataclass(frozen=True)
@@ -92,7 +93,11 @@ class Retries:
     def after(
         self, error: BaseException, *, retry_after: float | None = None, floor: float = 0.0, tasks: int = 1
     ) -> Retry | None:
-        """A failure happened: the retry to make (and when), or None to give up."""
+        """A failure happened: the retry to make (and when), or None to give up.
+
+        ``retry_after`` defaults to what a :class:`~runner.errors.RateLimitedError` carries."""
+        if retry_after is None and isinstance(error, RateLimitedError):
+            retry_after = error.retry_after
         now = self._clock.now()
         if self._since is None:
             self._since = now

@@ -132,8 +132,7 @@ class Sender:
             await self._wait_to_resend(job, retries, error)
 
     async def _wait_to_resend(self, job: Job, retries: Retries, error: ProviderError) -> None:
-        retry_after = error.retry_after if isinstance(error, RateLimitedError) else None
-        retry = retries.after(error, retry_after=retry_after)
+        retry = retries.after(error)
         if retry is None:
             raise TakeFailed(FailureKind.PROVIDER, f"{retries.spent()}: {error}")
         self._on_retry(job.take, retry)
