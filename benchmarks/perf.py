@@ -1,11 +1,17 @@
 """Performance benchmark: previz beside each vendor's own way of waiting, plus scale, validate, download.
 
-    .venv/bin/python benchmarks/perf.py            # everything, about 5 minutes on 2 cores
-    .venv/bin/python benchmarks/perf.py --quick    # smaller counts, about 1 minute
+    .venv/bin/python benchmarks/perf.py            # everything, about 20 minutes on 2 cores
+    .venv/bin/python benchmarks/perf.py --quick    # smaller counts, time scale 0.01: about 2 minutes
 
 The simulator runs in its own process (``previz simulate``, generation times drawn from
 U(40, 90) simulated seconds, account limits far above the runner's). Every client — previz and
 its peers (``peers.py``) — uses the same time scale, so all figures are in simulated seconds.
+
+The side-by-side time scale is 0.05 (a simulated minute in 3 s). What happens in real time is
+multiplied by 1 / scale: previz's durable journal commit before each submit, the submit itself
+and the loop's work between a notice and the next submit take 5–8 ms of real time on this machine
+— 0.1–0.15 simulated s at 0.05, 0.5–0.8 s at 0.01 (the slot *turnover* column), where a real
+night (scale 1) sees 0.005–0.008 s. The peers write nothing down. ``--time-scale 0.01`` shows it.
 The simulator's ``/_sim/tasks`` gives each task's true registration, start and end; the clients'
 own notice times are read on the same clock (CLOCK_MONOTONIC is shared between processes).
 
@@ -14,7 +20,8 @@ Sections:
 1. **Side by side** (C = 8 and 20, each provider): *span ÷ bound* — registration of the first
    task to the last notice, over the list-schedule bound (the same generation times, in submit
    order, on C slots, noticed instantly); *poll req/take* (``/_sim/stats`` delta); *lag p50/p95*
-   — notice minus true end, as a share of that take's generation time.
+   — notice minus true end, as a share of that take's generation time; *turnover p50* — from a
+   notice to the registration of the task that took its slot (simulated s).
 2. **Scale**: 10,000 Runware takes (``--scale-takes``) in a child process: peak RSS, runner CPU ms
    per take, event-loop stall p99 (a 10 ms ticker's overshoot), finish after the last task's end.
 3. **Validate**: ``previz validate`` of a 10,000-shot manifest, wall time of the whole command.
@@ -169,6 +176,9 @@ class Row:
     lag_p50: float
     lag_p95: float
     noticed: int
+    turnover_p50: float = 0.0
+    first_wave_s: float = 0.0
+    lag_mean_s: float = 0.0
 
 
 class Notices:
@@ -217,12 +227,17 @@ def measure(
         if t["id"] in notices
     ]
     stats = sim.get("/_sim/stats")["providers"][provider]
+    freed = sorted(notices[t["id"]] for t in tasks if t["id"] in notices)
+    turnover = [t["created_at"] - at for t, at in zip(tasks[concurrency:], freed, strict=False)]
     return {
         "span_over_bound": (max(notices.values()) - start) / bound,
         "poll_requests_per_take": (stats["poll_requests"] - before["polls"]) / len(tasks),
         "lag_p50": quantile(lags, 0.5),
         "lag_p95": quantile(lags, 0.95),
         "noticed": float(len(lags)),
+        "turnover_p50": quantile(turnover, 0.5) if turnover else 0.0,
+        "first_wave_s": tasks[min(concurrency, len(tasks)) - 1]["created_at"] - start,
+        "lag_mean_s": statistics.mean(notices[t["id"]] - t["end_at"] for t in tasks if t["id"] in notices),
     }
 
 
@@ -521,13 +536,14 @@ def machine() -> dict[str, Any]:
 
 def side_table(rows: Sequence[Row]) -> str:
     lines = [
-        "| C | provider | client | span / bound | poll req/take | lag p50 / gen | lag p95 / gen |",
-        "|---|---|---|---|---|---|---|",
+        "| C | provider | client | span / bound | poll req/take | lag p50 / gen | lag p95 / gen"
+        " | turnover p50 (s) |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         lines.append(
             f"| {r.concurrency} | {r.provider} | {r.client} | {r.span_over_bound:.3f} | "
-            f"{r.poll_requests_per_take:.2f} | {r.lag_p50:.3f} | {r.lag_p95:.3f} |"
+            f"{r.poll_requests_per_take:.2f} | {r.lag_p50:.3f} | {r.lag_p95:.3f} | {r.turnover_p50:.2f} |"
         )
     return "\n".join(lines)
 
@@ -545,7 +561,13 @@ def report(doc: Mapping[str, Any]) -> str:
 def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     p.add_argument("--quick", action="store_true", help="smaller counts (about a minute)")
-    p.add_argument("--time-scale", type=float, default=0.01, dest="scale")
+    p.add_argument(
+        "--time-scale",
+        type=float,
+        dest="scale",
+        help="side by side: real seconds per simulated second (0.05; --quick: 0.01)",
+    )
+    p.add_argument("--scale-time-scale", type=float, default=0.01, help="the 10,000-take run's (0.01)")
     p.add_argument("--takes", type=int, help="takes per side-by-side run (200; --quick: 60)")
     p.add_argument("--scale-takes", type=int, default=10_000)
     p.add_argument("--only", choices=("side", "scale", "validate", "download"), action="append")
@@ -562,16 +584,18 @@ def run_sections(args: argparse.Namespace) -> dict[str, Any]:
     only = set(args.only or ("side", "scale", "validate", "download"))
     takes = args.takes or (60 if args.quick else 200)
     scale_takes = 2000 if args.quick else args.scale_takes
-    doc: dict[str, Any] = {"machine": machine(), "time_scale": args.scale}
+    scale = args.scale or (0.01 if args.quick else 0.05)
+    doc: dict[str, Any] = {"machine": machine(), "time_scale": scale}
+    doc["scale_time_scale"] = args.scale_time_scale
     with tempfile.TemporaryDirectory(prefix="perf-") as tmp:
         if "side" in only:
             pick = Pick(
                 tuple(args.concurrency or (8, 20)), tuple(args.provider or PROVIDERS), not args.no_peers
             )
-            rows = anyio.run(side_by_side, args.scale, takes, Path(tmp), pick)
+            rows = anyio.run(side_by_side, scale, takes, Path(tmp), pick)
             doc["side_by_side"] = [asdict(r) for r in rows]
     if "scale" in only:
-        doc["scale"] = scale_run(args.scale, scale_takes, 50)
+        doc["scale"] = scale_run(args.scale_time_scale, scale_takes, 50)
     if "validate" in only:
         doc["validate"] = validate_time(2000 if args.quick else 10_000)
     if "download" in only:

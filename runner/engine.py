@@ -254,7 +254,11 @@ class Engine:
         return replace(job, mode=Mode.NEW, attempt=job.attempt + 1, retries=job.retries + 1, flags=flags)
 
     async def _generate(self, lane: Lane, job: Job) -> TaskStatus:
-        """Submit (unless resumed) and wait for a terminal status, holding one of the lane's slots."""
+        """Submit (unless resumed) and wait for a terminal status, holding one of the lane's slots.
+
+        The slot is given back the moment the provider says the task ended, before its end is
+        committed: the next take's reservation then shares that commit instead of waiting for it.
+        """
         if job.mode in FINISHED_AT_PROVIDER:
             return await self._finished_status(lane, job)
         clean = False
@@ -265,11 +269,11 @@ class Engine:
                 reserve = partial(self._reserve, job) if job.mode in NEEDS_RESERVATION else None
                 await self._sender.submit(lane, job, reserve)
             status = await self._await_terminal(lane, job)
-            clean = True
-            return status
+            clean = status.state is TaskState.SUCCEEDED
         finally:
             with anyio.CancelScope(shield=True):
                 await lane.slots.release(clean=clean)
+        return await self._terminal_status(lane, job, status)
 
     async def _await_terminal(self, lane: Lane, job: Job) -> TaskStatus:
         schedule = lane.schedule_for(job.take)
@@ -288,7 +292,7 @@ class Engine:
                     Event(EventKind.STATUS, job.take, state=status.state, progress=status.progress)
                 )
             if status.state.terminal:
-                return await self._terminal_status(lane, job, status)
+                return status
             job.last_pending = job.last_seen
             if running > self._opt.take_timeout:
                 raise await self._timed_out(lane, job, running)

@@ -30,7 +30,8 @@ class LaneOptions:
     settings, the provider's limits and the CLI."""
 
     concurrency: int  # tasks in flight at once (slots; fewer after 429s, see AdaptiveSlots)
-    requests_per_second: float = 5.0  # submits and polls together
+    requests_per_second: float = 5.0  # submits and polls together, on average...
+    burst: int = 20  # ...with up to this many back to back (a run's first wave goes out at once)
     poll: PollPolicy = field(default_factory=PollPolicy)  # when to poll a task
     poll_retry: RetryPolicy = POLL_RETRY  # how a failed poll is retried
     #: a batching provider's task rides along any batch due within this many seconds of it —
@@ -56,7 +57,7 @@ class Lane:
         self.options = options
         self.rng = rng
         self.slots = AdaptiveSlots(options.concurrency)
-        self.rate = RateLimiter(options.requests_per_second, clock)
+        self.rate = RateLimiter(options.requests_per_second, clock, burst=options.burst)
         self.times = GenerationTimes()
         self.hints = Hints()
         self.poller = BatchPoller(

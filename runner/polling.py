@@ -111,6 +111,7 @@ class PollSchedule:
         self._rng = rng
         self._batching = batching
         self._cold = 0
+        self._aimed = False  # the learned schedule's first look is out (the quantile may move)
         self._elapsed = 0.0
         self._readings: list[tuple[float, float]] = []
 
@@ -145,9 +146,11 @@ class PollSchedule:
             first *= p.progress_first
         if self._batching:  # it rides every batch: just never bring the next one closer
             return max(p.floor, p.batch_period, first - self._elapsed)
-        if self._elapsed < first:
+        gap = self._jittered(self._gap(learned))
+        if self._elapsed < first and not self._aimed:  # the first look of the learned schedule
+            self._aimed = True
             return max(p.floor, first - self._elapsed)
-        return max(p.floor, self._jittered(self._gap(learned)))
+        return max(p.floor, gap, first - self._elapsed)
 
     def _gap(self, learned: Learned) -> float:
         p = self._policy

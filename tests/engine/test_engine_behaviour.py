@@ -228,7 +228,7 @@ async def test_auth_failure_stops_takes_already_waiting_to_submit(
 ) -> None:
     manifest = write_manifest(tmp_path, [shot("bay", "runway", takes=5)], concurrency=3)
     # one request per 10 s of engine time: the 401 is back long before the second take's turn
-    lanes = {"runway": LaneOptions(concurrency=3, requests_per_second=0.1)}
+    lanes = {"runway": LaneOptions(concurrency=3, requests_per_second=0.1, burst=1)}
     async with sim_factory() as sim:
         run = await run_engine(sim, manifest, lanes=lanes, keys={"runway": "key_live_wrong0000000000000"})
     submits = run.providers["runway"].submits

@@ -237,6 +237,22 @@ def test_a_cold_take_switches_to_the_learned_schedule_once_its_group_is_learned(
     assert schedule.next_delay() == pytest.approx(math.sqrt(2 * policy.poll_cost * (90 - 42.5)), rel=0.15)
 
 
+def test_a_low_quantile_that_moves_up_after_the_first_look_costs_no_extra_poll() -> None:
+    """Takes finishing meanwhile can move the aim past a look already made: the next look is a
+    gap away (or at the new aim, if later), never a quick second look at the first quantile."""
+    learned = [_uniform(40.0, 90.0)]
+    policy = PollPolicy(jitter=0.0)
+    schedule = PollSchedule(policy, lambda: learned[0], 0.0, random.Random(0))
+    assert schedule.next_delay() == pytest.approx(42.5)
+    schedule.observe(42.5)
+    learned[0] = _uniform(43.0, 93.0)  # its 5 % quantile is now 45.5 s
+    gap = schedule.next_delay()
+    assert gap == pytest.approx(policy.gap_share * 42.5), "a gap (3.19 s), not 45.5 − 42.5 = 3 s"
+    learned[0] = _uniform(80.0, 130.0)  # slower takes yet: wait for the new first quantile
+    schedule.observe(50.0)
+    assert schedule.next_delay() == pytest.approx(82.5 - 50.0)
+
+
 @pytest.mark.parametrize("scale", [0.0001, 0.02, 1.0, 12.0, 600.0])
 def test_no_delay_is_ever_below_the_provider_minimum(scale: float) -> None:
     for seed in range(20):
