@@ -65,8 +65,8 @@ __all__ = [
 class PollPolicy:
     first: float = 1.0  # unlearned groups: first poll this many seconds after submit...
     factor: float = 2.0  # ...then gaps growing by this factor...
-    cap: float = 5.0  # ...up to this (a first wave's lateness is at most this)
-    first_quantile: float = 0.05  # learned groups: first poll when this share of takes is done
+    cap: float = 8.0  # ...up to this (a first wave's lateness is at most this)
+    first_quantile: float = 0.08  # learned groups: first poll when this share of takes is done
     poll_cost: float = 1.0  # seconds of lateness one poll request is worth (hazard rule)...
     gap_share: float = 0.075  # ...but no gap longer than this share of the elapsed time
     tail_share: float = 0.05  # slower than anything learned: poll every this share of elapsed

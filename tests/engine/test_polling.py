@@ -38,12 +38,12 @@ def _uniform(low: float, high: float, n: int = 49) -> Learned:
 
 def test_unlearned_schedule_is_short_geometric_and_capped() -> None:
     schedule = PollSchedule(PollPolicy(), None, 0.0, random.Random(0))
-    assert _delays(schedule, 7) == [1.0, 2.0, 4.0, 5.0, 5.0, 5.0, 5.0]
+    assert _delays(schedule, 7) == [1.0, 2.0, 4.0, 8.0, 8.0, 8.0, 8.0]
 
 
 def test_unlearned_schedule_respects_the_provider_minimum() -> None:
     schedule = PollSchedule(PollPolicy(), None, 3.0, random.Random(0))
-    assert _delays(schedule, 6) == [3.0, 3.0, 4.0, 5.0, 5.0, 5.0]
+    assert _delays(schedule, 6) == [3.0, 3.0, 4.0, 8.0, 8.0, 8.0]
 
 
 def test_learned_schedule_polls_first_at_a_low_quantile() -> None:
@@ -73,7 +73,7 @@ def test_no_learned_gap_is_longer_than_a_share_of_the_elapsed_time() -> None:
     for t, gap in zip(elapsed, delays[1:], strict=False):
         hazard_gap = math.sqrt(2 * 1.0 * (90.0 - t))
         assert gap == pytest.approx(min(hazard_gap, 0.075 * t), rel=0.15)
-    assert delays[1] == pytest.approx(0.075 * 42.5), "at 42.5 s the hazard alone would wait 9.7 s"
+    assert delays[1] == pytest.approx(0.075 * 44.0), "at 44 s the hazard alone would wait 9.6 s"
     assert delays[-1] < 0.075 * elapsed[-2], "near the end the hazard's shorter gaps rule"
 
 
@@ -99,9 +99,9 @@ def _progress_schedule(learned: Learned | None = None, **policy: float) -> PollS
 
 def test_once_progress_was_seen_the_first_poll_comes_early_enough_for_a_second_reading() -> None:
     plain = PollSchedule(PollPolicy(), _uniform(40.0, 90.0), 5.0, random.Random(0))
-    assert plain.next_delay() == pytest.approx(42.5)
+    assert plain.next_delay() == pytest.approx(44.0)
     schedule = _progress_schedule(_uniform(40.0, 90.0), progress_first=0.5)
-    assert schedule.next_delay() == pytest.approx(21.25), "half the 5 % quantile"
+    assert schedule.next_delay() == pytest.approx(22.0), "half the 8 % quantile"
 
 
 def test_a_schedule_that_sees_progress_tells_the_others_of_its_lane() -> None:
@@ -112,7 +112,7 @@ def test_a_schedule_that_sees_progress_tells_the_others_of_its_lane() -> None:
     first.observe(25.0, 0.3)
     assert hints.progress
     later = PollSchedule(PollPolicy(), _uniform(40.0, 90.0), 5.0, random.Random(0), hints=hints)
-    assert later.next_delay() == pytest.approx(0.5 * 42.5)
+    assert later.next_delay() == pytest.approx(0.5 * 44.0)
 
 
 def test_one_reading_looks_again_halfway_to_the_latest_end_it_allows() -> None:
@@ -123,7 +123,7 @@ def test_one_reading_looks_again_halfway_to_the_latest_end_it_allows() -> None:
     slow = _progress_schedule(_uniform(40.0, 90.0))
     slow.next_delay()
     slow.observe(20.0, 0.1)  # could end as late as 200 s
-    assert slow.next_delay() == pytest.approx(42.5 - 20.0), "no later than the plain first poll"
+    assert slow.next_delay() == pytest.approx(44.0 - 20.0), "no later than the plain first poll"
 
 
 def _end(t1: float, p1: float, t2: float, p2: float) -> float:
@@ -164,7 +164,7 @@ def test_progress_is_used_before_anything_is_learned() -> None:
     schedule = PollSchedule(PollPolicy(), None, 5.0, random.Random(0))
     schedule.next_delay()
     schedule.observe(20.0, 0.5)
-    assert schedule.next_delay() == 5.0, "one reading, nothing learned: within the cold cap"
+    assert schedule.next_delay() == 8.0, "one reading, nothing learned: within the cold cap"
     schedule.observe(25.0, 0.7)  # 4 %/s from 20 s: end at 32.5 s
     assert schedule.next_delay() == pytest.approx(_end(20.0, 0.505, 25.0, 0.695) - 25.0)
     schedule.observe(32.0, 0.995)
@@ -214,7 +214,7 @@ def test_a_batching_provider_is_polled_every_batch_period_once_likely_done() -> 
     policy = PollPolicy(batch_period=2.5, jitter=0.2)
     schedule = PollSchedule(policy, _uniform(40.0, 90.0), 1.0, random.Random(0), batching=True)
     first, *later = _delays(schedule, 10)
-    assert first == pytest.approx(42.5)
+    assert first == pytest.approx(44.0)
     assert later == [2.5] * 9, "in lockstep, not jittered: one request serves every task due"
 
 
@@ -224,7 +224,7 @@ def test_a_batching_task_that_rode_a_batch_does_not_bring_the_next_one_closer() 
     schedule.observe(41.5)  # it rode along a batch 1 s before its own first poll
     assert schedule.next_delay() == 2.5, "the next batch, not a request of its own 1 s from now"
     schedule.observe(30.0)
-    assert schedule.next_delay() == pytest.approx(12.5), "far from likely done: its first poll"
+    assert schedule.next_delay() == pytest.approx(14.0), "far from likely done: its first poll"
 
 
 def test_a_cold_take_switches_to_the_learned_schedule_once_its_group_is_learned() -> None:
@@ -233,8 +233,8 @@ def test_a_cold_take_switches_to_the_learned_schedule_once_its_group_is_learned(
     schedule = PollSchedule(policy, lambda: learned[0], 0.0, random.Random(0))
     assert _delays(schedule, 3) == [1.0, 2.0, 4.0], "cold: the geometric schedule"
     learned[0] = _uniform(40.0, 90.0)
-    assert schedule.next_delay() == pytest.approx(42.5 - 7.0), "then straight to the low quantile"
-    assert schedule.next_delay() == pytest.approx(math.sqrt(2 * policy.poll_cost * (90 - 42.5)), rel=0.15)
+    assert schedule.next_delay() == pytest.approx(44.0 - 7.0), "then straight to the low quantile"
+    assert schedule.next_delay() == pytest.approx(math.sqrt(2 * policy.poll_cost * (90 - 44.0)), rel=0.15)
 
 
 def test_a_low_quantile_that_moves_up_after_the_first_look_costs_no_extra_poll() -> None:
@@ -243,14 +243,14 @@ def test_a_low_quantile_that_moves_up_after_the_first_look_costs_no_extra_poll()
     learned = [_uniform(40.0, 90.0)]
     policy = PollPolicy(jitter=0.0)
     schedule = PollSchedule(policy, lambda: learned[0], 0.0, random.Random(0))
-    assert schedule.next_delay() == pytest.approx(42.5)
-    schedule.observe(42.5)
-    learned[0] = _uniform(43.0, 93.0)  # its 5 % quantile is now 45.5 s
+    assert schedule.next_delay() == pytest.approx(44.0)
+    schedule.observe(44.0)
+    learned[0] = _uniform(43.0, 93.0)  # its 8 % quantile is now 47 s
     gap = schedule.next_delay()
-    assert gap == pytest.approx(policy.gap_share * 42.5), "a gap (3.19 s), not 45.5 − 42.5 = 3 s"
+    assert gap == pytest.approx(policy.gap_share * 44.0), "a gap (3.3 s), not 47 − 44 = 3 s"
     learned[0] = _uniform(80.0, 130.0)  # slower takes yet: wait for the new first quantile
     schedule.observe(50.0)
-    assert schedule.next_delay() == pytest.approx(82.5 - 50.0)
+    assert schedule.next_delay() == pytest.approx(84.0 - 50.0)
 
 
 @pytest.mark.parametrize("scale", [0.0001, 0.02, 1.0, 12.0, 600.0])
