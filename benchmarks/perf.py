@@ -45,6 +45,7 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +58,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from peers import PEER_OF, Peer, scale_runway_sdk
 
 from runner.app import RunOptions, execute, prepare
+from runner.clips import ClipDownloader
 from runner.clock import ScaledClock
 from runner.download import download
 from runner.events import Event, EventKind
@@ -520,6 +522,28 @@ def download_bench(size: int, rounds: int) -> dict[str, Any]:
         }
 
 
+async def _fetch_all(url: str, root: Path, clips: int, limit: int) -> float:
+    """``clips`` takes' clips at once through the runner's ClipDownloader (``limit`` at a time)."""
+    async with aiohttp.ClientSession() as session:
+        clipper = ClipDownloader(session, root, limit=limit)
+        started = time.perf_counter()
+        async with anyio.create_task_group() as tg:
+            for i in range(clips):
+                tg.start_soon(
+                    partial(clipper.fetch, url, f"l{limit}/c{i}.mp4", provider="runware", take=f"c{i}")
+                )
+        return time.perf_counter() - started
+
+
+def download_limits(size: int, clips: int, mbps: float | None, limits: Sequence[int]) -> dict[str, Any]:
+    """Many clips ready at once (a Runware batch, a rerun fetching paid clips): wall time by limit."""
+    knobs = {"clip_bytes": size} if mbps is None else {"clip_bytes": size, "download_mbps": mbps}
+    with simulator(0.001, **knobs) as sim, tempfile.TemporaryDirectory(prefix="perf-dl-") as tmp:
+        url = anyio.run(_clip_url, sim)
+        walls = {str(n): anyio.run(_fetch_all, url, Path(tmp), clips, n) for n in limits}
+    return {"clip_bytes": size, "clips": clips, "per_connection_mbps": mbps, "wall_s": walls}
+
+
 # -- report ---------------------------------------------------------------------------------------
 
 
@@ -552,7 +576,7 @@ def report(doc: Mapping[str, Any]) -> str:
     parts = [f"machine: {json.dumps(doc['machine'])}", f"time scale: {doc['time_scale']}", ""]
     if "side_by_side" in doc:
         parts += [side_table([Row(**r) for r in doc["side_by_side"]]), ""]
-    for key in ("scale", "validate", "download"):
+    for key in ("scale", "validate", "download", "download_limits"):
         if key in doc:
             parts.append(f"{key}: {json.dumps(doc[key], indent=1)}")
     return "\n".join(parts)
@@ -570,7 +594,7 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--scale-time-scale", type=float, default=0.01, help="the 10,000-take run's (0.01)")
     p.add_argument("--takes", type=int, help="takes per side-by-side run (200; --quick: 60)")
     p.add_argument("--scale-takes", type=int, default=10_000)
-    p.add_argument("--only", choices=("side", "scale", "validate", "download"), action="append")
+    p.add_argument("--only", choices=("side", "scale", "validate", "download", "limits"), action="append")
     p.add_argument("--json", type=Path, help="also write the raw figures here")
     p.add_argument("--provider", choices=PROVIDERS, action="append", help="side by side: only these")
     p.add_argument("--concurrency", type=int, action="append", help="side by side: only these C")
@@ -581,7 +605,7 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
 
 
 def run_sections(args: argparse.Namespace) -> dict[str, Any]:
-    only = set(args.only or ("side", "scale", "validate", "download"))
+    only = set(args.only or ("side", "scale", "validate", "download", "limits"))
     takes = args.takes or (60 if args.quick else 200)
     scale_takes = 2000 if args.quick else args.scale_takes
     scale = args.scale or (0.01 if args.quick else 0.05)
@@ -600,6 +624,11 @@ def run_sections(args: argparse.Namespace) -> dict[str, Any]:
         doc["validate"] = validate_time(2000 if args.quick else 10_000)
     if "download" in only:
         doc["download"] = download_bench(200_000_000, 1 if args.quick else 3)
+    if "limits" in only:
+        clips = 8 if args.quick else 24
+        doc["download_limits"] = [
+            download_limits(8_000_000, clips, mbps, (1, 2, 4, 8, 16)) for mbps in (16.0, None)
+        ]
     doc["machine"]["load_avg_after"] = [round(x, 2) for x in os.getloadavg()]
     return doc
 

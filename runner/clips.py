@@ -23,7 +23,7 @@ class ClipDownloader:
         session: aiohttp.ClientSession,
         run_dir: Path,
         *,
-        limit: int = 4,
+        limit: int = 8,
         max_bytes: int = DEFAULT_MAX_BYTES,
     ) -> None:
         self._session = session

@@ -130,6 +130,9 @@ class SimConfig:
     url_ttl: float | None = None
     #: pad every clip to this many bytes (big-download tests); None = natural size
     clip_bytes: int | None = None
+    #: send each download at most this many MB per *real* second (a CDN's per-connection rate,
+    #: for the download-limit benchmark); None = as fast as the loopback goes
+    download_mbps: float | None = None
     #: Runway organisation credit balance before any spend
     runway_credits: int = 1_000_000
     #: Runway tier ``maxDailyGenerations``; None = no cap. Past it, submit answers 429.
@@ -158,7 +161,7 @@ class SimConfig:
         for name in ("runway_daily_used", "runway_fail_first"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0")
-        for name in ("runway_daily_limit", "url_ttl", "clip_bytes"):
+        for name in ("runway_daily_limit", "url_ttl", "clip_bytes", "download_mbps"):
             value = getattr(self, name)
             if value is not None and value < 0:
                 raise ValueError(f"{name} must be >= 0 or None")

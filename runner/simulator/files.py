@@ -11,7 +11,9 @@ task asked for (see ``mp4.py``).
 
 from __future__ import annotations
 
+import asyncio
 import re
+import time
 
 from aiohttp import web
 
@@ -99,9 +101,11 @@ async def _send(
     world = world_of(request)
     world.downloads += 1
     limit = start + (stop - start) // 2 if truncate else stop
+    pace = _Pace(world.config.download_mbps)
     for piece in clip.read(start, limit):
         await response.write(piece)
         world.download_bytes += len(piece)
+        await pace.sent(len(piece))
     if truncate:
         transport = request.transport
         if transport is not None:
@@ -109,6 +113,23 @@ async def _send(
         return response
     await response.write_eof()
     return response
+
+
+class _Pace:
+    """At most ``mbps`` MB per real second on one connection (None: no limit)."""
+
+    def __init__(self, mbps: float | None) -> None:
+        self._rate = mbps * 1e6 if mbps else None
+        self._start = time.monotonic()
+        self._sent = 0
+
+    async def sent(self, size: int) -> None:
+        if self._rate is None:
+            return
+        self._sent += size
+        ahead = self._start + self._sent / self._rate - time.monotonic()
+        if ahead > 0:
+            await asyncio.sleep(ahead)
 
 
 def add_routes(app: web.Application) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import time
 from urllib.parse import parse_qs, urlsplit
 
 import aiohttp
@@ -157,3 +158,17 @@ async def test_padded_clip_is_a_valid_box_sequence(sim_factory: SimFactory) -> N
         data = (await fetch(session, url))[1]
     assert len(data) == size
     assert mp4_boxes(data)[-1][0] == "free"
+
+
+async def test_a_per_connection_rate_paces_each_download(sim_factory: SimFactory) -> None:
+    """``download_mbps`` (the download-limit benchmark's CDN): 1 MB at 10 MB/s takes 0.1 s or more,
+    and the clip is whole."""
+    size = 1_000_000
+    knobs = {"clip_bytes": size, "download_mbps": 10.0}
+    async with sim_factory(time_scale=FAST, **knobs) as sim, aiohttp.ClientSession() as session:
+        _, url = await finished_url(session, sim)
+        started = time.monotonic()
+        data = (await fetch(session, url))[1]
+        took = time.monotonic() - started
+    assert len(data) == size
+    assert took >= 0.09, f"{took:.3f} s: not paced"
