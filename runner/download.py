@@ -42,7 +42,8 @@ from runner.netloc import fetch_problem, safe_url
 from runner.piecewriter import PieceWriter
 
 #: Pieces read from the socket (at most; aiohttp hands over what has arrived) and queued for the
-#: writer thread, at most 4 waiting: memory stays under about PIECE × 6.
+#: writer thread, at most 4 waiting while it writes the 4 before them: memory stays under about
+#: PIECE × 10 (5 MB), whatever the clip's size.
 PIECE = 512 * 1024
 EXPIRED = frozenset({403, 404, 410})
 REDIRECTS = frozenset({301, 302, 303, 307, 308})

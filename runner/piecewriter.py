@@ -105,9 +105,10 @@ class PieceWriter:
             self._sync()
         self._close()
 
-    def _take_waiting(self) -> tuple[bytes, bool]:
-        """The next piece and every piece queued behind it, as one buffer (one hash update and
-        one write instead of several: fewer GIL hand-offs with the loop); True at the end."""
+    def _take_waiting(self) -> tuple[list[bytes], bool]:
+        """The next piece and every piece queued behind it, taken in one wake-up of the thread
+        (fewer GIL hand-offs with the loop than one piece per wake-up); True at the end. They are
+        hashed and written one by one, not joined: a joined copy would double what is in memory."""
         pieces = [self._queue.get()]
         while pieces[-1] and len(pieces) < self._queue.maxsize:
             try:
@@ -115,14 +116,15 @@ class PieceWriter:
             except queue.Empty:
                 break
         ended = not pieces[-1]
-        data = pieces[0] if len(pieces) == 1 else b"".join(pieces)
-        return data, ended
+        return [p for p in pieces if p], ended
 
-    def _write(self, piece: bytes) -> None:
+    def _write(self, pieces: list[bytes]) -> None:
         assert self._fh is not None
         try:
-            self._hasher.update(piece)
-            self._fh.write(piece)
+            while pieces:
+                piece = pieces.pop(0)  # let go of each piece once written
+                self._hasher.update(piece)
+                self._fh.write(piece)
         except OSError as exc:
             self._error = exc
 
