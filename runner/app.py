@@ -252,11 +252,11 @@ def _facts(prepared: Prepared) -> RunFacts:
 
 def _write_retry(prepared: Prepared, journal: Journal) -> None:
     """The takes of this manifest that stand failed, as a manifest of their own."""
-    records = journal.records()
+    records = journal.records("failed")
     failed = [
         (take, f"{records[take.key].failure_kind}: {records[take.key].failure_message}")
         for take in dict.fromkeys(prepared.takes)
-        if records[take.key].state == "failed"
+        if take.key in records
     ]
     write_retry(prepared.manifest, failed, prepared.run_dir)
 
