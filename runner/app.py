@@ -198,6 +198,7 @@ async def run_takes(
             run_dir=run_dir,
         )
         await _drive(engine, prepared.takes, records)
+        del records  # all 10,000 of a big run, held to here: gone before the end reads the journal again
         await _finish(prepared, engine, journal, ledger, bus, started)
         return engine.summary
     finally:
