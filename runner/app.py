@@ -200,6 +200,7 @@ async def run_takes(
             run_dir=run_dir,
         )
         await _drive(engine, prepared.takes, records)
+        del records  # all 10,000 of a big run, held to here: gone before the end reads the journal again
         await _finish(prepared, engine, journal, ledger, bus, started)
         return engine.summary
     finally:
@@ -254,11 +255,11 @@ def _facts(prepared: Prepared) -> RunFacts:
 
 def _write_retry(prepared: Prepared, journal: Journal) -> None:
     """The takes of this manifest that stand failed, as a manifest of their own."""
-    records = journal.records()
+    records = journal.records("failed")
     failed = [
         (take, f"{records[take.key].failure_kind}: {records[take.key].failure_message}")
         for take in dict.fromkeys(prepared.takes)
-        if records[take.key].state == "failed"
+        if take.key in records
     ]
     write_retry(prepared.manifest, failed, prepared.run_dir)
 

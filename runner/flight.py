@@ -65,7 +65,7 @@ class TakeFailed(Exception):
         self.retryable = retryable  # the provider's side failed, unbilled: a new task may succeed
 
 
-@dataclass
+@dataclass(slots=True)
 class Job:
     """A take while this run works on it.
 

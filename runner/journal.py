@@ -27,8 +27,9 @@ from __future__ import annotations
 import json
 import re
 import sqlite3
+import sys
 import threading
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
@@ -108,14 +109,18 @@ class JournalWriteError(PrevizError):
     """
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Record:
-    """One take's row: what the journal knows of it. Field meanings follow the table's columns."""
+    """One take's row: what the journal knows of it. Field meanings follow the table's columns.
+
+    Slotted, with the spec kept as the column's JSON text until asked for: a run reads the records
+    of all its takes at once (10,000 of them at 3 KB each, as a dict-backed record with a parsed spec).
+    """
 
     key: str
     label: str
     provider: str
-    spec: Mapping[str, Any]  # the take's fields as the ledger shows them (shot, seed, prompt…)
+    spec_json: str  # the take's fields as the ledger shows them (shot, seed, prompt…): see ``spec``
     state: str
     attempt: int  # deliberate attempts started; each is a new task at the provider
     submits: int  # HTTP submits sent for the current attempt
@@ -135,6 +140,12 @@ class Record:
     flags: tuple[str, ...]
 
     @property
+    def spec(self) -> Mapping[str, Any]:
+        """The take's fields as the ledger shows them (shot, seed, prompt…), parsed on each call."""
+        parsed: Mapping[str, Any] = json.loads(self.spec_json)
+        return parsed
+
+    @property
     def paid_not_saved(self) -> bool:
         return self.state == "succeeded" and self.charged
 
@@ -148,12 +159,22 @@ class Money:
 R = TypeVar("R")
 
 
-def _record(row: sqlite3.Row) -> Record:
-    data = dict(row)
-    data["spec"] = json.loads(data["spec"])
-    data["charged"] = bool(data["charged"])
-    data["flags"] = tuple(f for f in data["flags"].split(";") if f)
-    return Record(**data)
+#: The takes table's columns in Record's field order: a record is built from the row as read.
+_COLUMNS = (
+    "key, label, provider, spec, state, attempt, submits, handle, submitted_at, finished_at,"
+    " generation_s, failure_kind, failure_message, cost_usd, cost_source, reserved_usd, charged,"
+    " output, bytes, sha256, flags"
+)
+_PROVIDER, _STATE, _CHARGED, _FLAGS = 2, 4, 16, 20
+
+
+def _record(row: Sequence[Any]) -> Record:
+    """A record from a row read as ``SELECT {_COLUMNS}``; provider and state share one string each."""
+    fields = list(row)
+    fields[_PROVIDER], fields[_STATE] = sys.intern(fields[_PROVIDER]), sys.intern(fields[_STATE])
+    fields[_CHARGED] = bool(fields[_CHARGED])
+    fields[_FLAGS] = tuple(f for f in fields[_FLAGS].split(";") if f)
+    return Record(*fields)
 
 
 def _connect(path: Path, *, readonly: bool) -> sqlite3.Connection:
@@ -225,14 +246,16 @@ class Journal:
 
     # --- reading ------------------------------------------------------------------------------
 
-    def records(self) -> dict[str, Record]:
+    def records(self, *states: str) -> dict[str, Record]:
+        """Every take's record by key (only those in ``states``, when given)."""
+        where = f" WHERE state IN ({', '.join('?' * len(states))})" if states else ""
         with self._lock:
-            rows = self._conn.execute("SELECT * FROM takes").fetchall()
-        return {r["key"]: _record(r) for r in rows}
+            found = self._conn.execute(f"SELECT {_COLUMNS} FROM takes{where}", states)
+            return {r[0]: _record(r) for r in found}
 
     def get(self, key: str) -> Record:
         with self._lock:
-            row = self._conn.execute("SELECT * FROM takes WHERE key = ?", (key,)).fetchone()
+            row = self._conn.execute(f"SELECT {_COLUMNS} FROM takes WHERE key = ?", (key,)).fetchone()
         if row is None:
             raise KeyError(key)
         return _record(row)
@@ -274,11 +297,12 @@ class Journal:
         earlier take, or already on disk (``exists``), gets ``_v2``, ``_v3``… — a paid clip is never
         overwritten. Returns the records of every take given, old and new.
         """
-        given = list(takes)
+        given: list[str] = []  # keys only: the specs are written, not kept
         with self._tx() as conn:
             known = {r[0] for r in conn.execute("SELECT key FROM takes")}
             claimed = {r[0] for r in conn.execute("SELECT output FROM takes WHERE output IS NOT NULL")}
-            for key, label, provider, spec, wanted in given:
+            for key, label, provider, spec, wanted in takes:
+                given.append(key)
                 if key in known:
                     continue
                 output = _free_name(wanted, claimed, self.path.parent)
@@ -289,7 +313,7 @@ class Journal:
                     (key, label, provider, json.dumps(spec, allow_nan=False), output),
                 )
         records = self.records()
-        return {g[0]: records[g[0]] for g in given}
+        return {key: records[key] for key in given}
 
     def batch(self, pending: Iterable[_Pending]) -> None:
         """Run queued calls in one transaction (one fsync); each call fails alone (savepoints)."""

@@ -208,9 +208,9 @@ def _csv_rows(path: Path) -> Iterator[dict[str, Any]]:
         yield from csv.DictReader(fh)
 
 
-def read_rows(path: Path) -> list[dict[str, Any]]:
-    """Rows of a ``ledger.jsonl``; a torn line (crash mid-write) is skipped, not fatal."""
-    return list(_rows(path))
+def iter_rows(path: Path) -> Iterator[dict[str, Any]]:
+    """Rows of a ``ledger.jsonl``, one at a time; a torn line (crash mid-write) is skipped, not fatal."""
+    return _rows(path)
 
 
 def _rows(path: Path) -> Iterator[dict[str, Any]]:

@@ -13,21 +13,48 @@ import csv
 import io
 import json
 import statistics
+import sys
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from runner.errors import InputError
-from runner.ledger import read_rows
+from runner.ledger import iter_rows
 
 GROUPS = ("provider", "model", "shot", "tag", "day", "status")
+
+#: The ledger columns the reports read (the totals and the contact sheet). A loaded row keeps only
+#: these: a 10,000-take ledger held whole, run ids, hashes and sizes included, is tens of MB.
+READ = (
+    "key",
+    "shot",
+    "take",
+    "seed",
+    "provider",
+    "model",
+    "status",
+    "failure_kind",
+    "failure_message",
+    "duration_s",
+    "ratio",
+    "prompt",
+    "tags",
+    "cost_usd",
+    "cost_source",
+    "finished_at",
+    "generation_s",
+    "task_id",
+    "output",
+)
+#: Columns whose few values repeat on every row: one string object each, shared by the rows.
+_SHARED = ("provider", "model", "status", "failure_kind", "ratio", "tags", "cost_source")
 
 
 @dataclass(frozen=True)
 class Source:
-    """One ledger and the run directory it belongs to."""
+    """One ledger and the run directory it belongs to; each row holds the :data:`READ` columns it has."""
 
     run_dir: Path
     rows: tuple[dict[str, Any], ...]
@@ -38,9 +65,18 @@ def load(paths: Iterable[Path]) -> list[Source]:
     sources = []
     for path in paths:
         ledger = _ledger_of(path)
-        rows = read_rows(ledger) if ledger.suffix == ".jsonl" else _csv_rows(ledger)
-        sources.append(Source(ledger.parent, tuple(rows)))
+        rows = iter_rows(ledger) if ledger.suffix == ".jsonl" else _csv_rows(ledger)
+        sources.append(Source(ledger.parent, tuple(_slim(row) for row in rows)))
     return sources
+
+
+def _slim(row: Mapping[str, Any]) -> dict[str, Any]:
+    kept = {name: row[name] for name in READ if name in row}
+    for name in _SHARED:
+        value = kept.get(name)
+        if type(value) is str:
+            kept[name] = sys.intern(value)
+    return kept
 
 
 def _ledger_of(path: Path) -> Path:
@@ -54,13 +90,12 @@ def _ledger_of(path: Path) -> Path:
     raise InputError(f"{path}: not a run directory or a ledger file (.jsonl, .csv)")
 
 
-def _csv_rows(path: Path) -> list[dict[str, Any]]:
+def _csv_rows(path: Path) -> Iterator[dict[str, Any]]:
     with path.open(newline="", encoding="utf-8") as fh:
-        rows = list(csv.DictReader(fh))
-    for row in rows:
-        for name in ("cost_usd", "generation_s"):
-            row[name] = float(row[name]) if row.get(name) else None
-    return rows
+        for row in csv.DictReader(fh):
+            for name in ("cost_usd", "generation_s"):
+                row[name] = float(row[name]) if row.get(name) else None
+            yield row
 
 
 def last_rows(sources: Sequence[Source]) -> list[dict[str, Any]]:

@@ -23,7 +23,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -89,12 +89,17 @@ class Answer:
     """
 
     status: int
-    url: str
+    raw_url: URL | str = field(repr=False)  # as requested: shown only through ``url``
     data: Any
     text: str
     retry_after: float | None = None
     size: int = 0
     truncated: bool = False
+
+    @property
+    def url(self) -> str:
+        """The URL fit for a message (:func:`safe_url`), worked out only when an error needs it."""
+        return safe_url(self.raw_url)
 
     @property
     def ok(self) -> bool:
@@ -116,7 +121,7 @@ class Answer:
         data = None if truncated else _parse_json(body)
         text = body[:_SNIPPET].decode("utf-8", "replace")
         retry_after = parse_retry_after(headers.get("Retry-After"))
-        return cls(status, safe_url(url), data, text, retry_after, len(body), truncated)
+        return cls(status, url, data, text, retry_after, len(body), truncated)
 
 
 def _parse_json(body: bytes) -> Any:
@@ -136,6 +141,11 @@ async def read_capped(resp: aiohttp.ClientResponse, cap: int = MAX_BODY) -> tupl
             return bytes(body), False
         body += chunk
     return bytes(memoryview(body)[:cap]), True
+
+
+def _shown(url: str, params: Mapping[str, str] | None) -> str:
+    """A request's URL for an error message (worked out only when there is an error to tell)."""
+    return safe_url(URL(url).with_query(params or {}))
 
 
 class Wire:
@@ -174,7 +184,6 @@ class Wire:
     ) -> Answer:
         """Send one request; return the answer whatever its status, or raise a transport error."""
         url = self._config.base_url + path
-        shown = safe_url(URL(url).with_query(params or {}))
         try:
             async with self._session.request(
                 method,
@@ -189,14 +198,21 @@ class Wire:
                 answer = Answer.build(resp.status, resp.url, resp.headers, raw, truncated=truncated)
         except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as exc:
             raise NotSentError(
-                f"could not connect ({type(exc).__name__})", provider=self.provider, url=shown, take=take
+                f"could not connect ({type(exc).__name__})",
+                provider=self.provider,
+                url=_shown(url, params),
+                take=take,
             ) from exc
         except aiohttp.InvalidURL as exc:
             raise TerminalError(
-                "invalid URL", kind=FailureKind.PROVIDER, provider=self.provider, url=shown, take=take
+                "invalid URL",
+                kind=FailureKind.PROVIDER,
+                provider=self.provider,
+                url=_shown(url, params),
+                take=take,
             ) from exc
         except (TimeoutError, aiohttp.ClientError) as exc:
-            raise self._lost(exc, shown, submit=submit, take=take) from exc
+            raise self._lost(exc, _shown(url, params), submit=submit, take=take) from exc
         if answer.ok and answer.unreadable:
             raise self.malformed(answer, answer.unreadable, submit=submit, take=take)
         return answer
