@@ -117,7 +117,7 @@ async def test_an_ftyp_box_followed_by_zeros_is_not_a_clip(tmp_path: Path) -> No
 
 
 async def test_an_endless_body_stops_at_the_size_cap(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    # Pieces of 64 kB: with at most 8 queued, the writer thread has written some before the cap
+    # Pieces of 64 kB: with only a few queued, the writer thread has written some before the cap
     # stops the reading, so the watcher sees the file grow (a 1 MB piece could be the cap at once).
     monkeypatch.setattr(download_module, "PIECE", 64 * 1024)
     dest = tmp_path / "clip.mp4"
