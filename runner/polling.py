@@ -146,11 +146,10 @@ class PollSchedule:
             first *= p.progress_first
         if self._batching:  # it rides every batch: just never bring the next one closer
             return max(p.floor, p.batch_period, first - self._elapsed)
-        gap = self._jittered(self._gap(learned))
         if self._elapsed < first and not self._aimed:  # the first look of the learned schedule
             self._aimed = True
             return max(p.floor, first - self._elapsed)
-        return max(p.floor, gap, first - self._elapsed)
+        return max(p.floor, self._jittered(self._gap(learned)), first - self._elapsed)
 
     def _gap(self, learned: Learned) -> float:
         p = self._policy
