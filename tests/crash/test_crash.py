@@ -2,7 +2,8 @@
 
 A hostile standalone simulator (5xx, 429, resets, slow answers, truncated and expired downloads,
 moderation, submits whose answer is lost) and 66 takes over the three providers. The runner is
-killed 12 times at seeded random moments — some inside POSTs — then rerun until it ends by itself.
+killed 12 times, each after a seeded random number of new submits, polls or downloads
+seen by the provider (by progress, not wall time) — then rerun until it ends by itself.
 Then the provider's bill (``/_sim/stats``) and the disk are held against the ledger:
 
 * every take that can succeed has exactly one verified clip, and no stray or partial file;
@@ -39,12 +40,40 @@ def _manifest(tmp_path: Path, takes_per_provider: int, **top: Any) -> Path:
     return write_manifest(tmp_path, shots, name="night", concurrency=4, **top)
 
 
+#: What a kill waits for: this many new events of one kind on the provider's side, so a kill lands
+#: inside submits, polls or downloads by progress, never by wall time (a busy machine cannot make
+#: the campaign prove less).
+PHASES = ("submissions", "polls", "downloads")
+
+
+def _activity(url: str) -> dict[str, int]:
+    bill = stats(url)
+    providers = bill["providers"].values()
+    return {
+        "submissions": sum(p["submissions"] for p in providers),
+        "polls": sum(p["polls"] for p in providers),
+        "downloads": bill["downloads"],
+    }
+
+
+def _wait_for_progress(proc: Any, url: str, phase: str, events: int, timeout: float = 60) -> None:
+    """Until the provider saw ``events`` more of ``phase`` (or the run ended, or ``timeout``)."""
+    start = _activity(url)[phase]
+    deadline = time.monotonic() + timeout
+    while proc.poll() is None and time.monotonic() < deadline:
+        if _activity(url)[phase] - start >= events:
+            return
+        time.sleep(0.01)
+
+
 def _kill_campaign(manifest: Path, url: str, kills: int, rng: random.Random) -> int:
     """Start and SIGKILL the run ``kills`` times; return how many kills landed before it ended."""
     landed = 0
     for _ in range(kills):
+        phase, events = rng.choice(PHASES), rng.randint(1, 6)
         with standalone.started(manifest, url, clock_scale=SCALE) as proc:
-            time.sleep(rng.uniform(0.6, 3.0))  # imports take ~0.5 s: kills land in submits, polls, downloads
+            _wait_for_progress(proc, url, phase, events)
+            time.sleep(rng.uniform(0.0, 0.05))  # not always on the event's heels
             if proc.poll() is None:
                 proc.kill()
                 landed += 1
