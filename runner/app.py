@@ -49,6 +49,7 @@ from runner.runlog import Redactor, RunLog
 from runner.summary import RunFacts, write_summary
 from runner.takes import Take
 from runner.tally import Summary
+from runner.unfinished import PENDING_LIMIT
 
 
 @dataclass(frozen=True)
@@ -153,6 +154,7 @@ class Wiring:
 
     lanes: Mapping[str, LaneOptions] | None = None
     take_timeout: float = 900.0
+    pending_limit: float = PENDING_LIMIT
     downloader: Downloader | None = None
 
 
@@ -327,6 +329,7 @@ def _engine_options(
         or {name: LaneOptions(concurrency=slots.get(name, _concurrency(prepared))) for name in providers},
         submit_caps=limits.submit_caps if limits else {},
         take_timeout=wiring.take_timeout,
+        pending_limit=wiring.pending_limit,
         retry_failed=opts.retry_failed,
         hold_uncertain=opts.hold_uncertain,
         clock=opts.clock,

@@ -32,8 +32,8 @@ import anyio
 
 from runner.clock import REAL_TIME, Clock
 from runner.collect import CollectOptions, Collector, Downloader, NotSaved
-from runner.cost import Cost, decide_cost, failed_cost, uncertain_cost
-from runner.errors import FailureKind, ProviderError, TerminalError
+from runner.cost import decide_cost, failed_cost, uncertain_cost
+from runner.errors import FailureKind, PollGaveUpError, ProviderError, TerminalError
 from runner.events import Bus, Event, EventKind, Outcome, TakeEnd
 from runner.flight import Job, Mode, NotStarted, TakeFailed, done_outcome, failed_outcome
 from runner.gate import Gate, StopReason
@@ -46,6 +46,7 @@ from runner.retrying import Retry, RetryPolicy
 from runner.sending import SUBMIT_RETRY, Encoder, Sender, terminal_failure
 from runner.takes import Take
 from runner.tally import DAILY_LIMIT, Summary
+from runner.unfinished import PENDING_LIMIT, Waited, lost_track, timed_out
 
 FINISHED_AT_PROVIDER = frozenset({Mode.FETCH, Mode.REFETCH})
 NEEDS_RESERVATION = frozenset({Mode.NEW, Mode.UNCERTAIN})  # a new attempt: new money at stake
@@ -57,6 +58,7 @@ class EngineOptions:
 
     lanes: Mapping[str, LaneOptions]  # per provider: slots, request rate, poll policy
     take_timeout: float = 900.0  # seconds a task may stay RUNNING at the provider
+    pending_limit: float = PENDING_LIMIT  # seconds a task may stay queued there (runner.unfinished)
     submit_retry: RetryPolicy = SUBMIT_RETRY  # how a submit that failed is sent again (where safe)
     collect: CollectOptions = field(default_factory=CollectOptions)  # download retries, URL refreshes
     task_retries: int = 2  # new tasks for a take whose task failed on the provider's side, unbilled
@@ -276,14 +278,18 @@ class Engine:
         return await self._terminal_status(lane, job, status)
 
     async def _await_terminal(self, lane: Lane, job: Job) -> TaskStatus:
+        """Poll until the task ends, or it runs past the take's timeout or queues past the
+        pending limit (the take then ends as :mod:`runner.unfinished` says)."""
         schedule = lane.schedule_for(job.take)
-        running = 0.0
+        waited = Waited()
         seen: tuple[TaskState | None, float | None] = (None, None)
+        job.last_seen = job.submitted_clock
         while True:
             before = self._clock.now()
-            status = await self._poll(lane, job, before + schedule.next_delay())
-            if seen[0] is TaskState.RUNNING:
-                running += self._clock.now() - job.last_seen
+            limits = (self._opt.take_timeout, self._opt.pending_limit, self._gate.seconds_left())
+            patience = waited.patience(seen[0], *limits)
+            status = await self._poll(lane, job, before + schedule.next_delay(), patience=patience)
+            waited.add(seen[0], self._clock.now() - job.last_seen)
             job.last_seen = self._clock.now()
             schedule.observe(job.last_seen - job.submitted_clock, status.progress)
             if (status.state, status.progress) != seen:
@@ -294,8 +300,11 @@ class Engine:
             if status.state.terminal:
                 return status
             job.last_pending = job.last_seen
-            if running > self._opt.take_timeout:
-                raise await self._timed_out(lane, job, running)
+            if waited.running > self._opt.take_timeout:
+                raise await timed_out(lane, job, self._bus, waited.running)
+            if waited.queued > self._opt.pending_limit:
+                why = f"still {status.raw_status or status.state.value} after {waited.queued / 3600:.1f} h"
+                raise await lost_track(lane, job, self._bus, f"{why} (the pending limit)")
 
     async def _terminal_status(self, lane: Lane, job: Job, status: TaskStatus) -> TaskStatus:
         job.generation_s = self._clock.now() - job.submitted_clock if job.mode is not Mode.POLL else None
@@ -321,24 +330,16 @@ class Engine:
             )
         return status
 
-    async def _timed_out(self, lane: Lane, job: Job, running: float) -> TakeFailed:
-        """A task running too long: cancelled where the provider allows, else it may still bill."""
-        cancelled = False
-        if lane.provider.can_cancel and job.handle:
-            try:
-                cancelled = await lane.provider.cancel(job.handle)
-            except ProviderError as exc:
-                self._bus.emit(Event(EventKind.WARNING, job.take, message=f"could not cancel: {exc}"))
-        cost = Cost(0.0, "estimated") if cancelled else Cost(job.estimate, "estimated", ("may_bill",))
-        what = "cancelled at the provider" if cancelled else "the provider may still finish and bill it"
-        return TakeFailed(FailureKind.TIMEOUT, f"still running after {running:.0f} s; {what}", cost=cost)
-
-    async def _poll(self, lane: Lane, job: Job, when: float) -> TaskStatus:
+    async def _poll(self, lane: Lane, job: Job, when: float, *, patience: float = 0.0) -> TaskStatus:
+        """The task's status at ``when``; ``patience``: how long a 429 may hold the take up."""
         assert job.handle is not None
         not_before = job.last_poll + lane.provider.min_poll_interval
+        when = max(when, not_before)
         try:
-            status = await lane.poller.status_at(job.handle, max(when, not_before), not_before=not_before)
+            status = await lane.poller.status_at(job.handle, when, not_before=not_before, patience=patience)
         except TerminalError as exc:
+            if isinstance(exc, PollGaveUpError) and job.paid is None:  # accepted, fate unknown
+                raise await lost_track(lane, job, self._bus, str(exc)) from exc
             raise terminal_failure(lane, exc, paid=job.paid) from exc
         except ProviderError as exc:  # the poller retries transient trouble itself; this is a last resort
             raise TakeFailed(
@@ -392,7 +393,7 @@ class Engine:
     async def _record(self, job: Job, outcome: Outcome, *, count: bool = True) -> None:
         """The take's end: journal state, ledger row and reservation in one commit; then the event."""
         row = row_of(outcome, run_id=self._opt.run_id, manifest=self._opt.manifest)
-        state = "succeeded" if outcome.paid_not_saved else outcome.status.value
+        state = outcome.resume_state or ("succeeded" if outcome.paid_not_saved else outcome.status.value)
         fields = {
             "handle": job.handle,
             "finished_at": row["finished_at"],

@@ -18,6 +18,7 @@ know which library spoke.
     │   │   └── NotSentError        the request provably never reached the server (connect failed)
     │   ├── AmbiguousSubmitError    a submit may or may not have landed (timeout after sending)
     │   ├── TerminalError           will not get better by retrying; carries a FailureKind
+    │   │   └── PollGaveUpError     polls of an accepted task kept failing: its fate is unknown
     │   └── ExpiredURLError         a result URL answered 403/404/410: poll again for a fresh one
     └── DownloadError               a clip arrived broken (short, not a whole MP4); retry the download
         └── UnfetchableError        retrying cannot help: a scheme that never works (file:, ftp:,
@@ -142,6 +143,11 @@ class TerminalError(ProviderError):
     def __init__(self, message: str, *, kind: FailureKind, **kw: object) -> None:
         self.kind = kind
         super().__init__(message, **kw)  # type: ignore[arg-type]
+
+
+class PollGaveUpError(TerminalError):
+    """The polls of a task the provider accepted kept failing (or were put off past what the take
+    may wait): the task may still run and bill, so the take keeps its cost and its task id."""
 
 
 class ExpiredURLError(ProviderError):

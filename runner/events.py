@@ -66,6 +66,9 @@ class Outcome:
     #: The provider finished and billed, but the clip could not be fetched or written: the take
     #: stays ``succeeded`` in the journal and the next run fetches it by task id.
     paid_not_saved: bool = False
+    #: The task may still exist at the provider: the journal keeps the take in this state with its
+    #: task id (``submitted``: polled by the next run; ``submitting``: resent with the same taskUUID).
+    resume_state: str | None = None
 
 
 @dataclass(frozen=True)

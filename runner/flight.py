@@ -42,7 +42,9 @@ class TakeFailed(Exception):
     """A take ended without a clip. ``cost`` is what the attempt cost (None: nothing was spent).
 
     ``paid`` marks "paid but not saved": the provider finished and billed, the clip could not be
-    fetched or written, and the next run fetches it by task id.
+    fetched or written, and the next run fetches it by task id. ``resume_state`` marks a task whose
+    fate is unknown: the journal keeps the take in that state, so the next run polls (or resends)
+    that same task instead of sending a new one.
     """
 
     def __init__(
@@ -55,6 +57,7 @@ class TakeFailed(Exception):
         cancelled: bool = False,
         paid: bool = False,
         retryable: bool = False,
+        resume_state: str | None = None,
     ) -> None:
         super().__init__(message)
         self.kind = kind
@@ -63,6 +66,7 @@ class TakeFailed(Exception):
         self.cancelled = cancelled
         self.paid = paid
         self.retryable = retryable  # the provider's side failed, unbilled: a new task may succeed
+        self.resume_state = resume_state
 
 
 @dataclass(slots=True)
@@ -149,4 +153,5 @@ def failed_outcome(job: Job, failure: TakeFailed) -> Outcome:
         output=None,
         flags=tuple(dict.fromkeys(flags)),
         paid_not_saved=failure.paid,
+        resume_state=failure.resume_state,
     )

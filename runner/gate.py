@@ -47,6 +47,12 @@ class Gate:
         self.deadline = deadline
         self._now = now
 
+    def seconds_left(self) -> float | None:
+        """Seconds until the deadline (0 once past it), or None without one."""
+        if self.deadline is None:
+            return None
+        return max(0.0, (self.deadline - self._now()).total_seconds())
+
     def check(self, estimate: float, money: Money) -> Refusal | None:
         """None when one more take of ``estimate`` USD may be submitted, else why not."""
         if self.deadline is not None and self._now() >= self.deadline:

@@ -44,11 +44,21 @@ from dataclasses import dataclass, field
 import anyio
 
 from runner.clock import Clock
-from runner.errors import FailureKind, ProviderError, TerminalError, TransientError
+from runner.errors import (
+    FailureKind,
+    PollGaveUpError,
+    ProviderError,
+    RateLimitedError,
+    TerminalError,
+    TransientError,
+)
 from runner.gentimes import GenerationTimes, Group, Learned
 from runner.meters import RateLimiter
 from runner.providers.base import Provider, TaskStatus
 from runner.retrying import Retries, Retry, RetryPolicy, Step
+
+#: A batch refused for these reasons fails its tasks at once: the key or account, not the request.
+_ACCOUNT_KINDS = frozenset({FailureKind.AUTH, FailureKind.CREDITS})
 
 __all__ = [
     "BatchPoller",
@@ -110,7 +120,7 @@ class PollSchedule:
         self._min = min_interval
         self._rng = rng
         self._batching = batching
-        self._cold = 0
+        self._cold_gap = policy.first  # the unlearned schedule's next gap (grows to ``cap``)
         self._aimed = False  # the learned schedule's first look is out (the quantile may move)
         self._elapsed = 0.0
         self._readings: list[tuple[float, float]] = []
@@ -138,9 +148,9 @@ class PollSchedule:
 
     def _plain_delay(self, learned: Learned | None) -> float:
         p = self._policy
-        if learned is None:
-            self._cold += 1
-            return min(p.cap, p.first * p.factor ** (self._cold - 1))
+        if learned is None:  # capped as it grows: a task queued for hours never overflows it
+            gap, self._cold_gap = self._cold_gap, min(p.cap, self._cold_gap * p.factor)
+            return min(p.cap, gap)
         first = learned.quantile(p.first_quantile)
         if self._hints.progress:  # early enough for a second reading long before the fastest end
             first *= p.progress_first
@@ -208,6 +218,8 @@ class _Waiter:
     status: TaskStatus | None = None
     error: Exception | None = None
     retries: Retries | None = None  # made at the first failure of this poll
+    wait_until: float = float("-inf")  # a long Retry-After is waited out until then at most
+    last_try: bool = False  # that wait ends before the provider is ready: one last look
 
 
 class BatchPoller:
@@ -220,7 +232,11 @@ class BatchPoller:
     Transient errors are retried here under the lane's :class:`~runner.retrying.RetryPolicy`
     (never sooner than the provider's ``min_poll_interval``), so a take only ever sees a status,
     or a :class:`TerminalError`: a bad key, or polls that kept failing (or not mentioning the
-    task) until the policy gave up. Each retry is reported to ``on_retry``.
+    task) until the policy gave up (:class:`PollGaveUpError`). A 429 whose Retry-After lies
+    beyond the policy's total time is waited out for as long as the take's ``patience`` allows
+    (its deadline and timeout), then looked at once more. A batching provider's refusal of a
+    whole request is a failed poll like any other: it fails none of the tasks riding in it by
+    itself (a bad key or account aside). Each retry is reported to ``on_retry``.
     """
 
     def __init__(
@@ -246,9 +262,13 @@ class BatchPoller:
         self._sleep_until = float("inf")
         self.requests = 0
 
-    async def status_at(self, handle: str, when: float, *, not_before: float | None = None) -> TaskStatus:
+    async def status_at(
+        self, handle: str, when: float, *, not_before: float | None = None, patience: float = 0.0
+    ) -> TaskStatus:
+        """The task's status at ``when``; ``patience``: seconds from now it may wait on a 429."""
         early = when - self._coalesce if self._provider.max_poll_batch > 1 else when
         waiter = _Waiter(due=when, ride_from=max(early, not_before if not_before is not None else early))
+        waiter.wait_until = self._clock.now() + patience
         self._waiting[handle] = waiter
         self._wake_if_earlier(when)
         try:
@@ -299,7 +319,10 @@ class BatchPoller:
         try:
             answers = await self._provider.poll(list(batch))
         except TerminalError as exc:
-            self._fail(batch, exc)
+            if self._provider.max_poll_batch > 1 and exc.kind not in _ACCOUNT_KINDS:
+                self._retry(batch, exc)  # about the request, not a task: no task fails by it alone
+            else:
+                self._fail(batch, exc)
         except TransientError as exc:
             self._retry(batch, exc)
         else:
@@ -323,7 +346,9 @@ class BatchPoller:
                 waiter.retries = Retries(self._policy, self._clock, self._rng, Step.POLL, self._provider.name)
             retry = waiter.retries.after(exc, floor=floor, tasks=len(batch))
             if retry is None:
-                self._fail({handle: waiter}, self._gave_up(waiter.retries, exc))
+                retry = self._wait_out(waiter, exc, len(batch))
+            if retry is None:
+                self._fail({handle: waiter}, self._gave_up(waiter, exc))
                 continue
             if not reported and self._on_retry is not None:
                 self._on_retry(retry)  # one report for the batch: it was one request
@@ -332,12 +357,24 @@ class BatchPoller:
             self._waiting[handle] = waiter
             self._wake_if_earlier(waiter.due)
 
-    def _gave_up(self, retries: Retries, exc: ProviderError) -> TerminalError:
-        return TerminalError(
-            f"gave up after {retries.failures} polls in a row failed ({retries.spent()}); last: {exc}",
-            kind=FailureKind.PROVIDER,
-            provider=self._provider.name,
-        )
+    def _wait_out(self, waiter: _Waiter, exc: ProviderError, tasks: int) -> Retry | None:
+        """A Retry-After beyond the policy's total time: waited out as far as the take may wait."""
+        wait = exc.retry_after if isinstance(exc, RateLimitedError) else None
+        assert waiter.retries is not None
+        room = waiter.wait_until - self._clock.now()
+        if wait is None or waiter.last_try or room <= 0 or waiter.retries.failures >= self._policy.attempts:
+            return None
+        waiter.last_try = wait > room
+        delay = max(min(wait, room), self._provider.min_poll_interval)
+        return Retry(Step.POLL, self._provider.name, waiter.retries.failures, delay, str(exc), tasks)
+
+    def _gave_up(self, waiter: _Waiter, exc: ProviderError) -> TerminalError:
+        assert waiter.retries is not None
+        retries = waiter.retries
+        why = f"gave up after {retries.failures} polls in a row failed ({retries.spent()})"
+        if waiter.last_try:
+            why += "; the provider's Retry-After lies beyond what the take may wait"
+        return PollGaveUpError(f"{why}; last: {exc}", kind=FailureKind.PROVIDER, provider=self._provider.name)
 
     @staticmethod
     def _fail(batch: Mapping[str, _Waiter], exc: Exception) -> None:
