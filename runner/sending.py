@@ -6,7 +6,11 @@ shielded from cancellation: a crash anywhere leaves the journal able to say whet
 exist. A failed send is retried under the submit :class:`~runner.retrying.RetryPolicy` — but a
 send that may have landed (no answer) is resent only where the provider dedupes resends
 (Runware's taskUUID); elsewhere the take is written off as ``uncertain`` rather than risk a second
-bill. A provider no connection reaches for ``unreachable_after`` seconds is closed, and a task id
+bill. Where resends ran out and one of them may have landed, the provider is asked about that
+taskUUID before anything else: a task it has is rejoined (polled), one it provably does not have
+fails the attempt unbilled, and if that cannot be known the take is ``uncertain``, charged its
+estimate and kept ``submitting`` so the next run resends the *same* taskUUID. A provider no
+connection reaches for ``unreachable_after`` seconds is closed, and a task id
 the provider hands to a second take fails that take (polling it would report the other's clip).
 """
 
@@ -34,7 +38,7 @@ from runner.events import Bus, Event, EventKind
 from runner.flight import Job, NotStarted, TakeFailed
 from runner.journal import AsyncJournal
 from runner.lanes import Lane
-from runner.providers.base import SubmitRequest, Submitted
+from runner.providers.base import NOT_FOUND, SubmitRequest, Submitted
 from runner.retrying import Retries, Retry, RetryPolicy, Step
 from runner.takes import ImageRef, Take
 
@@ -104,6 +108,7 @@ class Sender:
         self._bus.emit(Event(EventKind.SUBMITTING, job.take, message=f"attempt {job.attempt}"))
         retries = Retries(self._policy, self._clock, self._rng, Step.SUBMIT, lane.name)
         error: ProviderError | None = None
+        landed = False  # some send may have landed unseen (resend-safe providers only get here)
         while True:
             await lane.rate.wait()
             self._check_may_send(lane, error)
@@ -117,7 +122,7 @@ class Sender:
             except AmbiguousSubmitError as exc:
                 if not lane.provider.resend_safe:
                     raise self._uncertain(job, exc) from exc
-                error = exc
+                error, landed = exc, True
             except RateLimitedError as exc:
                 await lane.slots.shrink()
                 error = exc
@@ -129,14 +134,44 @@ class Sender:
                 return
             finally:
                 self._note_reachability(lane, error)
-            await self._wait_to_resend(job, retries, error)
+            if not await self._wait_to_resend(lane, job, retries, error, landed):
+                return
 
-    async def _wait_to_resend(self, job: Job, retries: Retries, error: ProviderError) -> None:
+    async def _wait_to_resend(
+        self, lane: Lane, job: Job, retries: Retries, error: ProviderError, landed: bool
+    ) -> bool:
+        """Wait for the next send: True. False when there is none because the task was found."""
         retry = retries.after(error)
         if retry is None:
-            raise TakeFailed(FailureKind.PROVIDER, f"{retries.spent()}: {error}")
+            why = f"{retries.spent()}: {error}"
+            if not landed:
+                raise TakeFailed(FailureKind.PROVIDER, why)
+            await self._look_up(lane, job, why)
+            return False
         self._on_retry(job.take, retry)
         await self._clock.sleep(retry.delay)
+        return True
+
+    async def _look_up(self, lane: Lane, job: Job, why: str) -> None:
+        """Resends ran out and one may have landed: ask the provider about that task id (Runware's
+        getResponse) and rejoin the task if it has it; raise TakeFailed if not, or if unknown."""
+        assert job.handle is not None
+        await lane.rate.wait()
+        try:
+            found = (await lane.provider.poll([job.handle])).get(job.handle)
+        except ProviderError as exc:
+            found, why = None, f"{why}; asking for task {job.handle} failed too ({exc})"
+        if found is not None and found.raw_status == NOT_FOUND:
+            raise TakeFailed(FailureKind.PROVIDER, f"{why}; the provider has no task {job.handle}")
+        if found is None:
+            message = f"{why}; it may have landed: the next run resends the same task id, not a new one"
+            cost = uncertain_cost(job.estimate)
+            raise TakeFailed(
+                FailureKind.UNCERTAIN, message, cost=cost, flags=("uncertain",), resume_state="submitting"
+            )
+        message = f"its submit landed unseen (task {job.handle}); polling it"
+        self._bus.emit(Event(EventKind.WARNING, job.take, message=message))
+        await self._submitted(job, Submitted(handle=job.handle))
 
     def _note_reachability(self, lane: Lane, error: ProviderError | None) -> None:
         """A provider no connection reaches for ``unreachable_after`` seconds is given up."""

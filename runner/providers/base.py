@@ -57,6 +57,11 @@ class Submitted:
     already_existed: bool = False  # Runware answered conflictTaskUUID: an earlier send landed
 
 
+#: ``raw_status`` of a task the provider says it does not know (a 404, Runware's ``taskNotFound``):
+#: it never existed, or is gone. The one status word the engine reads.
+NOT_FOUND = "not_found"
+
+
 @dataclass(frozen=True)
 class TaskStatus:
     """One poll's answer about one task, in neutral words (what the engine decides on).

@@ -22,7 +22,15 @@ import aiohttp
 from runner.errors import FailureKind, TerminalError
 from runner.limits import RATIO_SIZES
 from runner.providers._http import Answer, Wire
-from runner.providers.base import Account, ProviderConfig, SubmitRequest, Submitted, TaskState, TaskStatus
+from runner.providers.base import (
+    NOT_FOUND,
+    Account,
+    ProviderConfig,
+    SubmitRequest,
+    Submitted,
+    TaskState,
+    TaskStatus,
+)
 from runner.providers.shapes import (
     as_dict,
     as_float,
@@ -151,12 +159,13 @@ def parse_item(handle: str, item: Mapping[str, Any]) -> TaskStatus:
 
 
 def parse_error(handle: str, error: Mapping[str, Any]) -> TaskStatus:
-    """One ``errors`` item scoped to a task: that task has failed."""
+    """One ``errors`` item scoped to a task: that task has failed (or Runware does not know it)."""
     code, message = item_error(error)
+    unknown = "notfound" in (code or "").lower()
     return TaskStatus(
         handle=handle,
         state=TaskState.FAILED,
-        raw_status="error",
+        raw_status=NOT_FOUND if unknown else "error",
         failure_kind=classify(code, message),
         failure_message=": ".join(p for p in (code, message) if p) or "error (no reason given)",
     )

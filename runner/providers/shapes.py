@@ -11,7 +11,7 @@ from typing import Any
 
 from runner.errors import FailureKind, TerminalError
 from runner.limits import LIMITS, RATIO_SIZES
-from runner.providers.base import SubmitRequest, TaskState, TaskStatus
+from runner.providers.base import NOT_FOUND, SubmitRequest, TaskState, TaskStatus
 
 _MODERATION_WORDS = ("moderat", "safety", "nsfw", "contentpolicy", "unsafe")
 
@@ -100,7 +100,7 @@ def not_found_status(handle: str) -> TaskStatus:
     return TaskStatus(
         handle=handle,
         state=TaskState.FAILED,
-        raw_status="not_found",
+        raw_status=NOT_FOUND,
         failure_kind=FailureKind.PROVIDER,
         failure_message="the provider does not know this task (HTTP 404)",
     )

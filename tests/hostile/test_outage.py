@@ -178,3 +178,64 @@ async def test_a_retry_after_beyond_the_poll_budget_is_waited_out_as_far_as_the_
             await _run(sim, front, manifest)
         assert _most_tasks_of_a_take(sim) == 1, "the rerun polled the task"
         assert [r["status"] for r in ledger_rows(run_dir)] == ["failed", "done"]
+
+
+# -- 5. Runware: a submit whose 2xx answer cannot be read ------------------------------------------
+
+
+@pytest.mark.parametrize("spoil", ["html", "huge", "endless"])
+async def test_a_runware_submit_answered_unreadably_is_asked_about_and_rejoined(
+    sim_factory: SimFactory, tmp_path: Path, spoil: str
+) -> None:
+    """Every submit lands but its 200 answer cannot be read. Before: sent 8 times, then written
+    off at $0 (the task billed all the same), and a rerun's new taskUUID paid a second time."""
+    manifest = write_manifest(tmp_path, [shot("s", "runware")])
+    async with sim_factory(time_scale=SCALE) as sim, hostile_front(sim.base_url, submits=spoil) as front:
+        summary, run_dir = await _run(sim, front, manifest)
+        billed, ledger = await _billed(sim), _ledger(run_dir)
+    (row,) = ledger_rows(run_dir)
+    assert (row["status"], summary.done) == ("done", 1), f"billed ${billed:.4f}, ledger ${ledger:.4f}"
+    assert front.asked[row["task_id"]] >= 1, "getResponse was asked about that very taskUUID"
+    assert ledger == pytest.approx(billed) and billed == pytest.approx(0.3042)
+    assert _most_tasks_of_a_take(sim) == 1
+
+
+async def test_a_runware_submit_of_unknown_fate_is_uncertain_and_resent_with_the_same_task_uuid(
+    sim_factory: SimFactory, tmp_path: Path
+) -> None:
+    """The submit lands, its answers cannot be read and the look-up fails too: charged, flagged
+    ``uncertain``, and the rerun resends the same taskUUID (Runware answers conflictTaskUUID: it
+    is polled), never a new one."""
+    manifest = write_manifest(tmp_path, [shot("s", "runware")])
+    async with sim_factory(time_scale=SCALE) as sim:
+        async with hostile_front(sim.base_url, submits="html", polls="5xx") as front:
+            _, run_dir = await _run(sim, front, manifest)
+            (row,) = ledger_rows(run_dir)
+            billed, ledger = await _billed(sim), _ledger(run_dir)
+            assert (row["failure_kind"], row["flags"]) == ("uncertain", "uncertain"), row["failure_message"]
+            assert ledger >= billed - 1e-9, f"billed ${billed:.4f}, ledger ${ledger:.4f}"
+            (kept,) = _journal(run_dir).values()
+            assert (kept.state, kept.handle) == ("submitting", row["task_id"])
+            front.heal()
+            summary, _ = await _run(sim, front, manifest)
+        assert summary.done == 1
+        assert _most_tasks_of_a_take(sim) == 1, "one task for the take, over both runs"
+        assert await _billed(sim) == pytest.approx(0.3042)
+        assert _ledger(run_dir) == pytest.approx(0.3042), "charged once: the clip's row says paid_earlier"
+
+
+async def test_a_runware_submit_that_provably_never_landed_fails_unbilled(
+    sim_factory: SimFactory, tmp_path: Path
+) -> None:
+    """Submits never reach the simulator, answered 200 HTML: getResponse says there is no such
+    task, so the attempt fails at $0 (no flag) and a rerun may send a new one."""
+    manifest = write_manifest(tmp_path, [shot("s", "runware")])
+    spoils: dict[str, Any] = {"submits": "html", "drop_submits": True}
+    async with sim_factory(time_scale=SCALE) as sim, hostile_front(sim.base_url, **spoils) as front:
+        _, run_dir = await _run(sim, front, manifest)
+        billed = await _billed(sim)
+    (row,) = ledger_rows(run_dir)
+    assert front.asked[row["task_id"]] == 1, "asked once about that taskUUID"
+    assert "the provider has no task" in row["failure_message"]
+    assert (row["cost_usd"], row["flags"], billed) == (0.0, "", 0.0)
+    assert [r.state for r in _journal(run_dir).values()] == ["failed"]
