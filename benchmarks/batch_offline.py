@@ -117,6 +117,7 @@ def run(policy: PollPolicy, slots: int, gens: list[float], period: float | None)
         now = min(t.due for t in tasks)
         requests += 1
         clock.t = now + RTT
+        cadence.answered({})  # as the poller does, before any task of the answer runs on
         riders = [t for t in tasks if now - t.last_poll >= 1.0 or t.due <= now]
         ended = [t for t in riders if now - t.submitted >= gens[t.index]]
         for t in ended:

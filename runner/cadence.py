@@ -124,14 +124,32 @@ class BatchCadence:
         self._ended = ended
         self._min = min_interval
         self._planned = -math.inf
+        self._answered_at = -math.inf
 
-    def delay(self) -> float:
-        """Seconds until the next batch: the one already planned, unless a task needs it sooner."""
+    def answered(self, statuses: Mapping[str, TaskStatus]) -> None:
+        """A batch's answer is in (the poller calls this before any of its tasks runs on)."""
+        self._answered_at = self._clock.now()
+        self._flights.answered(statuses)
+
+    def delay(self, polled: bool) -> float:
+        """Seconds until the next batch for a task that was just ``polled``, or that just joined.
+
+        The first task of an answer to run on plans the next batch; the rest of the answer rides
+        it. A task that joins while a batch is out waits for the batch its answer's tasks will
+        plan (it rides that one, which comes sooner): a plan of its own, earlier than theirs can
+        be (each waits the provider's minimum after its last poll), would split the flight into
+        two batches in turn.
+        """
         now = self._clock.now()
-        if self._planned <= now:  # a batch went out (or none is planned): plan the next
+        out = self._answered_at < self._planned <= now  # the planned batch went, no answer yet
+        if not polled and out:
+            return self._plan(now) + self._min
+        if self._planned <= now:
             self._planned = now + self._plan(now)
-        else:  # a task that joined since: only a cold one can want it sooner
+        else:  # a cold newcomer may want it sooner; a task just polled cannot ride it sooner
             self._planned = min(self._planned, now + self._cold_gap(now))
+            if polled:
+                self._planned = max(self._planned, now + self._min)
         return max(self._planned - now, 0.0)
 
     def _plan(self, now: float) -> float:

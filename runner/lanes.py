@@ -73,7 +73,7 @@ class Lane:
             rng=rng,
             coalesce=options.coalesce,
             on_retry=on_retry,
-            on_answer=self.flights.answered,
+            on_answer=self.cadence.answered if self.cadence is not None else self.flights.answered,
         )
         self.closed_reason: str | None = None
 

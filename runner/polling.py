@@ -109,7 +109,7 @@ class PollSchedule:
         min_interval: float,
         rng: random.Random,
         *,
-        cadence: Callable[[], float] | None = None,
+        cadence: Callable[[bool], float] | None = None,
         hints: Hints | None = None,
         phase: float = 0.0,
     ) -> None:
@@ -122,11 +122,13 @@ class PollSchedule:
         self._cold = phase  # unlearned: where in the geometric sequence this task starts (0–1)
         self._aimed = False  # the learned schedule's first look is out (the quantile may move)
         self._elapsed = 0.0
+        self._polled = False  # a poll has answered (batching: it waits the minimum for the next)
         self._readings: list[tuple[float, float]] = []
 
     def observe(self, elapsed: float, progress: float | None = None) -> None:
         """A poll answered ``elapsed`` seconds after submit, with the provider's progress (0–1)."""
         self._elapsed = elapsed
+        self._polled = True
         if progress is None or not 0.0 < progress <= 1.0:
             return
         self._hints.progress = True
@@ -134,7 +136,7 @@ class PollSchedule:
             self._readings.append((elapsed, progress))
 
     def next_delay(self) -> float:
-        raw = self._cadence() if self._cadence is not None else self._raw_delay()
+        raw = self._cadence(self._polled) if self._cadence is not None else self._raw_delay()
         delay = max(raw, self._min)
         self._elapsed += delay
         return delay

@@ -75,7 +75,7 @@ def test_an_unlearned_wave_is_looked_at_every_second_then_by_a_share_of_its_elap
     flights.add(Watch(GROUP, 0.0))
     gaps = []
     for _ in range(14):
-        gaps.append(cadence.delay())
+        gaps.append(cadence.delay(True))
         clock.t += gaps[-1]
     assert gaps[:10] == [1.0] * 10, "a 10 s generation is seen within a second of its end"
     assert gaps[10:] == pytest.approx([1.0, 1.1, 1.21, 1.331]), "then 10 % of the elapsed time"
@@ -85,13 +85,13 @@ def test_once_one_of_an_unlearned_group_ended_its_siblings_are_looked_at_every_s
     cadence, flights, clock = _cadence(ended=1)
     flights.add(Watch(GROUP, 0.0))
     clock.t = 40.0
-    assert cadence.delay() == 1.0
+    assert cadence.delay(True) == 1.0
 
 
 def test_a_learned_flight_far_from_its_first_quantile_waits_for_it() -> None:
     cadence, flights, _clock = _cadence(_uniform(40.0, 90.0))
     flights.add(Watch(GROUP, 0.0))
-    gap = cadence.delay()
+    gap = cadence.delay(False)
     assert 44.0 <= gap <= 44.0 + 0.075 * 44.0, "nothing can be done before the 8 % quantile (44 s)"
 
 
@@ -100,7 +100,7 @@ def _gap(origins: list[float], ended: int = 0) -> float:
     for i, origin in enumerate(origins):
         flights.add(Watch(GROUP, origin, handle=f"t{i}"))
     flights.answered({f"t{i}": status(f"t{i}", TaskState.SUCCEEDED) for i in range(ended)})
-    return cadence.delay()
+    return cadence.delay(True)
 
 
 def test_the_batch_gap_follows_the_hazard_of_the_flight_per_task_in_it() -> None:
@@ -122,11 +122,28 @@ def test_a_batch_is_planned_once_for_everyone_and_a_newcomer_does_not_move_it() 
     cadence, flights, clock = _cadence(_uniform(40.0, 90.0))
     for _ in range(5):
         flights.add(Watch(GROUP, -60.0))
-    first = cadence.delay()
-    assert [cadence.delay() for _ in range(4)] == [first] * 4, "the whole answer rides the next batch"
+    first = cadence.delay(True)
+    assert [cadence.delay(True) for _ in range(4)] == [first] * 4, "the whole answer rides the next batch"
     clock.t += first / 2
     flights.add(Watch(GROUP, clock.t))
-    assert cadence.delay() == pytest.approx(first / 2), "a learned newcomer rides the planned batch"
+    assert cadence.delay(False) == pytest.approx(first / 2), "a learned newcomer rides the planned batch"
+
+
+def test_a_task_joining_while_a_batch_is_out_rides_the_batch_its_answer_plans() -> None:
+    """Under load an answer takes a while: a newcomer must not plan a batch of its own before the
+    answered tasks may be polled again, or the flight splits into two batches taking turns."""
+    cadence, flights, clock = _cadence(_uniform(40.0, 90.0))
+    for _ in range(5):
+        flights.add(Watch(GROUP, -60.0))
+    clock.t += cadence.delay(True)  # the batch goes out
+    clock.t += 0.2
+    flights.add(Watch(GROUP, clock.t))
+    newcomer_due = clock.t + max(1.0, cadence.delay(False))
+    clock.t += 0.3  # the answer is in
+    cadence.answered({})
+    answered_due = clock.t + max(1.0, cadence.delay(True))
+    assert newcomer_due > answered_due, "the newcomer rides the answered tasks' next batch"
+    assert cadence.delay(True) == pytest.approx(answered_due - clock.t), "and they all share it"
 
 
 # -- the lane, driven as the engine drives it ---------------------------------------------------
