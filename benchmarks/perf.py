@@ -2,6 +2,8 @@
 
     .venv/bin/python benchmarks/perf.py            # everything, about 20 minutes on 2 cores
     .venv/bin/python benchmarks/perf.py --quick    # smaller counts, time scale 0.01: about 2 minutes
+    .venv/bin/python benchmarks/perf.py --only side --gen 10 --takes 24 --concurrency 8 --time-scale 0.2
+                                                   # fixed 10 s generations: the first wave's notice
 
 The simulator runs in its own process (``previz simulate``, generation times drawn from
 U(40, 90) simulated seconds, account limits far above the runner's). Every client — previz and
@@ -19,7 +21,8 @@ Sections:
 
 1. **Side by side** (C = 8 and 20, each provider): *span ÷ bound* — registration of the first
    task to the last notice, over the list-schedule bound (the same generation times, in submit
-   order, on C slots, noticed instantly); *poll req/take* (``/_sim/stats`` delta); *lag p50/p95*
+   order, on C slots, noticed instantly); *wall ÷ bound* — the same from the client's start
+   (previz: before it reads the manifest); *poll req/take* (``/_sim/stats`` delta); *lag p50/p95*
    — notice minus true end, as a share of that take's generation time; *turnover p50* — from a
    notice to the registration of the task that took its slot (simulated s).
 2. **Scale**: 10,000 Runware takes (``--scale-takes``) in a child process: peak RSS, runner CPU ms
@@ -165,6 +168,7 @@ class Pick:
     concurrency: tuple[int, ...] = (8, 20)
     providers: tuple[str, ...] = PROVIDERS
     peers: bool = True
+    gen: tuple[float, float] = (40.0, 90.0)  # generation times: U(low, high) simulated s
 
 
 @dataclass
@@ -181,6 +185,7 @@ class Row:
     turnover_p50: float = 0.0
     first_wave_s: float = 0.0
     lag_mean_s: float = 0.0
+    wall_over_bound: float = 0.0
 
 
 class Notices:
@@ -215,7 +220,9 @@ def quantile(values: Sequence[float], q: float) -> float:
 def measure(
     sim: SimProcess, provider: str, before: Mapping[str, Any], notices: Mapping[str, float], concurrency: int
 ) -> dict[str, float]:
-    """Span ÷ bound, poll requests per take and lag shares for the tasks registered since ``before``."""
+    """Span ÷ bound, poll requests per take and lag shares for the tasks registered since ``before``;
+    wall ÷ bound counts from ``before["started"]``, the client's start (previz: before it reads the
+    manifest, so its start-up — journal, preflight — counts too)."""
     seen = {t["id"] for t in before["tasks"]}
     tasks = sorted(
         (t for t in sim.get("/_sim/tasks")["tasks"] if t["provider"] == provider and t["id"] not in seen),
@@ -233,6 +240,7 @@ def measure(
     turnover = [t["created_at"] - at for t, at in zip(tasks[concurrency:], freed, strict=False)]
     return {
         "span_over_bound": (max(notices.values()) - start) / bound,
+        "wall_over_bound": (max(notices.values()) - before["started"]) / bound,
         "poll_requests_per_take": (stats["poll_requests"] - before["polls"]) / len(tasks),
         "lag_p50": quantile(lags, 0.5),
         "lag_p95": quantile(lags, 0.95),
@@ -245,6 +253,7 @@ def measure(
 
 def snapshot(sim: SimProcess, provider: str) -> dict[str, Any]:
     return {
+        "started": sim.now(),
         "tasks": sim.get("/_sim/tasks")["tasks"],
         "polls": sim.get("/_sim/stats")["providers"][provider]["poll_requests"],
     }
@@ -256,8 +265,8 @@ async def run_previz(sim: SimProcess, root: Path, provider: str, takes: int, con
     options = RunOptions(
         manifest=manifest, environ=sim.env([provider]), clock=ScaledClock(sim.scale), output=root / "runs"
     )
-    prepared = prepare(options)
     before = snapshot(sim, provider)
+    prepared = prepare(options)
     notices = Notices(sim)
     await execute(prepared, notices)
     got = measure(sim, provider, before, notices.at, concurrency)
@@ -278,7 +287,8 @@ async def run_peer(sim: SimProcess, root: Path, provider: str, takes: int, concu
 async def side_by_side(scale: float, takes: int, root: Path, pick: Pick) -> list[Row]:
     scale_runway_sdk(scale)
     rows: list[Row] = []
-    with simulator(scale, **BIG) as sim:
+    gen = {"gen_min_s": pick.gen[0], "gen_max_s": pick.gen[1]}
+    with simulator(scale, **BIG, **gen) as sim:
         for concurrency in pick.concurrency:
             for provider in pick.providers:
                 rows.append(await run_previz(sim, root, provider, takes, concurrency))
@@ -560,14 +570,15 @@ def machine() -> dict[str, Any]:
 
 def side_table(rows: Sequence[Row]) -> str:
     lines = [
-        "| C | provider | client | span / bound | poll req/take | lag p50 / gen | lag p95 / gen"
-        " | turnover p50 (s) |",
-        "|---|---|---|---|---|---|---|---|",
+        "| C | provider | client | span / bound | wall / bound | poll req/take | lag p50 / gen"
+        " | lag p95 / gen | turnover p50 (s) |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         lines.append(
             f"| {r.concurrency} | {r.provider} | {r.client} | {r.span_over_bound:.3f} | "
-            f"{r.poll_requests_per_take:.2f} | {r.lag_p50:.3f} | {r.lag_p95:.3f} | {r.turnover_p50:.2f} |"
+            f"{r.wall_over_bound:.3f} | {r.poll_requests_per_take:.2f} | {r.lag_p50:.3f} | "
+            f"{r.lag_p95:.3f} | {r.turnover_p50:.2f} |"
         )
     return "\n".join(lines)
 
@@ -580,6 +591,14 @@ def report(doc: Mapping[str, Any]) -> str:
         if key in doc:
             parts.append(f"{key}: {json.dumps(doc[key], indent=1)}")
     return "\n".join(parts)
+
+
+def _gen_range(text: str) -> tuple[float, float]:
+    """``10`` (every take 10 s) or ``40,90`` (uniform between)."""
+    parts = [float(x) for x in text.split(",")]
+    if len(parts) not in (1, 2) or not 0 <= parts[0] <= parts[-1]:
+        raise argparse.ArgumentTypeError("expected SECONDS or LOW,HIGH with 0 <= LOW <= HIGH")
+    return parts[0], parts[-1]
 
 
 def parse(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -599,6 +618,12 @@ def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--provider", choices=PROVIDERS, action="append", help="side by side: only these")
     p.add_argument("--concurrency", type=int, action="append", help="side by side: only these C")
     p.add_argument("--no-peers", action="store_true", help="side by side: previz only")
+    p.add_argument(
+        "--gen",
+        type=_gen_range,
+        default=(40.0, 90.0),
+        help="side by side: generation times, LOW,HIGH for U(LOW, HIGH) or one value for fixed (40,90)",
+    )
     p.add_argument("--scale-child", nargs=5, help=argparse.SUPPRESS)
     p.add_argument("--download-child", nargs=4, help=argparse.SUPPRESS)
     return p.parse_args(argv)
@@ -611,10 +636,14 @@ def run_sections(args: argparse.Namespace) -> dict[str, Any]:
     scale = args.scale or (0.01 if args.quick else 0.05)
     doc: dict[str, Any] = {"machine": machine(), "time_scale": scale}
     doc["scale_time_scale"] = args.scale_time_scale
+    doc["generation_s"] = list(args.gen)
     with tempfile.TemporaryDirectory(prefix="perf-") as tmp:
         if "side" in only:
             pick = Pick(
-                tuple(args.concurrency or (8, 20)), tuple(args.provider or PROVIDERS), not args.no_peers
+                tuple(args.concurrency or (8, 20)),
+                tuple(args.provider or PROVIDERS),
+                not args.no_peers,
+                args.gen,
             )
             rows = anyio.run(side_by_side, scale, takes, Path(tmp), pick)
             doc["side_by_side"] = [asdict(r) for r in rows]

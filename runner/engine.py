@@ -38,8 +38,9 @@ from runner.events import Bus, Event, EventKind, Outcome, TakeEnd
 from runner.flight import Job, Mode, NotStarted, TakeFailed, done_outcome, failed_outcome
 from runner.gate import Gate, StopReason
 from runner.journal import AsyncJournal, Record
-from runner.lanes import Lane, LaneOptions, group_of
+from runner.lanes import Lane, LaneOptions
 from runner.ledger import row_of
+from runner.polling import PollSchedule
 from runner.providers.base import Provider, TaskState, TaskStatus
 from runner.rejoin import RESUMED, Policy, rejoin
 from runner.retrying import Retry, RetryPolicy
@@ -280,7 +281,10 @@ class Engine:
     async def _await_terminal(self, lane: Lane, job: Job) -> TaskStatus:
         """Poll until the task ends, or it runs past the take's timeout or queues past the
         pending limit (the take then ends as :mod:`runner.unfinished` says)."""
-        schedule = lane.schedule_for(job.take)
+        with lane.watching(job.take, job.submitted_clock, job.handle) as schedule:
+            return await self._poll_until_terminal(lane, job, schedule)
+
+    async def _poll_until_terminal(self, lane: Lane, job: Job, schedule: PollSchedule) -> TaskStatus:
         waited = Waited()
         seen: tuple[TaskState | None, float | None] = (None, None)
         job.last_seen = job.submitted_clock
@@ -316,7 +320,7 @@ class Engine:
             raise TakeFailed(kind, message, cost=cost, cancelled=cancelled, retryable=status.retryable)
         if job.generation_s is not None:  # the true time lies between the last "not yet" and now
             pending = job.submitted_clock if job.last_pending is None else job.last_pending
-            lane.times.record(group_of(job.take), pending - job.submitted_clock, job.generation_s)
+            lane.ended(job.take, job.submitted_clock, pending - job.submitted_clock, job.generation_s)
         job.paid = decide_cost(status.cost_usd, job.estimate)
         with anyio.CancelScope(shield=True):  # the provider billed: the cost must reach the disk
             await self._journal.update(

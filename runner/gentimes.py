@@ -114,6 +114,11 @@ class GenerationTimes:
         learned = self._cache[group] = Learned(tuple(sorted(seen)))
         return learned
 
+    def count(self, group: Group) -> int:
+        """How many takes of ``group`` are in the window (0 before the first has ended)."""
+        seen = self._seen.get(group)
+        return 0 if seen is None else len(seen)
+
     def expected(self, group: Group) -> float | None:
         """The median learned generation time, or None while the group is not learned."""
         learned = self.learned(group)

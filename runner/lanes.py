@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import math
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
+from runner.cadence import BatchCadence, CadenceRules, Flights, Watch
 from runner.clock import Clock
 from runner.meters import AdaptiveSlots, RateLimiter
 from runner.polling import BatchPoller, GenerationTimes, Group, Hints, PollPolicy, PollSchedule
@@ -60,6 +62,9 @@ class Lane:
         self.rate = RateLimiter(options.requests_per_second, clock, burst=options.burst)
         self.times = GenerationTimes()
         self.hints = Hints()
+        self.flights = Flights()
+        self.cadence = self._cadence(clock) if provider.max_poll_batch > 1 else None
+        self._started = 0  # schedules made: each starts its cold sequence at its own phase
         self.poller = BatchPoller(
             provider,
             self.rate,
@@ -68,6 +73,7 @@ class Lane:
             rng=rng,
             coalesce=options.coalesce,
             on_retry=on_retry,
+            on_answer=self.cadence.answered if self.cadence is not None else self.flights.answered,
         )
         self.closed_reason: str | None = None
 
@@ -76,16 +82,59 @@ class Lane:
         if self.closed_reason is None:
             self.closed_reason = reason
 
+    def _cadence(self, clock: Clock) -> BatchCadence:
+        p = self.options.poll
+        rules = CadenceRules(
+            p.batch_first,
+            p.batch_cold_share,
+            p.batch_cost,
+            p.batch_gap_share,
+            p.first_quantile,
+            p.tail_share,
+            p.floor,
+        )
+        return BatchCadence(
+            rules, clock, self.flights, self.times.learned, self.times.count, self.provider.min_poll_interval
+        )
+
     def schedule_for(self, take: Take) -> PollSchedule:
         group = group_of(take)
+        self._started += 1
         return PollSchedule(
             self.options.poll,
             lambda: self.times.learned(group),
             self.provider.min_poll_interval,
             self.rng,
-            batching=self.provider.max_poll_batch > 1,
+            cadence=self.cadence.delay if self.cadence is not None else None,
             hints=self.hints,
+            phase=(self._started * GOLDEN) % 1.0,
         )
+
+    @contextmanager
+    def watching(self, take: Take, origin: float, handle: str | None) -> Iterator[PollSchedule]:
+        """A poll schedule for a task in flight, counted among the lane's flights while it waits."""
+        watch = Watch(group_of(take), origin, handle)
+        self.flights.add(watch)
+        try:
+            yield self.schedule_for(take)
+        finally:
+            self.flights.discard(watch)
+
+    def ended(self, take: Take, origin: float, lower: float, upper: float) -> None:
+        """A task finished ``lower``–``upper`` s after ``origin``: learned; and where it is the
+        first of its group to end and the provider polls per task, news for its wave."""
+        group = group_of(take)
+        news = self.times.count(group) == 0
+        self.times.record(group, lower, upper)
+        if not news or self.cadence is not None:
+            return
+        for sibling in self.flights.siblings(group, origin, self.options.poll.sibling_share * upper):
+            if sibling.handle is not None:
+                self.poller.hurry(sibling.handle)
+
+
+#: Successive phases ``k × GOLDEN mod 1`` spread evenly over [0, 1) for any number of tasks.
+GOLDEN = (math.sqrt(5.0) - 1.0) / 2.0
 
 
 def group_of(take: Take) -> Group:

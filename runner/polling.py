@@ -25,8 +25,12 @@ simulator's a fraction of a second, and nobody tells the runner which. So:
   to wait ``min_interval`` again. Otherwise look once more halfway to the earliest end.
 * A batching provider (Runware: one request polls every task in flight) costs one request
   whatever rides in it, so every waiting task rides every request (the lane coalesces without
-  limit), and a request goes out every ``batch_period`` seconds while any task is likely done. A
-  task's next poll is never sooner than one period, not jittered: they stay in lockstep.
+  limit), and when the next one goes out is the lane's :class:`~runner.cadence.BatchCadence`'s
+  to say, from all tasks in flight — not from any one task's schedule.
+* The first wave of a per-task provider starts together, before anything is learned: the cold
+  schedules of a lane's tasks are staggered (``phase``: each starts at a different point of the
+  geometric sequence), so that between them the wave is looked at often while each task is
+  looked at rarely; the first of them seen done is news for the rest (:mod:`runner.cadence`).
 * Never more often than the provider asks (``min_interval``; Runway: 5 s per task).
 
 :class:`BatchPoller` is the one place polls leave from. Tasks due at about the same time are
@@ -59,6 +63,8 @@ from runner.retrying import Retries, Retry, RetryPolicy, Step
 
 #: A batch refused for these reasons fails its tasks at once: the key or account, not the request.
 _ACCOUNT_KINDS = frozenset({FailureKind.AUTH, FailureKind.CREDITS})
+#: The unlearned schedule counts at most this many steps: the gap is long capped by then.
+_COLD_STEPS = 64.0
 
 __all__ = [
     "BatchPoller",
@@ -80,7 +86,11 @@ class PollPolicy:
     poll_cost: float = 1.0  # seconds of lateness one poll request is worth (hazard rule)...
     gap_share: float = 0.075  # ...but no gap longer than this share of the elapsed time
     tail_share: float = 0.05  # slower than anything learned: poll every this share of elapsed
-    batch_period: float = 2.3  # batching providers: one request this often covers all
+    batch_first: float = 1.0  # batching providers, unlearned: a batch this often at most...
+    batch_cold_share: float = 0.1  # ...and this share of the elapsed time until the first end
+    batch_cost: float = 0.06  # seconds of lateness per task in flight one batch is worth...
+    batch_gap_share: float = 0.075  # ...but no gap longer than this share of a task's elapsed
+    sibling_share: float = 0.1  # per-task providers: a wave started within this share of a gen
     progress_first: float = 0.5  # progress reported: first look at this share of the first quantile
     progress_error: float = 0.005  # ± this much in each progress reading (two decimals)
     progress_margin: float = 0.04  # readings pin the end within this share of it: aim at its latest
@@ -111,23 +121,26 @@ class PollSchedule:
         min_interval: float,
         rng: random.Random,
         *,
-        batching: bool = False,
+        cadence: Callable[[bool], float] | None = None,
         hints: Hints | None = None,
+        phase: float = 0.0,
     ) -> None:
         self._policy = policy
         self._hints = hints if hints is not None else Hints()
         self._source = learned
         self._min = min_interval
         self._rng = rng
-        self._batching = batching
-        self._cold_gap = policy.first  # the unlearned schedule's next gap (grows to ``cap``)
+        self._cadence = cadence  # batching: the lane's, for every task in flight at once
+        self._cold = phase  # unlearned: where in the geometric sequence this task starts (0–1)
         self._aimed = False  # the learned schedule's first look is out (the quantile may move)
         self._elapsed = 0.0
+        self._polled = False  # a poll has answered (batching: it waits the minimum for the next)
         self._readings: list[tuple[float, float]] = []
 
     def observe(self, elapsed: float, progress: float | None = None) -> None:
         """A poll answered ``elapsed`` seconds after submit, with the provider's progress (0–1)."""
         self._elapsed = elapsed
+        self._polled = True
         if progress is None or not 0.0 < progress <= 1.0:
             return
         self._hints.progress = True
@@ -135,7 +148,8 @@ class PollSchedule:
             self._readings.append((elapsed, progress))
 
     def next_delay(self) -> float:
-        delay = max(self._raw_delay(), self._min)
+        raw = self._cadence(self._polled) if self._cadence is not None else self._raw_delay()
+        delay = max(raw, self._min)
         self._elapsed += delay
         return delay
 
@@ -148,14 +162,15 @@ class PollSchedule:
 
     def _plain_delay(self, learned: Learned | None) -> float:
         p = self._policy
-        if learned is None:  # capped as it grows: a task queued for hours never overflows it
-            gap, self._cold_gap = self._cold_gap, min(p.cap, self._cold_gap * p.factor)
-            return min(p.cap, gap)
+        if learned is None:  # the count is capped before the power: queued for hours, no overflow
+            self._cold = min(self._cold + 1, _COLD_STEPS)
+            steps = self._cold - 1
+            if p.factor > 1 and p.cap > p.first > 0:  # one step past the cap is as far as it goes
+                steps = min(steps, math.log(p.cap / p.first, p.factor) + 1)
+            return min(p.cap, p.first * math.pow(p.factor, steps))
         first = learned.quantile(p.first_quantile)
         if self._hints.progress:  # early enough for a second reading long before the fastest end
             first *= p.progress_first
-        if self._batching:  # it rides every batch: just never bring the next one closer
-            return max(p.floor, p.batch_period, first - self._elapsed)
         if self._elapsed < first and not self._aimed:  # the first look of the learned schedule
             self._aimed = True
             return max(p.floor, first - self._elapsed)
@@ -220,6 +235,7 @@ class _Waiter:
     retries: Retries | None = None  # made at the first failure of this poll
     wait_until: float = float("-inf")  # a long Retry-After is waited out until then at most
     last_try: bool = False  # that wait ends before the provider is ready: one last look
+    not_before: float = -math.inf  # the provider's minimum interval since this task's last poll
 
 
 class BatchPoller:
@@ -236,7 +252,8 @@ class BatchPoller:
     beyond the policy's total time is waited out for as long as the take's ``patience`` allows
     (its deadline and timeout), then looked at once more. A batching provider's refusal of a
     whole request is a failed poll like any other: it fails none of the tasks riding in it by
-    itself (a bad key or account aside). Each retry is reported to ``on_retry``.
+    itself (a bad key or account aside). Each retry is reported to ``on_retry``; each answer goes to
+    ``on_answer`` before any of its waiters wakes.
     """
 
     def __init__(
@@ -249,8 +266,10 @@ class BatchPoller:
         rng: random.Random,
         coalesce: float = 1.0,
         on_retry: Callable[[Retry], None] | None = None,
+        on_answer: Callable[[Mapping[str, TaskStatus]], None] | None = None,
     ) -> None:
         self._provider = provider
+        self._on_answer = on_answer
         self._rate = rate
         self._clock = clock
         self._policy = retry
@@ -269,6 +288,8 @@ class BatchPoller:
         early = when - self._coalesce if self._provider.max_poll_batch > 1 else when
         waiter = _Waiter(due=when, ride_from=max(early, not_before if not_before is not None else early))
         waiter.wait_until = self._clock.now() + patience
+        if not_before is not None:
+            waiter.not_before = not_before
         self._waiting[handle] = waiter
         self._wake_if_earlier(when)
         try:
@@ -280,6 +301,18 @@ class BatchPoller:
             raise waiter.error
         assert waiter.status is not None
         return waiter.status
+
+    def hurry(self, handle: str) -> None:
+        """Poll ``handle`` as soon as the provider allows: news (a sibling ended) made its planned
+        poll late. A poll being retried keeps its backoff."""
+        waiter = self._waiting.get(handle)
+        if waiter is None or waiter.retries is not None or waiter.done.is_set():
+            return
+        soonest = max(self._clock.now(), waiter.not_before)
+        if soonest < waiter.due:
+            waiter.due = soonest
+            waiter.ride_from = min(waiter.ride_from, soonest)
+            self._wake_if_earlier(soonest)
 
     def _wake_if_earlier(self, when: float) -> None:
         if self._sleep_scope is not None and when < self._sleep_until:
@@ -329,6 +362,8 @@ class BatchPoller:
             self._deliver(batch, answers)
 
     def _deliver(self, batch: Mapping[str, _Waiter], answers: Mapping[str, TaskStatus]) -> None:
+        if self._on_answer is not None:  # before any waiter runs: the lane sees the whole answer
+            self._on_answer(answers)
         missing = {h: w for h, w in batch.items() if h not in answers}
         for handle, waiter in batch.items():
             if handle in answers:

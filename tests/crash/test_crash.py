@@ -130,6 +130,9 @@ def _audit_bill(run_dir: Path, url: str) -> dict[str, Any]:
     return figures
 
 
+@pytest.mark.timeout(
+    900
+)  # 12 runs started and killed by progress, then reruns: 28 s idle, >120 s beside two busy loops
 def test_sigkill_campaign_never_pays_twice_and_the_ledger_is_the_bill(tmp_path: Path) -> None:
     manifest = _manifest(tmp_path, takes_per_provider=22)
     rng = random.Random(7)

@@ -210,23 +210,6 @@ def test_linear_progress_rounded_to_hundredths_is_never_polled_early_when_sure(
         assert now <= max((1.0 + late_share) * gen, 42.5), f"{gen} s: noticed {now - gen:.1f} s late"
 
 
-def test_a_batching_provider_is_polled_every_batch_period_once_likely_done() -> None:
-    policy = PollPolicy(batch_period=2.5, jitter=0.2)
-    schedule = PollSchedule(policy, _uniform(40.0, 90.0), 1.0, random.Random(0), batching=True)
-    first, *later = _delays(schedule, 10)
-    assert first == pytest.approx(44.0)
-    assert later == [2.5] * 9, "in lockstep, not jittered: one request serves every task due"
-
-
-def test_a_batching_task_that_rode_a_batch_does_not_bring_the_next_one_closer() -> None:
-    policy = PollPolicy(batch_period=2.5)
-    schedule = PollSchedule(policy, _uniform(40.0, 90.0), 1.0, random.Random(0), batching=True)
-    schedule.observe(41.5)  # it rode along a batch 1 s before its own first poll
-    assert schedule.next_delay() == 2.5, "the next batch, not a request of its own 1 s from now"
-    schedule.observe(30.0)
-    assert schedule.next_delay() == pytest.approx(14.0), "far from likely done: its first poll"
-
-
 def test_a_cold_take_switches_to_the_learned_schedule_once_its_group_is_learned() -> None:
     learned: list[Learned | None] = [None]
     policy = PollPolicy(jitter=0.0, gap_share=math.inf)

@@ -99,8 +99,9 @@ async def test_counts_add_up_across_providers(sim_factory: SimFactory) -> None:
             session, f"{sim.base_url}/v1/image_to_video", runway_ok, headers=runway_headers(sim)
         )
 
-        during = sim.stats()
-        assert [during["providers"][p]["in_flight"] for p in ("aimlapi", "runware", "runway")] == [2, 2, 1]
+        during = sim.stats()  # a loaded machine may let a short task end already: at most these
+        in_flight = [during["providers"][p]["in_flight"] for p in ("aimlapi", "runware", "runway")]
+        assert all(n <= most for n, most in zip(in_flight, (2, 2, 1), strict=True)), in_flight
 
         async def all_done() -> dict[str, Any] | None:
             for gen_id in ids:
@@ -119,6 +120,7 @@ async def test_counts_add_up_across_providers(sim_factory: SimFactory) -> None:
     assert aiml["polls"] == aiml["poll_requests"] == 2 * runway["poll_requests"]
     assert (runware["submissions"], runware["accepted"], runware["rejected"]) == (3, 2, 1)
     assert runware["polls"] == 2 * runware["poll_requests"]
+    assert runware["max_in_flight"] == 2, "both were in flight together (the peak, whatever the load)"
     assert (runway["accepted"], runway["completed"], runway["max_in_flight"]) == (1, 1, 1)
     assert aiml["billed_usd"] == pytest.approx(0.25)
     assert runware["billed_usd"] == pytest.approx(0.3042 + 0.4042)
