@@ -126,3 +126,26 @@ async def test_two_refused_keys_are_one_line(sim: Simulator, folder: Path) -> No
     assert len(lines) == 1, err
     assert "RUNWAYML_API_SECRET" in lines[0] and "AIMLAPI_API_KEY" in lines[0]
     assert "\\n" not in err and LIVE_KEY not in err
+
+
+# --- the project's own manifests run clean -------------------------------------------------------
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.parametrize("manifest", ["manifests/demo.yaml", "init"])
+def test_the_demo_and_the_starter_plan_without_a_warning(
+    manifest: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`make demo`'s manifest and `previz init`'s starter warn about nothing (a demo must run clean)."""
+    if manifest == "init":
+        assert main(["init", str(tmp_path / "night")]) == 0
+        path = tmp_path / "night" / "previz.yaml"
+    else:
+        path = ROOT / manifest
+    capsys.readouterr()
+    assert main(["plan", "--offline", str(path)]) == 0
+    assert main(["validate", str(path)]) == 0
+    out, err = capsys.readouterr()
+    assert "plan for" in out
+    assert "warning" not in err.lower(), err
