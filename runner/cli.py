@@ -96,7 +96,7 @@ def _cmd_plan(args: argparse.Namespace) -> int:
 
 
 def _plan_preflight(manifest: Manifest, done: set[str]) -> PreflightReport:
-    """The pre-flight of the takes still to do; a missing key says how to plan without one."""
+    """The pre-flight of the takes still to do; a key that is set but unusable says how to skip it."""
     import asyncio
 
     from runner.errors import ConfigError
@@ -106,7 +106,7 @@ def _plan_preflight(manifest: Manifest, done: set[str]) -> PreflightReport:
     try:
         return asyncio.run(check_manifest(manifest, todo))
     except ConfigError as exc:
-        raise ConfigError(f"{exc}\n(previz plan --offline skips the key check)") from exc
+        raise ConfigError(f"{exc} (previz plan --offline skips the key check)") from exc
 
 
 def _history(manifest: Manifest) -> tuple[set[str], float]:

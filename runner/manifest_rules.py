@@ -208,6 +208,26 @@ def _control_characters(shot: _Shot) -> None:
             shot.ctx.report(where, message + shot.inherited(src))
 
 
+def _duplicate_tags(shot: _Shot) -> None:
+    """``tags: [a, a]`` is a typo (the second meant something else): a warning at the repeat.
+
+    Tags written in ``defaults`` or at the top level are checked once, not once per shot.
+    """
+    src = shot.get("tags")
+    if src is None or not isinstance(src.value, list):
+        return
+    base = shot.where(src, "tags")
+    said = {w.path for w in shot.ctx.warnings}
+    first: dict[str, int] = {}
+    for i, tag in enumerate(src.value):
+        if not isinstance(tag, str):
+            continue
+        if tag in first and format_loc((*base, i)) not in said:
+            where = format_loc((*base, first[tag]))
+            shot.ctx.report((*base, i), f"duplicate tag {tag!r} (already {where}); remove one", warning=True)
+        first.setdefault(tag, i)
+
+
 def _image(shot: _Shot, name: str, pm: tuple[str, str] | None) -> ImageRef | None:
     src = shot.get(name)
     if src is None or src.value is None:
@@ -273,6 +293,7 @@ def _resolve(shot: _Shot) -> dict[str, Any]:
     _ratio(shot, pm)
     _prompt(shot, pm)
     _control_characters(shot)
+    _duplicate_tags(shot)
     _last_frame_support(shot, pm)
     seeds, takes = _seeds_takes(shot)
     values = {name: getattr(shot.get(name), "value", None) for name in ("id", "prompt", "duration", "tags")}

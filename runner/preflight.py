@@ -73,9 +73,19 @@ class ProviderCheck:
 
 
 @dataclass(frozen=True)
+class Skipped:
+    """A provider ``plan`` could not check because no key is set: the variables ``run`` will need."""
+
+    provider: str
+    takes: int
+    needs: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class PreflightReport:
     checks: tuple[ProviderCheck, ...]
     findings: tuple[Finding, ...]
+    skipped: tuple[Skipped, ...] = ()
 
     def _limit(self, provider: str, kind: FindingKind) -> int | None:
         found = [f.limit for f in self.findings if f.provider == provider and f.kind is kind]
@@ -94,6 +104,7 @@ class PreflightReport:
         return {
             "checks": [asdict(c) for c in self.checks],
             "findings": [asdict(f) for f in self.findings],
+            "skipped": [asdict(s) for s in self.skipped],
         }
 
 
@@ -118,7 +129,7 @@ async def preflight(
     )
     refused = [str(r) for r in results if isinstance(r, ConfigError)]
     if refused:
-        raise ConfigError("\n".join(refused))
+        raise ConfigError("; ".join(refused))
     for result in results:
         if isinstance(result, BaseException):
             raise result
@@ -217,15 +228,25 @@ async def check_manifest(
     manifest: Manifest, takes: Sequence[Take], *, environ: Mapping[str, str] | None = None
 ) -> PreflightReport:
     """``previz plan``'s check: keys from the environment, or — ``simulate: true`` — the
-    embedded simulator, started here the way ``previz run`` starts it."""
+    embedded simulator, started here the way ``previz run`` starts it.
+
+    A provider with no key set is skipped, not an error: a plan is what a user runs before getting
+    keys, to see the cost. A key that is set is checked (a refused or malformed one still raises).
+    """
     names = sorted({t.provider for t in takes})
     if not names:
         return PreflightReport((), ())
+    env = os.environ if environ is None else environ
+    skipped: tuple[Skipped, ...] = () if manifest.simulate else _without_key(names, takes, env)
+    names = [n for n in names if n not in {s.provider for s in skipped}]
+    if not names:
+        return PreflightReport((), (), skipped)
     async with aiohttp.ClientSession() as session:
         if not manifest.simulate:
-            env = os.environ if environ is None else environ
             configs = {n: provider_config_from_env(n, env) for n in names}
-            return await preflight(configs, session, takes=takes, concurrency=manifest.concurrency)
+            todo = [t for t in takes if t.provider in configs]
+            report = await preflight(configs, session, takes=todo, concurrency=manifest.concurrency)
+            return replace(report, skipped=skipped)
         from runner.simulator import SimConfig, running_simulator
 
         async with running_simulator(SimConfig.from_profile("clean")) as sim:
@@ -233,14 +254,30 @@ async def check_manifest(
             return await preflight(configs, session, takes=takes, concurrency=manifest.concurrency)
 
 
+def _without_key(names: Sequence[str], takes: Sequence[Take], env: Mapping[str, str]) -> tuple[Skipped, ...]:
+    """The providers among ``names`` none of whose key variables is set (blank counts as unset)."""
+    return tuple(
+        Skipped(n, sum(1 for t in takes if t.provider == n), KEY_VARS[n])
+        for n in names
+        if not any(env.get(var, "").strip() for var in KEY_VARS[n])
+    )
+
+
 def render_preflight(report: PreflightReport) -> str:
-    """One line per provider asked, then one ``warning:`` line per finding (no colours)."""
+    """One line per provider asked or skipped, then one ``warning:`` line per finding (no colours)."""
     lines = ["pre-flight:"]
     for check in report.checks:
         lines.append(f"  {check.provider}: {_describe(check.account)}")
+    for skip in report.skipped:
+        lines.append(
+            f"  {skip.provider}: key check skipped (no key set); `previz run` will need "
+            f"{' or '.join(skip.needs)} (or --simulate)"
+        )
     lines += [f"warning: {f.message}" for f in report.findings]
-    if not report.findings:
+    if not report.findings and report.checks:
         lines.append("  no findings")
+    if not report.checks and not report.skipped:
+        lines.append("  nothing to check: every take is done")
     return "\n".join(lines)
 
 

@@ -229,13 +229,47 @@ async def test_plan_with_a_wrong_key_exits_2_naming_the_variable(sim: Simulator,
     assert sim.stats()["providers"]["runway"]["account_checks"] == 1  # --offline asked nothing
 
 
-async def test_plan_without_a_key_says_how_to_plan_offline(manifest: Path) -> None:
+def keyless_env() -> dict[str, str]:
     import os
 
-    env = {k: v for k, v in os.environ.items() if not k.endswith(("_API_KEY", "_API_SECRET", "_BASE_URL"))}
-    code, _out, err = await plan(manifest, env)
-    assert code == 2
-    assert "RUNWAYML_API_SECRET" in err and "--offline" in err
+    return {k: v for k, v in os.environ.items() if not k.endswith(("_API_KEY", "_API_SECRET", "_BASE_URL"))}
+
+
+async def test_plan_without_a_key_prints_the_plan_and_names_the_variable_run_needs(manifest: Path) -> None:
+    """A plan is what a user runs before getting keys: exit 0, the plan, the skipped pre-flight."""
+    code, out, err = await plan(manifest, keyless_env())
+    assert code == 0, err
+    assert "plan for pf" in out and "total" in out
+    skipped = [line for line in out.splitlines() if "skipped" in line]
+    assert skipped == [
+        "  runway: key check skipped (no key set); `previz run` will need RUNWAYML_API_SECRET (or --simulate)"
+    ]
+    code, out, err = await plan(manifest, keyless_env(), "--json")
+    assert code == 0, err
+    doc = json.loads(out)
+    skip = {"provider": "runway", "takes": 5, "needs": ["RUNWAYML_API_SECRET"]}
+    assert doc["preflight"]["skipped"] == [skip]
+    assert doc["preflight"]["checks"] == []
+
+
+@pytest.fixture
+def two_providers(manifest: Path) -> Path:
+    extra = "  - id: dragon\n    provider: aimlapi\n    prompt: A dragon\n    image: frame.png\n"
+    manifest.write_text(manifest.read_text() + extra)
+    return manifest
+
+
+async def test_plan_checks_the_keys_that_are_set_and_skips_the_others(
+    sim: Simulator, two_providers: Path
+) -> None:
+    """Runway's key (set, right) is checked; AIML's (unset) is skipped, naming both its variables."""
+    code, out, err = await plan(two_providers, env_for(sim, sim.keys["runway"]), "--json")
+    assert code == 0, err
+    doc = json.loads(out)["preflight"]
+    assert [c["provider"] for c in doc["checks"]] == ["runway"]
+    skip = {"provider": "aimlapi", "takes": 1, "needs": ["AIMLAPI_API_KEY", "AIML_API_KEY"]}
+    assert doc["skipped"] == [skip]
+    assert sim.stats()["providers"]["runway"]["account_checks"] == 1
 
 
 async def test_a_provider_that_never_answers_is_given_up_in_seconds() -> None:
