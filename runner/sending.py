@@ -6,8 +6,10 @@ shielded from cancellation: a crash anywhere leaves the journal able to say whet
 exist. A failed send is retried under the submit :class:`~runner.retrying.RetryPolicy` — but a
 send that may have landed (no answer) is resent only where the provider dedupes resends
 (Runware's taskUUID); elsewhere the take is written off as ``uncertain`` rather than risk a second
-bill. A provider no connection reaches for ``unreachable_after`` seconds is closed, and a task id
-the provider hands to a second take fails that take (polling it would report the other's clip).
+bill. A send that provably created nothing (refused, or never sent) is recorded so before its
+retry wait: only a send whose answer was truly lost is ever ``uncertain``. A provider no
+connection reaches for ``unreachable_after`` seconds is closed, and a task id the provider hands
+to a second take fails that take (polling it would report the other's clip).
 """
 
 from __future__ import annotations
@@ -59,6 +61,16 @@ def terminal_failure(lane: Lane, exc: TerminalError, *, paid: Cost | None = None
     return TakeFailed(exc.kind, str(exc), cost=paid, paid=paid is not None)
 
 
+def _created_nothing(error: ProviderError) -> bool:
+    """The send never left (no connection) or was answered with a refusal (429, 408, 5xx): no task.
+
+    Such a take goes back to ``reserved`` before the retry wait, so a kill during the wait leaves
+    a take the next run simply submits — not a write-ahead ``submitting`` row, which a rerun must
+    treat as a submit that may have landed and write off as ``uncertain`` (charging its estimate).
+    """
+    return isinstance(error, NotSentError) or (isinstance(error, TransientError) and error.status is not None)
+
+
 def iso(value: datetime) -> str:
     return value.isoformat().replace("+00:00", "Z")
 
@@ -104,6 +116,7 @@ class Sender:
         self._bus.emit(Event(EventKind.SUBMITTING, job.take, message=f"attempt {job.attempt}"))
         retries = Retries(self._policy, self._clock, self._rng, Step.SUBMIT, lane.name)
         error: ProviderError | None = None
+        may_have_landed = False  # an earlier send of this attempt got no answer
         while True:
             await lane.rate.wait()
             self._check_may_send(lane, error)
@@ -118,6 +131,7 @@ class Sender:
                 if not lane.provider.resend_safe:
                     raise self._uncertain(job, exc) from exc
                 error = exc
+                may_have_landed = True
             except RateLimitedError as exc:
                 await lane.slots.shrink()
                 error = exc
@@ -129,6 +143,8 @@ class Sender:
                 return
             finally:
                 self._note_reachability(lane, error)
+            if not may_have_landed and _created_nothing(error):
+                await self._journal.update(job.take.key, state="reserved", handle=None)
             await self._wait_to_resend(job, retries, error)
 
     async def _wait_to_resend(self, job: Job, retries: Retries, error: ProviderError) -> None:
