@@ -116,7 +116,7 @@ class Sender:
         self._bus.emit(Event(EventKind.SUBMITTING, job.take, message=f"attempt {job.attempt}"))
         retries = Retries(self._policy, self._clock, self._rng, Step.SUBMIT, lane.name)
         error: ProviderError | None = None
-        may_have_landed = False  # an earlier send of this attempt got no answer
+        landed = False  # some send may have landed unseen (resend-safe providers only get here)
         while True:
             await lane.rate.wait()
             self._check_may_send(lane, error)
@@ -130,8 +130,7 @@ class Sender:
             except AmbiguousSubmitError as exc:
                 if not lane.provider.resend_safe:
                     raise self._uncertain(job, exc) from exc
-                error = exc
-                may_have_landed = True
+                error, landed = exc, True
             except RateLimitedError as exc:
                 await lane.slots.shrink()
                 error = exc
@@ -143,7 +142,7 @@ class Sender:
                 return
             finally:
                 self._note_reachability(lane, error)
-            if not may_have_landed and _created_nothing(error):
+            if not landed and _created_nothing(error):
                 await self._journal.update(job.take.key, state="reserved", handle=None)
             await self._wait_to_resend(job, retries, error)
 
