@@ -184,6 +184,10 @@ async def run_takes(
         records = journal.plan((t.key, t.label, t.provider, spec_of(t), t.relpath) for t in prepared.takes)
         limits = await _preflight(prepared, records, configs, session) if configs else None
         bus = Bus(log, *subscribers)
+        for name in ledger.rewritten:
+            bus.emit(
+                Event(EventKind.WARNING, message=f"{name} was torn or short: rewritten from the journal")
+            )
         for event in (*early, *(limits.warnings if limits else ())):
             bus.emit(event)
         engine = Engine(
