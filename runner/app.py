@@ -186,6 +186,10 @@ async def run_takes(
         records = journal.plan((t.key, t.label, t.provider, spec_of(t), t.relpath) for t in prepared.takes)
         limits = await _preflight(prepared, records, configs, session) if configs else None
         bus = Bus(log, *subscribers)
+        for name in ledger.rewritten:
+            bus.emit(
+                Event(EventKind.WARNING, message=f"{name} was torn or short: rewritten from the journal")
+            )
         for event in (*early, *(limits.warnings if limits else ())):
             bus.emit(event)
         engine = Engine(
@@ -339,9 +343,14 @@ def _engine_options(
 
 
 def _interrupts() -> list[signal.Signals]:
-    """Ctrl-C, SIGTERM and — where the platform has it — SIGHUP (a closed SSH session)."""
+    """Ctrl-C, SIGTERM and — where the platform has it — SIGHUP (a closed SSH session).
+
+    A SIGHUP ignored when previz started (``nohup``, some ``setsid`` or tmux set-ups) stays
+    ignored: the user asked for the night to outlive the terminal, and a handler would undo that.
+    """
     names = ("SIGINT", "SIGTERM", "SIGHUP")
-    return [getattr(signal, n) for n in names if hasattr(signal, n)]
+    found = [getattr(signal, n) for n in names if hasattr(signal, n)]
+    return [s for s in found if s.name != "SIGHUP" or signal.getsignal(s) is not signal.SIG_IGN]
 
 
 async def _on_signals(engine: Engine, scope: anyio.CancelScope) -> None:

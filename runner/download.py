@@ -27,7 +27,7 @@ import os
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from functools import partial
-from io import BufferedWriter
+from io import BufferedRandom, BufferedWriter
 from pathlib import Path
 
 import aiofiles.os
@@ -150,6 +150,8 @@ async def _fetch_all(
 async def _fetch(
     session: aiohttp.ClientSession, url: str, part: _Part, where: _Where, read_timeout: float
 ) -> None:
+    if part.size and await _stored_size(part.path) != part.size:
+        part.restart()  # the file does not hold what was counted: only a whole download will do
     headers = {"Range": f"bytes={part.size}-"} if part.size else {}
     limits = aiohttp.ClientTimeout(total=None, sock_connect=read_timeout, sock_read=read_timeout)
     try:
@@ -231,20 +233,33 @@ def _total_length(resp: aiohttp.ClientResponse, already: int) -> int | None:
 
 
 async def _stream(resp: aiohttp.ClientResponse, part: _Part, where: _Where) -> None:
-    writer = PieceWriter(partial(_open, part.path, part.size > 0), part.hasher, depth=DEPTH)
+    """Stream the body to the ``.part`` file. A body cut short still has every piece read so far
+    written before the cut is raised: ``part.size`` counts them, and the resume asks for the bytes
+    from there (dropping the queued ones left a hole the size of the queue in the file)."""
+    writer = PieceWriter(partial(_open, part.path, part.size), part.hasher, depth=DEPTH)
     try:
-        async for piece in resp.content.iter_chunked(PIECE):
-            _check_cap(part.size + len(piece), part, where)  # stop reading before writing past the cap
-            part.size += len(piece)
-            await writer.put(piece)
+        try:
+            async for piece in resp.content.iter_chunked(PIECE):
+                _check_cap(part.size + len(piece), part, where)  # stop reading before writing past the cap
+                part.size += len(piece)
+                await writer.put(piece)
+        except aiohttp.ClientPayloadError:
+            await writer.finish()
+            raise
         await writer.finish()
     finally:  # the thread ends (and closes the file) even when a timeout or a hard stop cancels
         with anyio.CancelScope(shield=True):
             await writer.abort()
 
 
-def _open(path: Path, append: bool) -> BufferedWriter:
-    return path.open("ab" if append else "wb")
+def _open(path: Path, offset: int) -> BufferedWriter | BufferedRandom:
+    """The ``.part`` file, positioned at ``offset``: a resume writes right after what is there."""
+    if not offset:
+        return path.open("wb")
+    fh = path.open("r+b")
+    fh.truncate(offset)
+    fh.seek(offset)
+    return fh
 
 
 async def _finish(part: _Part, dest: Path, where: _Where) -> Downloaded:
@@ -269,6 +284,13 @@ def _inspect_and_place(part: Path, dest: Path) -> Mp4Info:
     info = inspect(part)
     os.replace(part, dest)
     return info
+
+
+async def _stored_size(path: Path) -> int | None:
+    try:
+        return (await anyio.Path(path).stat()).st_size
+    except FileNotFoundError:
+        return None
 
 
 async def _remove(path: Path) -> None:

@@ -19,7 +19,6 @@ that progress and the run log subscribe to.
 
 from __future__ import annotations
 
-import errno
 import random
 from collections import deque
 from collections.abc import Iterable, Mapping
@@ -36,8 +35,8 @@ from runner.cost import decide_cost, failed_cost, uncertain_cost
 from runner.errors import FailureKind, PollGaveUpError, ProviderError, TerminalError
 from runner.events import Bus, Event, EventKind, Outcome, TakeEnd
 from runner.flight import Job, Mode, NotStarted, TakeFailed, done_outcome, failed_outcome
-from runner.gate import Gate, StopReason
-from runner.journal import AsyncJournal, Record
+from runner.gate import NO_SENDS, Gate, Refusal, StopReason, disk_refusal
+from runner.journal import AsyncJournal, Money, Record
 from runner.lanes import Lane, LaneOptions
 from runner.ledger import row_of
 from runner.polling import PollSchedule
@@ -111,7 +110,7 @@ class Engine:
             clock=options.clock,
             rng=self._rng,
             on_retry=self._retrying,
-            interrupted=lambda: self.summary.stopped is StopReason.INTERRUPTED,
+            interrupted=lambda: self.summary.stopped in NO_SENDS,
         )
         self._journal = journal
         self._gate = gate or Gate(budget_usd=None, deadline=None)
@@ -215,12 +214,20 @@ class Engine:
 
         Done in the take's own task, so the reservations of takes started together share a commit.
         """
-        check = partial(self._gate.check, job.estimate)
+        check = partial(self._admit, job.estimate)
         key = job.take.key
         refusal = await self._journal.reserve(key, job.attempt, job.estimate, check, then=write_ahead)
         if refusal is not None:
             self.stop(refusal.reason, refusal.message)
             raise NotStarted(refusal.message)
+
+    def _admit(self, estimate: float, money: Money) -> Refusal | None:
+        """The gate, inside the reservation's transaction: a stop for a full or read-only disk
+        found while this take waited for its commit refuses it before its write-ahead row."""
+        stopped = self.summary.stopped
+        if stopped in NO_SENDS and stopped is not StopReason.INTERRUPTED:
+            return Refusal(stopped, f"{stopped}: no new submissions")
+        return self._gate.check(estimate, money)
 
     # --- a take's life --------------------------------------------------------------------------
 
@@ -387,8 +394,9 @@ class Engine:
         return TakeFailed(FailureKind.DOWNLOAD, f"paid but not saved: {message}", cost=job.paid, paid=True)
 
     def _unwritable(self, job: Job, exc: OSError) -> TakeFailed:
-        if exc.errno == errno.ENOSPC:
-            self.stop(StopReason.DISK_FULL, "disk full: no new submissions; takes in flight go on")
+        refusal = disk_refusal(exc)
+        if refusal is not None:
+            self.stop(refusal.reason, refusal.message)
         where = self._run_dir / job.output
         return self._unsaved(job, f"cannot write {where}: {exc.strerror or exc}")
 

@@ -8,6 +8,7 @@ must not throw away money already committed.
 
 from __future__ import annotations
 
+import errno
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -23,6 +24,20 @@ class StopReason(StrEnum):
     BUDGET = "budget"
     DEADLINE = "deadline"
     DISK_FULL = "disk full"
+    NOT_WRITABLE = "output not writable"
+
+
+#: Stops after which nothing more is sent, not even the resend of a refused submit: the user
+#: asked, or no clip could be saved (a send would buy a clip that is paid but not saved).
+NO_SENDS = frozenset({StopReason.INTERRUPTED, StopReason.DISK_FULL, StopReason.NOT_WRITABLE})
+#: A clip write that failed this way fails every later clip too: the run stops submitting.
+_DISK_ERRORS = {
+    errno.ENOSPC: StopReason.DISK_FULL,
+    errno.EDQUOT: StopReason.DISK_FULL,
+    errno.EROFS: StopReason.NOT_WRITABLE,
+    errno.EACCES: StopReason.NOT_WRITABLE,
+    errno.EPERM: StopReason.NOT_WRITABLE,
+}
 
 
 @dataclass(frozen=True)
@@ -31,6 +46,15 @@ class Refusal:
 
     reason: StopReason
     message: str
+
+
+def disk_refusal(exc: OSError) -> Refusal | None:
+    """Why no new take may start after a clip could not be written (a full or read-only disk, a
+    folder without write permission), or None when the failure is the one clip's own."""
+    reason = _DISK_ERRORS.get(exc.errno or 0)
+    if reason is None:
+        return None
+    return Refusal(reason, f"{reason}: no new submissions; takes in flight go on")
 
 
 class Gate:

@@ -282,6 +282,11 @@ class Journal:
             ).fetchall()
         return {str(source or "estimated"): float(total) for source, total in found}
 
+    def row_seqs(self) -> list[int]:
+        """The sequence number of every ledger row, in order (what the ledger files must hold)."""
+        with self._lock:
+            return [s for (s,) in self._conn.execute("SELECT seq FROM rows ORDER BY seq").fetchall()]
+
     def rows_after(self, seq: int) -> list[tuple[int, dict[str, Any]]]:
         """Ledger rows with a sequence number above ``seq``, in order."""
         with self._lock:

@@ -9,9 +9,11 @@ send that may have landed (no answer) is resent only where the provider dedupes 
 bill. Where resends ran out and one of them may have landed, the provider is asked about that
 taskUUID before anything else: a task it has is rejoined (polled), one it provably does not have
 fails the attempt unbilled, and if that cannot be known the take is ``uncertain``, charged its
-estimate and kept ``submitting`` so the next run resends the *same* taskUUID. A provider no
-connection reaches for ``unreachable_after`` seconds is closed, and a task id
-the provider hands to a second take fails that take (polling it would report the other's clip).
+estimate and kept ``submitting`` so the next run resends the *same* taskUUID. A send that
+provably created nothing (refused, or never sent) is recorded so before its retry wait: only a
+send whose answer was truly lost is ever ``uncertain``. A provider no connection reaches for
+``unreachable_after`` seconds is closed, and a task id the provider hands to a second take fails
+that take (polling it would report the other's clip).
 """
 
 from __future__ import annotations
@@ -61,6 +63,16 @@ def terminal_failure(lane: Lane, exc: TerminalError, *, paid: Cost | None = None
     if exc.kind in STOPPING_KINDS:
         lane.close(f"{exc.kind.value}: {exc}")
     return TakeFailed(exc.kind, str(exc), cost=paid, paid=paid is not None)
+
+
+def _created_nothing(error: ProviderError) -> bool:
+    """The send never left (no connection) or was answered with a refusal (429, 408, 5xx): no task.
+
+    Such a take goes back to ``reserved`` before the retry wait, so a kill during the wait leaves
+    a take the next run simply submits — not a write-ahead ``submitting`` row, which a rerun must
+    treat as a submit that may have landed and write off as ``uncertain`` (charging its estimate).
+    """
+    return isinstance(error, NotSentError) or (isinstance(error, TransientError) and error.status is not None)
 
 
 def iso(value: datetime) -> str:
@@ -134,6 +146,8 @@ class Sender:
                 return
             finally:
                 self._note_reachability(lane, error)
+            if not landed and _created_nothing(error):
+                await self._journal.update(job.take.key, state="reserved", handle=None)
             if not await self._wait_to_resend(lane, job, retries, error, landed):
                 return
 

@@ -26,10 +26,11 @@ URL = re.compile(r"http://127\.0\.0\.1:\d+")
 
 
 @contextmanager
-def simulator(profile: str, *, time_scale: float, seed: int = 0) -> Iterator[str]:
-    """``previz simulate`` on a free port; yields its base URL and stops it afterwards."""
+def simulator(profile: str, *, time_scale: float, seed: int = 0, **knobs: float) -> Iterator[str]:
+    """``previz simulate`` on a free port, ``knobs`` as its ``--set``; yields its base URL, then stops it."""
     argv = [sys.executable, "-m", "runner", "simulate", "--port", "0", "--profile", profile]
     argv += ["--time-scale", str(time_scale), "--seed", str(seed)]
+    argv += [f"--set={name}={value}" for name, value in knobs.items()]
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         assert proc.stdout is not None

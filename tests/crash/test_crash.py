@@ -164,3 +164,20 @@ def test_budget_holds_across_kills(tmp_path: Path) -> None:
     assert billed <= 2.0 + 1e-9, f"billed {billed} over a budget of 2.00"
     assert sum(r["cost_usd"] for r in rows) <= 2.0 + 1e-9
     assert code == 3 and "stopped by the budget" in out, out
+
+
+def test_cut_downloads_resume_in_place_and_every_paid_clip_is_saved(tmp_path: Path) -> None:
+    """Most downloads cut about halfway (seeded): each cut is resumed with one Range request that
+    writes at the right offset, so no take refetches from scratch or ends paid but not saved."""
+    manifest = write_manifest(tmp_path, [shot("a", "aimlapi", takes=8)], name="night", concurrency=4)
+    run_dir = tmp_path / "out" / "night"
+    with standalone.simulator("clean", time_scale=0.02, seed=1, truncate=0.8, clip_bytes=4_000_000) as url:
+        code, out, err = standalone.run(manifest, url, clock_scale=0.02)
+        bill = stats(url)
+    rows = ledger(run_dir)
+    assert code == 0, out + err
+    assert [r["status"] for r in rows] == ["done"] * 8
+    assert len(list(run_dir.rglob("*.mp4"))) == 8
+    assert bill["faults"]["truncate"] > 8, "the seed cuts most downloads"
+    assert bill["downloads"] - bill["faults"]["truncate"] == 8, "each clip's last request completed it"
+    assert sum(r["cost_usd"] for r in rows) == pytest.approx(bill["billed_usd"])

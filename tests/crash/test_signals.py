@@ -144,3 +144,39 @@ def test_cancel_cancels_runway_tasks_and_they_bill_nothing(tmp_path: Path) -> No
     rows = ledger(run_dir)
     assert [r["status"] for r in rows] == ["cancelled"] * 3
     assert all(r["cost_usd"] == 0.0 for r in rows)
+
+
+def _ignore_sighup() -> None:
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)  # what nohup does before it execs the command
+
+
+def test_a_run_started_under_nohup_outlives_sighup(tmp_path: Path) -> None:
+    """``nohup previz run``: the SIGHUP of a closed terminal stays ignored, every take is made."""
+    manifest = write_manifest(tmp_path, [shot("a", "runware", takes=8)], name="night", concurrency=3)
+    run_dir = tmp_path / "out" / "night"
+    argv = [sys.executable, "-m", "runner", "run", str(manifest), "--clock-scale", str(SCALE)]
+    with standalone.simulator("clean", time_scale=SCALE) as url:
+        proc = subprocess.Popen(
+            argv,
+            env=standalone.env_for(url),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            preexec_fn=_ignore_sighup,
+        )
+        try:
+            _wait_for_submitted(run_dir, 1)
+            proc.send_signal(signal.SIGHUP)
+            code, out, err = standalone.finish(proc)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.communicate()
+        billed = stats(url)
+    rows = ledger(run_dir)
+    assert code == 0, out + err
+    assert "interrupted" not in out + err
+    assert len(rows) == 8 and all(r["status"] == "done" for r in rows), rows
+    assert len(list((run_dir).rglob("*.mp4"))) == 8
+    assert billed["providers"]["runware"]["accepted"] == 8
+    assert sum(r["cost_usd"] for r in rows) == pytest.approx(billed["billed_usd"])

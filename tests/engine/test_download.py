@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import hashlib
 import random
+import time
 import tracemalloc
 from collections import defaultdict
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from functools import partial
+from io import BufferedRandom, BufferedWriter
 from pathlib import Path
 
 import aiohttp
@@ -22,6 +25,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
+from runner import download as download_module
 from runner.download import download
 from runner.errors import DownloadError, ExpiredURLError, TransientError
 from runner.simulator import Simulator
@@ -125,6 +129,24 @@ async def _send(
     return response
 
 
+async def _cut_at(server: ClipServer, request: web.Request) -> web.StreamResponse:
+    """The first answer promises the whole clip, sends exactly ``offset`` bytes of it and ends
+    the connection cleanly (every byte reaches the client); later ones serve the Range."""
+    offset = int(request.match_info["offset"])
+    hits = server.ranges[request.path]
+    hits.append(request.headers.get("Range"))
+    if len(hits) > 1:
+        return await _send(request, server, CLIP, ranges=True, cut=False)
+    response = web.StreamResponse(status=200, headers={"Accept-Ranges": "bytes"})
+    response.content_type = "video/mp4"
+    response.content_length = len(CLIP)
+    await response.prepare(request)
+    await response.write(CLIP[:offset])
+    if request.transport is not None:
+        request.transport.close()  # a FIN after the buffered bytes, not a reset that drops them
+    return response
+
+
 def _app(server: ClipServer) -> web.Application:
     def seen(request: web.Request) -> int:
         hits = server.ranges[request.path]
@@ -162,6 +184,7 @@ def _app(server: ClipServer) -> web.Application:
         return web.Response(body=b"\x00\x00", content_type="video/mp4")
 
     app = web.Application()
+    app.router.add_get("/cut-at/{offset}.mp4", partial(_cut_at, server))
     app.router.add_get("/whole.mp4", whole)
     app.router.add_get("/short-once.mp4", short_once)
     app.router.add_get("/short-once-no-range.mp4", short_once_no_range)
@@ -360,3 +383,55 @@ async def test_a_chunked_body_cut_short_is_not_accepted(tmp_path: Path) -> None:
         with pytest.raises((DownloadError, TransientError)):
             await _get(session, server, "/chunked-cut.mp4", dest)
     assert not dest.exists()
+
+
+class _SlowDisk:
+    """The real ``.part`` file, each write a few milliseconds late: pieces queue behind the writer
+    thread, as they do on a busy disk, when the body is cut."""
+
+    def __init__(self, fh: BufferedWriter | BufferedRandom) -> None:
+        self._fh = fh
+
+    def write(self, data: bytes, /) -> int:
+        time.sleep(0.003)
+        return self._fh.write(data)
+
+    def flush(self) -> None:
+        self._fh.flush()
+
+    def fileno(self) -> int:
+        return self._fh.fileno()
+
+    def close(self) -> None:
+        self._fh.close()
+
+
+#: A small read size, so the clip is many pieces and the cuts below fall on each of their bounds.
+SMALL_PIECE = 32 * 1024
+CUTS = sorted(
+    {k * SMALL_PIECE for k in range(1, len(CLIP) // SMALL_PIECE + 1)}
+    | {k * SMALL_PIECE + SMALL_PIECE // 2 for k in range(len(CLIP) // SMALL_PIECE)}
+    | {1, len(CLIP) - 1}
+)
+
+
+@pytest.mark.parametrize("offset", CUTS)
+async def test_a_resume_after_a_cut_anywhere_writes_the_rest_at_its_offset(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, offset: int
+) -> None:
+    """Cut at every piece boundary and inside pieces: the resumed file is the clip, byte for byte,
+    after one Range request from what was read (pieces still queued at the cut were once dropped)."""
+    opened = download_module._open
+    monkeypatch.setattr(download_module, "PIECE", SMALL_PIECE)
+    monkeypatch.setattr(download_module, "_open", lambda *args: _SlowDisk(opened(*args)))
+    dest = tmp_path / "clip.mp4"
+    path = f"/cut-at/{offset}.mp4"
+    async with clip_server() as server, aiohttp.ClientSession() as session:
+        got = await download(session, server.url(path), dest, provider="test", take="s#t01", max_resumes=1)
+        ranges = server.ranges[path]
+    assert len(ranges) == 2 and ranges[0] is None, ranges
+    resumed_at = _range_start(ranges[1]) or 0  # what aiohttp handed over before the cut
+    assert resumed_at <= offset, ranges
+    assert dest.read_bytes() == CLIP
+    assert (got.bytes, got.sha256) == (len(CLIP), hashlib.sha256(CLIP).hexdigest())
+    assert _parts(dest) == []

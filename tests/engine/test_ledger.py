@@ -9,6 +9,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from runner.errors import FailureKind
 from runner.events import Outcome, TakeEnd
 from runner.journal import Journal
@@ -196,15 +198,75 @@ def test_rows_a_kill_left_out_of_the_files_are_written_next_time(tmp_path: Path)
     assert [r["seq"] for r in jsonl_rows(tmp_path)] == [1, 2]
 
 
-def test_a_torn_last_line_is_ended_and_the_row_written_again(tmp_path: Path) -> None:
+def test_a_torn_last_line_is_rewritten_from_the_journal(tmp_path: Path) -> None:
     a, b = make_take(shot="a"), make_take(shot="b")
     write(tmp_path, done(a))
     with (tmp_path / "ledger.jsonl").open("a", encoding="utf-8") as fh:
         fh.write('{"run_id": "run-1", "shot": "torn", "st')  # the crash
     write(tmp_path, done(b), run_id="rerun")
-    lines = (tmp_path / "ledger.jsonl").read_text(encoding="utf-8").splitlines()
-    assert lines[1].startswith('{"run_id": "run-1", "shot": "torn"'), "the torn line stands alone"
-    assert json.loads(lines[2])["shot"] == "b"
+    assert [(r["shot"], r["seq"]) for r in jsonl_rows(tmp_path)] == [("a", 1), ("b", 2)]
+    assert not list(tmp_path.glob("*.old*")), "nothing but the torn row was lost: no copy kept"
+
+
+def _journal_rows(run_dir: Path) -> list[dict[str, Any]]:
+    journal = Journal.open(run_dir)
+    try:
+        return [{**row, "seq": seq} for seq, row in journal.rows_after(0)]
+    finally:
+        journal.close()
+
+
+#: A prompt whose cell is quoted in the CSV (quotes, commas, a line break): a cut inside it leaves
+#: a quoted field open, which swallowed the rows appended after it.
+QUOTED = 'A "storm", at night,\nover the harbour'
+
+
+@pytest.mark.parametrize("cut", [1, 5, 12, 20, 30, 38])
+def test_a_csv_torn_inside_a_quoted_field_is_rewritten_whole(tmp_path: Path, cut: int) -> None:
+    """A full disk cut the last row of ledger.csv inside its quoted prompt: the next run's
+    ledger.csv holds every row of the journal, the same as ledger.jsonl, costs included."""
+    a, b, c = (make_take("aimlapi", shot=s, prompt=QUOTED) for s in ("a", "b", "c"))
+    write(tmp_path, done(a), done(b))
+    path = tmp_path / "ledger.csv"
+    text = path.read_text(encoding="utf-8")
+    start = text.rindex('"A ""storm""')
+    path.write_text(text[: start + cut], encoding="utf-8")  # ENOSPC, mid-row
+    write(tmp_path, done(c), run_id="rerun")
+    _, rows = csv_rows(tmp_path)
+    truth = _journal_rows(tmp_path)
+    assert [(r["shot"], r["prompt"], r["cost_usd"], r["seq"]) for r in rows] == [
+        (t["shot"], t["prompt"], str(t["cost_usd"]), str(t["seq"])) for t in truth
+    ]
+    assert len(rows) == 3 and jsonl_rows(tmp_path) == truth
+
+
+def test_a_ledger_short_of_a_row_in_the_middle_is_rewritten(tmp_path: Path) -> None:
+    takes = [make_take(shot=s) for s in ("a", "b", "c")]
+    write(tmp_path, *(done(t) for t in takes))
+    for name in ("ledger.csv", "ledger.jsonl"):
+        lines = (tmp_path / name).read_text(encoding="utf-8").splitlines(keepends=True)
+        del lines[-2]  # a row lost before the last one
+        (tmp_path / name).write_text("".join(lines), encoding="utf-8")
+    write(tmp_path, run_id="rerun")
+    assert [r["seq"] for r in jsonl_rows(tmp_path)] == [1, 2, 3]
+    assert [r["seq"] for r in csv_rows(tmp_path)[1]] == ["1", "2", "3"]
+
+
+def test_rows_of_another_journal_are_kept(tmp_path: Path) -> None:
+    """A ledger holding rows this journal does not know (its journal was lost) is not rewritten;
+    torn as well, it is rewritten only after a copy is kept beside it."""
+    write(tmp_path, done(make_take(shot="a")), done(make_take(shot="b")))
+    (tmp_path / "journal.sqlite").unlink()
+    for extra in ("-wal", "-shm"):
+        (tmp_path / f"journal.sqlite{extra}").unlink(missing_ok=True)
+    before = (tmp_path / "ledger.jsonl").read_text(encoding="utf-8")
+    write(tmp_path, done(make_take(shot="c")), run_id="new-journal")
+    assert (tmp_path / "ledger.jsonl").read_text(encoding="utf-8").startswith(before)
+    with (tmp_path / "ledger.jsonl").open("a", encoding="utf-8") as fh:
+        fh.write('{"shot": "torn", "se')
+    torn = (tmp_path / "ledger.jsonl").read_text(encoding="utf-8")
+    write(tmp_path, run_id="again")
+    assert (tmp_path / "ledger.jsonl.old").read_text(encoding="utf-8") == torn
 
 
 def test_a_second_charge_of_a_paid_take_costs_nothing(tmp_path: Path) -> None:

@@ -1,0 +1,179 @@
+"""A user's ordinary accidents around a run (issue 24): each a subprocess ``previz run`` on a
+standalone simulator, disturbed as a night would disturb it, and the money audited from
+``/_sim/stats`` afterwards — billed against the ledger, clips against the takes.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import sqlite3
+import subprocess
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.crash import standalone
+from tests.crash.standalone import ledger, stats
+from tests.engine.helpers import shot, write_manifest
+
+pytestmark = pytest.mark.slow
+
+SCALE = 0.02
+
+
+def _wait(what: str, probe: Any, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if probe():
+            return
+        time.sleep(0.01)
+    raise AssertionError(f"never {what}")
+
+
+def _states(run_dir: Path) -> dict[str, int]:
+    conn = sqlite3.connect(f"{(run_dir / 'journal.sqlite').resolve().as_uri()}?mode=ro", uri=True)
+    try:
+        return dict(conn.execute("SELECT state, count(*) FROM takes GROUP BY state").fetchall())
+    finally:
+        conn.close()
+
+
+def test_a_submit_refused_429_and_killed_in_its_retry_wait_is_not_written_off(tmp_path: Path) -> None:
+    """AIML answers 429 over one task in flight. The run is killed while two takes wait to resend
+    a refused submit: they created nothing, so the rerun submits them — no ``uncertain`` charge.
+
+    The first run's clock is real time, so its retry waits (about 1 s) dwarf a POST and its
+    journal commit: the kill lands in the wait, not in a send whose answer is truly unknown."""
+    manifest = write_manifest(tmp_path, [shot("a", "aimlapi", takes=3)], name="night", concurrency=3)
+    run_dir = tmp_path / "out" / "night"
+    knobs = {"aiml_concurrency": 1, "gen_min_s": 30, "gen_max_s": 30}
+    with standalone.simulator("clean", time_scale=SCALE, **knobs) as url:
+        with standalone.started(manifest, url, clock_scale=1.0) as proc:
+            _wait("two submits refused", lambda: stats(url)["providers"]["aimlapi"]["rejected"] >= 2)
+            time.sleep(0.3)  # the refusals' rows are committed; the next resend is ≥ 0.75 s away
+            proc.kill()
+        first = _states(run_dir)
+        code, out, err = standalone.run(manifest, url, clock_scale=SCALE)
+        bill = stats(url)
+    rows = ledger(run_dir)
+    charged = sum(r["cost_usd"] for r in rows)
+    assert code == 0, out + err
+    assert first.get("submitting", 0) == 0, f"refused submits were left as write-ahead rows: {first}"
+    assert [r["status"] for r in rows] == ["done"] * 3, rows
+    assert not [r for r in rows if "uncertain" in (r.get("flags") or "")], rows
+    assert bill["providers"]["aimlapi"]["accepted"] == 3
+    assert charged == pytest.approx(bill["billed_usd"]), (
+        f"ledger ${charged:.2f}, billed ${bill['billed_usd']:.2f}"
+    )
+
+
+@contextmanager
+def _mounted(place: Path, size: str) -> Iterator[Path]:
+    """A tmpfs of ``size`` at ``place``: a real full or read-only disk (root only; skipped elsewhere)."""
+    place.mkdir(parents=True)
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(place)], capture_output=True
+    )
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here ({done.stderr.decode().strip()})")
+    try:
+        yield place
+    finally:
+        subprocess.run(["umount", "-l", str(place)], check=False)
+
+
+def _summary(run_dir: Path) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads((run_dir / "summary.json").read_text(encoding="utf-8"))
+    return data
+
+
+def test_a_full_disk_stops_the_resends_waiting_too(tmp_path: Path) -> None:
+    """The shot's folder holds no clip. The first clip fails "disk full"; the takes waiting to
+    resend a submit AIML refused (429 over one task in flight) are not sent again, so nothing is
+    bought after "no new submissions" — and the rerun, with room, makes every take once."""
+    manifest = write_manifest(tmp_path, [shot("a", "aimlapi", takes=4)], name="night", concurrency=4)
+    run_dir = tmp_path / "out" / "night"
+    knobs = {"aiml_concurrency": 1, "gen_min_s": 20, "gen_max_s": 20, "clip_bytes": 200_000}
+    with standalone.simulator("clean", time_scale=SCALE, **knobs) as url:
+        with _mounted(run_dir / "a", "64k"):
+            code, out, err = standalone.run(manifest, url, clock_scale=SCALE)
+            first = stats(url)["providers"]["aimlapi"]
+        assert (code, _summary(run_dir)["stopped"]) == (1, "disk full"), out + err
+        again, out2, err2 = standalone.run(manifest, url, clock_scale=SCALE)
+        bill = stats(url)
+    rows = ledger(run_dir)
+    assert first["accepted"] == 1, f"{first['accepted']} tasks bought for a disk that holds no clip"
+    assert again == 0, out2 + err2
+    assert bill["providers"]["aimlapi"]["accepted"] == 4, "the paid one fetched, the others made once"
+    assert len(list((run_dir / "a").glob("*.mp4"))) == 4
+    assert sum(r["cost_usd"] for r in rows) == pytest.approx(bill["billed_usd"])
+
+
+def test_a_read_only_output_folder_stops_new_submissions(tmp_path: Path) -> None:
+    """The shot's folder turns read-only after its first clip: the next clip that cannot be
+    written stops new submissions like a full disk; the rerun (writable again) fetches the paid
+    clips by task id and buys only the takes never sent."""
+    manifest = write_manifest(tmp_path, [shot("a", "runware", takes=12)], name="night", concurrency=3)
+    run_dir = tmp_path / "out" / "night"
+    with standalone.simulator("clean", time_scale=SCALE, clip_bytes=200_000) as url:
+        with _mounted(run_dir / "a", "64m") as place:
+            with standalone.started(manifest, url, clock_scale=SCALE) as proc:
+                _wait("a clip saved", lambda: any(place.glob("*.mp4")))
+                subprocess.run(["mount", "-o", "remount,ro", str(place)], check=True)
+                code, out, err = standalone.finish(proc)
+            first = stats(url)["providers"]["runware"]["accepted"]
+            unsaved = [r for r in ledger(run_dir) if r["status"] != "done"]
+            subprocess.run(["mount", "-o", "remount,rw", str(place)], check=True)
+            assert (code, _summary(run_dir)["stopped"]) == (1, "output not writable"), out + err
+            again, out2, err2 = standalone.run(manifest, url, clock_scale=SCALE)
+            clips = len(list(place.glob("*.mp4")))
+        bill = stats(url)
+    assert first < 12, f"all {first} takes were submitted into a read-only folder"
+    assert unsaved and all(r["failure_kind"] == "download" and r["cost_usd"] > 0 for r in unsaved)
+    assert again == 0, out2 + err2
+    assert (bill["providers"]["runware"]["accepted"], clips) == (12, 12)
+    assert sum(r["cost_usd"] for r in ledger(run_dir)) == pytest.approx(bill["billed_usd"])
+
+
+def _usd(cell: str | None) -> float:
+    """A cost cell as a spreadsheet reads it: anything but a number counts nothing."""
+    try:
+        return float(cell or 0)
+    except ValueError:
+        return 0.0
+
+
+def _csv_ledger(run_dir: Path) -> list[dict[str, str]]:
+    with (run_dir / "ledger.csv").open(newline="", encoding="utf-8") as fh:
+        return list(csv.DictReader(fh))
+
+
+def test_a_ledger_csv_torn_inside_a_quoted_field_is_rewritten_by_the_next_run(tmp_path: Path) -> None:
+    """A full disk cut ledger.csv's last row inside its quoted prompt (ledger.jsonl whole). The
+    next run — with nothing left to do — finds the tear and rewrites ledger.csv from the journal:
+    its total is the bill again, row for row the same as ledger.jsonl."""
+    prompt = 'A "storm", at night, over the harbour'
+    manifest = write_manifest(tmp_path, [shot("a", "aimlapi", takes=4, prompt=prompt)], name="night")
+    run_dir = tmp_path / "out" / "night"
+    with standalone.simulator("clean", time_scale=SCALE) as url:
+        code, out, err = standalone.run(manifest, url, clock_scale=SCALE)
+        assert code == 0, out + err
+        path = run_dir / "ledger.csv"
+        text = path.read_text(encoding="utf-8")
+        path.write_text(text[: text.rindex('"A ""storm""') + 12], encoding="utf-8")  # ENOSPC, mid-field
+        again, out2, err2 = standalone.run(manifest, url, clock_scale=SCALE)
+        bill = stats(url)
+    rows = _csv_ledger(run_dir)
+    assert again == 0, out2 + err2
+    charged = sum(_usd(r.get("cost_usd")) for r in rows)
+    assert charged == pytest.approx(bill["billed_usd"]), (
+        f"ledger.csv ${charged:.2f}, billed ${bill['billed_usd']:.2f}"
+    )
+    assert bill["providers"]["aimlapi"]["accepted"] == 4
+    assert [(r["seq"], r["prompt"]) for r in rows] == [(str(r["seq"]), r["prompt"]) for r in ledger(run_dir)]
+    assert "ledger.csv was torn or short: rewritten from the journal" in out2 + err2
