@@ -1,0 +1,207 @@
+"""What every store backend must do: the contract the engine, the reports and the commands rely on.
+
+One suite, run against each backend through the parametrized ``store`` fixture (SQLite today; the
+team-mode PostgreSQL backend joins the same parameter list), so a second backend is held to the
+same promises: a take is planned once, its clip path is never shared, a reservation is checked
+against the budget inside its own transaction, a charge writes its ledger row and frees the
+reservation together, a take charged twice is billed once, and a batch's calls fail alone.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+
+from runner.journal import AsyncJournal, Journal, Money, _Pending
+
+Opener = Callable[[], Journal]
+
+
+def _sqlite(run_dir: Path) -> Opener:
+    return lambda: Journal.open(run_dir)
+
+
+BACKENDS: dict[str, Callable[[Path], Opener]] = {"sqlite": _sqlite}
+
+
+@pytest.fixture(params=sorted(BACKENDS))
+def opener(request: pytest.FixtureRequest, tmp_path: Path) -> Opener:
+    """Opens the same store again each time it is called (a second process, a rerun)."""
+    return BACKENDS[request.param](tmp_path)
+
+
+@pytest.fixture
+def store(opener: Opener) -> Iterator[Journal]:
+    opened = opener()
+    yield opened
+    opened.close()
+
+
+def _plan(store: Journal, *keys: str, clip: str = "s/s_t01.mp4") -> None:
+    store.plan((k, f"s#{k}", "runway", {"shot": "s", "take": k}, clip) for k in keys)
+
+
+def _no_refusal(_money: Money) -> None:
+    return None
+
+
+def _budget(limit: float, estimate: float) -> Callable[[Money], str | None]:
+    def check(money: Money) -> str | None:
+        over = money.spent_usd + money.reserved_usd + estimate > limit + 1e-9
+        return "over budget" if over else None
+
+    return check
+
+
+def test_a_take_is_planned_once_and_keeps_its_state(store: Journal) -> None:
+    first = store.plan([("a", "s#1", "runway", {"shot": "s", "seed": 7}, "s/s_t01.mp4")])
+    assert first["a"].state == "planned" and first["a"].spec == {"shot": "s", "seed": 7}
+    store.update("a", state="submitted", handle="task-1")
+    again = store.plan([("a", "s#1", "runway", {"shot": "s", "seed": 8}, "s/s_t01.mp4")])
+    assert (again["a"].state, again["a"].handle, again["a"].spec["seed"]) == ("submitted", "task-1", 7)
+
+
+def test_no_two_takes_share_a_clip_path_and_a_file_on_disk_is_never_claimed(store: Journal) -> None:
+    (store.path.parent / "s").mkdir()
+    (store.path.parent / "s" / "s_t01_v2.mp4").write_bytes(b"a clip someone kept")
+    _plan(store, "a", "b", "c")
+    outputs = [store.get(k).output for k in "abc"]
+    assert outputs == ["s/s_t01.mp4", "s/s_t01_v3.mp4", "s/s_t01_v4.mp4"]
+    moved = store.reclaim("a")
+    assert moved.output not in outputs and moved.output is not None
+
+
+def test_a_refused_reservation_writes_nothing(store: Journal) -> None:
+    _plan(store, "a")
+    assert store.reserve("a", 1, 0.5, lambda _m: "no money") == "no money"
+    record = store.get("a")
+    assert (record.state, record.reserved_usd, store.money()) == ("planned", 0.0, Money(0.0, 0.0))
+
+
+def test_concurrent_reservations_cannot_overshoot_the_budget_together(opener: Opener) -> None:
+    stores = [opener() for _ in range(4)]
+    _plan(stores[0], *(f"k{i}" for i in range(40)))
+    refused: list[str] = []
+
+    def reserve_all(store: Journal, offset: int) -> None:
+        for i in range(offset, 40, 4):
+            if store.reserve(f"k{i}", 1, 0.25, _budget(2.0, 0.25)) is not None:
+                refused.append(f"k{i}")
+
+    threads = [threading.Thread(target=reserve_all, args=(s, n)) for n, s in enumerate(stores)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    held = stores[0].money().reserved_usd
+    assert held == pytest.approx(2.0) and len(refused) == 32
+    assert len(stores[0].records("reserved")) == 8
+    for store in stores:
+        store.close()
+
+
+def test_release_frees_only_what_was_never_sent(store: Journal) -> None:
+    _plan(store, "a", "b")
+    for key in "ab":
+        store.reserve(key, 1, 0.25, _no_refusal)
+    store.update("b", state="submitted", handle="task-b")
+    store.release("a")
+    store.release("b")
+    assert (store.get("a").state, store.get("a").reserved_usd) == ("planned", 0.0)
+    assert (store.get("b").state, store.get("b").handle) == ("submitted", "task-b")
+    assert store.money().reserved_usd == pytest.approx(0.25)
+
+
+def test_a_charge_writes_its_row_and_frees_the_reservation_together(store: Journal) -> None:
+    _plan(store, "a")
+    store.reserve("a", 1, 0.30, _no_refusal)
+    written = store.charge("a", {"shot": "s", "cost_usd": 0.25, "cost_source": "reported"}, state="done")
+    record = store.get("a")
+    assert (record.state, record.charged, record.reserved_usd) == ("done", True, 0.0)
+    assert written["cost_usd"] == 0.25
+    assert store.money() == Money(0.25, 0.0)
+    assert store.spend_by_source() == {"reported": 0.25}
+
+
+def test_a_take_charged_twice_is_billed_once(store: Journal) -> None:
+    _plan(store, "a")
+    store.reserve("a", 1, 0.25, _no_refusal)
+    store.charge("a", {"shot": "s", "cost_usd": 0.25}, state="succeeded")
+    assert store.get("a").paid_not_saved
+    again = store.charge("a", {"shot": "s", "cost_usd": 0.25}, state="done")
+    assert again["cost_usd"] == 0.0 and "paid_earlier" in again["flags"]
+    assert store.money().spent_usd == pytest.approx(0.25)
+
+
+def test_ledger_rows_come_back_in_order_after_any_point(store: Journal) -> None:
+    _plan(store, "a", "b", "c")
+    for n, key in enumerate("abc"):
+        store.charge(key, {"shot": "s", "take": key, "cost_usd": 0.1 * n}, state="done")
+    seqs = store.row_seqs()
+    assert len(seqs) == 3 and seqs == sorted(seqs)
+    assert [row["take"] for _, row in store.rows_after(seqs[0])] == ["b", "c"]
+    assert store.rows_after(seqs[-1]) == []
+
+
+def test_records_filter_by_state_and_an_unknown_key_is_a_key_error(store: Journal) -> None:
+    _plan(store, "a", "b")
+    store.update("b", state="failed", failure_kind="provider", flags=("may_bill",))
+    assert set(store.records()) == {"a", "b"} and set(store.records("failed")) == {"b"}
+    assert store.get("b").flags == ("may_bill",)
+    with pytest.raises(KeyError):
+        store.get("zzz")
+
+
+def test_a_batch_call_that_fails_fails_alone(store: Journal) -> None:
+    _plan(store, "a", "b")
+
+    def boom() -> None:
+        store.op_update("a", {"state": "submitted"})
+        raise RuntimeError("this call fails")
+
+    calls = [_Pending(boom), _Pending(lambda: store.op_update("b", {"state": "submitted"}))]
+    store.batch(calls)
+    assert isinstance(calls[0].error, RuntimeError) and calls[1].error is None
+    assert (store.get("a").state, store.get("b").state) == ("planned", "submitted")
+
+
+def test_what_was_written_is_there_after_reopening(opener: Opener) -> None:
+    first = opener()
+    _plan(first, "a")
+    first.reserve("a", 1, 0.25, _no_refusal)
+    first.charge("a", {"shot": "s", "cost_usd": 0.25}, state="done", handle="task-a")
+    first.close()
+    again = opener()
+    record = again.get("a")
+    assert (record.state, record.handle, again.money(), len(again.row_seqs())) == (
+        "done",
+        "task-a",
+        Money(0.25, 0.0),
+        1,
+    )
+    again.close()
+
+
+@pytest.mark.anyio
+async def test_the_event_loop_side_commits_concurrent_calls_together(store: Journal) -> None:
+    _plan(store, *(f"k{i}" for i in range(20)))
+    rows: list[Any] = []
+    journal = AsyncJournal(store, on_row=lambda: rows.append(1))
+
+    async def one(i: int) -> None:
+        await journal.reserve(f"k{i}", 1, 0.1, _no_refusal)
+        await journal.update(f"k{i}", state="submitted", handle=f"t{i}")
+        await journal.charge(f"k{i}", {"shot": "s", "cost_usd": 0.1}, state="done")
+
+    async with anyio.create_task_group() as tg:
+        for i in range(20):
+            tg.start_soon(one, i)
+    money = store.money()
+    assert (money.spent_usd, money.reserved_usd) == (pytest.approx(2.0), 0.0)
+    assert len(store.records("done")) == 20 and len(store.row_seqs()) == 20
+    assert journal.commits < 60 and rows, "calls were grouped, and the ledger files followed"
