@@ -24,9 +24,9 @@ from typing import Any
 import aiohttp
 import anyio
 
+from runner.manifest.takes import Take
 from runner.providers import aimlapi, runware, runway
 from runner.providers.base import SubmitRequest
-from runner.takes import Take
 
 Notices = dict[str, float]  # task id -> simulated second the client saw it terminal
 Clock = Callable[[], float]  # simulated seconds now

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from rich.console import Console
     from rich.table import Table
 
-    from runner.manifest import Manifest
+    from runner.manifest.document import Manifest
     from runner.preflight import PreflightReport
     from runner.tally import Summary
 
@@ -53,7 +53,7 @@ def one_line(text: str) -> str:
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
-    from runner.manifest import load_manifest
+    from runner.manifest.document import load_manifest
 
     try:
         manifest = load_manifest(Path(args.manifest))
@@ -74,8 +74,8 @@ def _print_warnings(manifest: Manifest) -> None:
 
 
 def _cmd_plan(args: argparse.Namespace) -> int:
-    from runner.manifest import load_manifest
-    from runner.plan import build_plan, render_plan_text
+    from runner.manifest.document import load_manifest
+    from runner.manifest.plan import build_plan, render_plan_text
     from runner.preflight import render_preflight
 
     manifest = load_manifest(Path(args.manifest))
@@ -124,7 +124,7 @@ def _history(manifest: Manifest) -> tuple[set[str], float]:
 
 
 def _cmd_schema(args: argparse.Namespace) -> int:
-    from runner.manifest import json_schema
+    from runner.manifest.document import json_schema
 
     print(json.dumps(json_schema(), indent=2))
     return EXIT_OK

@@ -19,8 +19,8 @@ from typing import Protocol
 from runner.clock import Clock
 from runner.download import Downloaded
 from runner.errors import DownloadError, ExpiredURLError, TransientError
+from runner.manifest.takes import Take
 from runner.retrying import Retries, Retry, RetryPolicy, Step
-from runner.takes import Take
 
 #: A broken clip is fetched again up to 6 times, and not after 30 minutes of trying.
 DOWNLOAD_RETRY = RetryPolicy(attempts=6, total=1800.0)

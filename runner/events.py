@@ -12,9 +12,9 @@ from datetime import UTC, datetime
 from enum import StrEnum
 
 from runner.errors import FailureKind
+from runner.manifest.takes import Take
 from runner.providers.base import TaskState
 from runner.retrying import Retry
-from runner.takes import Take
 
 
 class EventKind(StrEnum):

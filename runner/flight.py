@@ -19,8 +19,8 @@ from runner.download import Downloaded
 from runner.errors import FailureKind
 from runner.events import Outcome, TakeEnd
 from runner.journal import Record
+from runner.manifest.takes import Take
 from runner.mp4 import duration_mismatch
-from runner.takes import Take
 
 
 class Mode(StrEnum):

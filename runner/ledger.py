@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from runner.errors import FailureKind
 from runner.events import Outcome
-from runner.takes import Take
+from runner.manifest.takes import Take
 
 if TYPE_CHECKING:
     from runner.journal import Journal

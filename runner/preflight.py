@@ -29,15 +29,15 @@ from typing import Any
 import aiohttp
 
 from runner.errors import ConfigError, FailureKind, ProviderError, TerminalError
-from runner.limits import LIMITS
-from runner.manifest import Manifest
-from runner.prices import estimate_usd
+from runner.manifest.document import Manifest
+from runner.manifest.limits import LIMITS
+from runner.manifest.prices import estimate_usd
+from runner.manifest.takes import Take
 from runner.providers.aimlapi import AimlApiProvider
 from runner.providers.base import Account, ProviderConfig
 from runner.providers.registry import KEY_VARS, provider_config_from_env, simulated_config
 from runner.providers.runware import RunwareProvider
 from runner.providers.runway import RunwayProvider
-from runner.takes import Take
 
 #: Short on purpose: the check must answer in seconds or step aside.
 CONNECT_TIMEOUT = 2.0

@@ -18,8 +18,8 @@ from runner.events import Event, EventKind
 from runner.flight import Job, Mode
 from runner.journal import Record
 from runner.ledger import STICKY_FAILURES
-from runner.prices import estimate_usd
-from runner.takes import Take
+from runner.manifest.prices import estimate_usd
+from runner.manifest.takes import Take
 
 #: Modes of a take that is already at the provider (or done there): no new task, no reservation.
 RESUMED = frozenset({Mode.POLL, Mode.RESEND, Mode.FETCH, Mode.REFETCH})

@@ -17,8 +17,8 @@ from typing import Any
 
 import yaml
 
-from runner.manifest import Manifest
-from runner.takes import ImageKind, ImageRef, Take
+from runner.manifest.document import Manifest
+from runner.manifest.takes import ImageKind, ImageRef, Take
 
 FILENAME = "retry.yaml"
 

@@ -37,7 +37,7 @@ def resolve_run_dir(path: Path) -> Path:
         if not (path / FILENAME).exists():
             raise InputError(f"{path}: no {FILENAME} here; give a run directory or a manifest")
         return path.resolve()
-    from runner.manifest import load_manifest
+    from runner.manifest.document import load_manifest
 
     run_dir = load_manifest(path).run_dir.resolve()
     if not (run_dir / FILENAME).exists():

@@ -16,11 +16,11 @@ import aiohttp
 import pytest
 
 from runner.errors import ConfigError
+from runner.manifest.takes import Take
 from runner.preflight import FindingKind, PreflightReport, preflight, render_preflight
 from runner.providers.base import ProviderConfig
 from runner.providers.registry import simulated_config
 from runner.simulator import Simulator
-from runner.takes import Take
 from tests.conftest import SimFactory
 from tests.providers.helpers import make_take
 

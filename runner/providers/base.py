@@ -21,7 +21,7 @@ from enum import StrEnum
 from typing import Protocol
 
 from runner.errors import FailureKind
-from runner.takes import Take
+from runner.manifest.takes import Take
 
 
 class TaskState(StrEnum):

@@ -15,12 +15,12 @@ from urllib.parse import urlsplit
 import aiohttp
 
 from runner.errors import ConfigError
+from runner.manifest.textcheck import first_control
 from runner.netloc import is_loopback
 from runner.providers.aimlapi import AimlApiProvider
 from runner.providers.base import Provider, ProviderConfig, Secret
 from runner.providers.runware import RunwareProvider
 from runner.providers.runway import RunwayProvider
-from runner.textcheck import first_control
 
 #: Variables holding each provider's key, in order of preference.
 KEY_VARS: Mapping[str, tuple[str, ...]] = {

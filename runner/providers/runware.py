@@ -20,7 +20,8 @@ from typing import Any
 import aiohttp
 
 from runner.errors import FailureKind, TerminalError
-from runner.limits import RATIO_SIZES
+from runner.manifest.limits import RATIO_SIZES
+from runner.manifest.takes import task_uuid
 from runner.providers._http import Answer, Wire
 from runner.providers.base import (
     NOT_FOUND,
@@ -40,7 +41,6 @@ from runner.providers.shapes import (
     mentions_moderation,
     model_id,
 )
-from runner.takes import task_uuid
 
 PATH = "/v1"
 CONFLICT = "conflicttaskuuid"

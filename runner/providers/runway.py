@@ -15,7 +15,7 @@ from urllib.parse import quote
 import aiohttp
 
 from runner.errors import FailureKind
-from runner.limits import RATIO_SIZES
+from runner.manifest.limits import RATIO_SIZES
 from runner.providers._http import Wire
 from runner.providers.base import Account, ProviderConfig, SubmitRequest, Submitted, TaskState, TaskStatus
 from runner.providers.shapes import (

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from runner.errors import FailureKind, TerminalError
-from runner.limits import LIMITS, RATIO_SIZES
+from runner.manifest.limits import LIMITS, RATIO_SIZES
 from runner.providers.base import NOT_FOUND, SubmitRequest, TaskState, TaskStatus
 
 _MODERATION_WORDS = ("moderat", "safety", "nsfw", "contentpolicy", "unsafe")

@@ -18,9 +18,9 @@ import pytest
 from runner.cadence import BatchCadence, CadenceRules, Flights, Watch
 from runner.gentimes import GenerationTimes, Learned
 from runner.lanes import Lane, LaneOptions
+from runner.manifest.takes import ImageKind, ImageRef, Take
 from runner.polling import PollPolicy
 from runner.providers.base import TaskState, TaskStatus
-from runner.takes import ImageKind, ImageRef, Take
 from tests.engine.fakes import FakeProvider, VirtualClock, driven, status
 
 GROUP = ("fake", "gen4_turbo", 5)

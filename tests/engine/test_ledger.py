@@ -15,7 +15,7 @@ from runner.errors import FailureKind
 from runner.events import Outcome, TakeEnd
 from runner.journal import Journal
 from runner.ledger import LedgerFiles, row_of, spec_of
-from runner.takes import ImageKind, ImageRef, Take
+from runner.manifest.takes import ImageKind, ImageRef, Take
 from tests.providers.helpers import make_take
 
 #: DESIGN §3, verbatim: the ledger's first columns, in this order.

@@ -17,8 +17,8 @@ import pytest
 
 from runner.engine import Engine, EngineOptions
 from runner.events import Bus, Event, EventKind
-from runner.images import ImageEncoder
 from runner.lanes import LaneOptions
+from runner.manifest.images import ImageEncoder
 from runner.polling import PollPolicy, PollSchedule
 from runner.providers.base import TaskState, TaskStatus
 from runner.unfinished import PENDING_LIMIT

@@ -19,8 +19,8 @@ from runner.download import Downloaded
 from runner.engine import Engine, EngineOptions
 from runner.errors import NotSentError, RateLimitedError, TransientError
 from runner.events import Bus, Event, EventKind
-from runner.images import ImageEncoder
 from runner.lanes import LaneOptions
+from runner.manifest.images import ImageEncoder
 from runner.providers.base import SubmitRequest, Submitted, TaskState, TaskStatus
 from runner.retrying import Backoff, Retries, Retry, RetryPolicy, Step
 from tests.engine.fakes import FakeProvider, VirtualClock, driven, open_journal

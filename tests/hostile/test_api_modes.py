@@ -22,9 +22,9 @@ import pytest
 from runner.clock import ScaledClock
 from runner.cost import decide_cost
 from runner.errors import AmbiguousSubmitError, TerminalError, TransientError
+from runner.manifest.prices import estimate_usd
 from runner.meters import RateLimiter
 from runner.polling import BatchPoller
-from runner.prices import estimate_usd
 from runner.providers._http import MAX_BODY, Wire
 from runner.providers.base import Provider
 from runner.providers.registry import build_provider

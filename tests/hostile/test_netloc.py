@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from runner import images
+from runner.manifest import images
 from runner.netloc import fetch_problem, is_loopback, safe_url
 from runner.providers import registry
 from runner.simulator import inputs

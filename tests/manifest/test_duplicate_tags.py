@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from runner.manifest import load_manifest
+from runner.manifest.document import load_manifest
 from tests.manifest.conftest import Result
 
 BODY = """\

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from runner.errors import ManifestError
-from runner.gcpause import gc_paused
-from runner.manifest import load_manifest
+from runner.manifest.document import load_manifest
+from runner.manifest.gcpause import gc_paused
 
 
 @pytest.fixture

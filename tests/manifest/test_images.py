@@ -12,11 +12,18 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-import runner.images
+import runner.manifest.images
 from runner.errors import InputError
-from runner.images import ImageChecker, ImageEncoder, ImageProblem, data_uri_length, size_problem, url_problem
-from runner.limits import LIMITS
-from runner.takes import ImageKind
+from runner.manifest.images import (
+    ImageChecker,
+    ImageEncoder,
+    ImageProblem,
+    data_uri_length,
+    size_problem,
+    url_problem,
+)
+from runner.manifest.limits import LIMITS
+from runner.manifest.takes import ImageKind
 from tests.manifest.conftest import Result, draw
 
 
@@ -158,7 +165,7 @@ def test_size_limit_is_on_the_encoded_length(images: Path, monkeypatch: pytest.M
     length = data_uri_length("image/jpeg", ref.size)
     assert length == len(ImageEncoder().encode(ref))
     limits = {name: dataclasses.replace(lim, max_data_uri_bytes=length + 1) for name, lim in LIMITS.items()}
-    monkeypatch.setattr(runner.images, "LIMITS", limits)
+    monkeypatch.setattr(runner.manifest.images, "LIMITS", limits)
     assert size_problem(ref, "runway") is None
     limits["runway"] = dataclasses.replace(limits["runway"], max_data_uri_bytes=length)
     assert size_problem(ref, "runway") is not None
@@ -168,7 +175,7 @@ def test_too_big_file_is_reported_at_its_line(
     images: Path, cli: Callable[..., Result], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     limits = {name: dataclasses.replace(lim, max_data_uri_bytes=1000) for name, lim in LIMITS.items()}
-    monkeypatch.setattr(runner.images, "LIMITS", limits)
+    monkeypatch.setattr(runner.manifest.images, "LIMITS", limits)
     text = "version: 1\nname: h\nprovider: runway\nshots:\n  - id: d\n    prompt: A\n    image: a.jpg\n"
     (images / "m.yaml").write_text(text)
     result = cli("validate", str(images / "m.yaml"))

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from runner.manifest import load_manifest
-from runner.takes import ImageKind
+from runner.manifest.document import load_manifest
+from runner.manifest.takes import ImageKind
 
 TEXT = """\
 version: 1

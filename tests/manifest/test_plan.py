@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from runner.manifest import load_manifest
-from runner.plan import build_plan, format_duration, render_plan_text
+from runner.manifest.document import load_manifest
+from runner.manifest.plan import build_plan, format_duration, render_plan_text
 from tests.manifest.conftest import Result
 
 ROOT = Path(__file__).resolve().parents[2]

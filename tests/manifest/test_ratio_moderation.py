@@ -10,8 +10,8 @@ import pytest
 from PIL import Image
 
 from runner.errors import ManifestError
-from runner.manifest import load_manifest
-from runner.manifest_rules import nearest_ratio
+from runner.manifest.document import load_manifest
+from runner.manifest.rules import nearest_ratio
 from runner.providers.aimlapi import build_body as aiml_body
 from runner.providers.base import SubmitRequest
 from runner.providers.runware import build_task
@@ -87,7 +87,7 @@ def test_auto_keys_are_stable_and_equal_to_the_explicit_ratio(tmp_path: Path) ->
 
 def test_a_manifest_that_says_nothing_keeps_16_9_and_its_keys(tmp_path: Path) -> None:
     """Keys from before ratio auto and moderation existed: an existing night must still resume."""
-    from runner.takes import take_key
+    from runner.manifest.takes import take_key
 
     tall = _plate(tmp_path, 720, 1280)
     manifest = load_manifest(_manifest(tmp_path, _shot(tall)))
@@ -148,7 +148,7 @@ def test_moderation_in_runway_and_runware_bodies(tmp_path: Path) -> None:
     assert task["providerSettings"] == {"runway": {"contentModeration": {"publicFigureThreshold": "low"}}}
     plain = runway_body(_request(_manifest(tmp_path, _shot(image))))
     assert "contentModeration" not in plain, "not said: not sent"
-    from runner.plan import build_plan
+    from runner.manifest.plan import build_plan
 
     (row,) = build_plan(load_manifest(_manifest(tmp_path, _shot(image, extra))), set()).rows
     assert row.moderation == "low", "plan shows it"

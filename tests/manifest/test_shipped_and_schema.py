@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from runner.errors import ConfigError
-from runner.manifest import json_schema, load_manifest, parse_deadline
-from runner.prices import PRICES, estimate_usd, expected_generation_s
+from runner.manifest.document import json_schema, load_manifest, parse_deadline
+from runner.manifest.prices import PRICES, estimate_usd, expected_generation_s
 from tests.manifest.conftest import Result
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -10,9 +10,9 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from runner.limits import PROVIDERS, RATIOS
-from runner.manifest import Manifest, load_manifest
-from runner.takes import SEED_MAX, derive_seed, take_key
+from runner.manifest.document import Manifest, load_manifest
+from runner.manifest.limits import PROVIDERS, RATIOS
+from runner.manifest.takes import SEED_MAX, derive_seed, take_key
 
 SHOT_IDS = st.from_regex(r"[A-Za-z0-9][A-Za-z0-9_-]{0,11}", fullmatch=True)
 PROMPTS = st.text(

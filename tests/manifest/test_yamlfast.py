@@ -1,7 +1,7 @@
 """The one-pass reader (runner/yamlfast.py) answers exactly as the general path, or not at all.
 
-"The general path" is what :func:`runner.manifest_guard.compose_guarded` did before the one-pass
-reader existed: the guard, then :func:`runner.yamlpos.load_located`. Every document here is either
+"The general path" is what :func:`runner.manifest.guard.compose_guarded` did before the one-pass
+reader existed: the guard, then :func:`runner.manifest.yamlpos.load_located`. Every document here is either
 read by both to the same data, positions, keys and problems, or handed back (None).
 """
 
@@ -14,9 +14,9 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from runner import yamlpos
-from runner.manifest_guard import MAX_DEPTH, check_structure, compose_guarded
-from runner.yamlfast import read_plain
+from runner.manifest import yamlpos
+from runner.manifest.guard import MAX_DEPTH, check_structure, compose_guarded
+from runner.manifest.yamlfast import read_plain
 
 pytestmark = pytest.mark.skipif(yamlpos._CLoader is None, reason="PyYAML built without libyaml")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from runner.errors import ManifestError
-from runner.yamlpos import format_loc, load_located
+from runner.manifest.yamlpos import format_loc, load_located
 
 
 def test_positions_of_values_and_keys_are_one_based() -> None:

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import pytest
 
-from runner import yamlpos
 from runner.errors import ManifestError
+from runner.manifest import yamlpos
 
 DOCUMENTS = {
     "unicode": (

@@ -19,9 +19,9 @@ import anyio
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
+from runner.manifest.takes import ImageKind, ImageRef, Take
 from runner.providers.base import ProviderConfig, SubmitRequest
 from runner.providers.registry import simulated_config
-from runner.takes import ImageKind, ImageRef, Take
 
 IMAGE_URL = "https://example.com/a.jpg"
 TEST_KEY = "sk-test-8f2c1e0b9a7d"

@@ -10,12 +10,12 @@ import aiohttp
 import pytest
 
 from runner.errors import FailureKind, TerminalError
-from runner.limits import RATIO_SIZES
+from runner.manifest.limits import RATIO_SIZES
+from runner.manifest.takes import task_uuid
 from runner.providers.aimlapi import AimlApiProvider
 from runner.providers.base import Provider, ProviderConfig, SubmitRequest
 from runner.providers.runware import RunwareProvider
 from runner.providers.runway import RunwayProvider
-from runner.takes import task_uuid
 from tests.providers.helpers import IMAGE_URL, TEST_KEY, answer, canned, config_for, make_request, make_take
 
 pytestmark = pytest.mark.anyio

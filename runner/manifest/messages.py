@@ -16,10 +16,10 @@ from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
 from runner.errors import Problem
-from runner.limits import PROVIDERS
-from runner.manifest_schema import MAX_NAME, MAX_TAKES, ManifestDoc, allowed_keys
-from runner.takes import SEED_MAX
-from runner.yamlpos import Loc, Located, format_loc
+from runner.manifest.limits import PROVIDERS
+from runner.manifest.schema import MAX_NAME, MAX_TAKES, ManifestDoc, allowed_keys
+from runner.manifest.takes import SEED_MAX
+from runner.manifest.yamlpos import Loc, Located, format_loc
 
 _Msg = Callable[[ErrorDetails], str]
 

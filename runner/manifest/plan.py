@@ -15,9 +15,9 @@ from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from runner.manifest import Manifest
-from runner.prices import estimate_usd, expected_generation_s
-from runner.takes import Take
+from runner.manifest.document import Manifest
+from runner.manifest.prices import estimate_usd, expected_generation_s
+from runner.manifest.takes import Take
 
 
 @dataclass(frozen=True)

@@ -22,11 +22,11 @@ from urllib.parse import urlsplit
 from PIL import Image, JpegImagePlugin, PngImagePlugin, WebPImagePlugin
 
 from runner.errors import InputError
-from runner.limits import LIMITS, MB
+from runner.manifest.limits import LIMITS, MB
+from runner.manifest.regular_file import Refused, TooBig, read_regular
+from runner.manifest.takes import ImageKind, ImageRef
+from runner.manifest.textcheck import describe_control, first_control
 from runner.netloc import is_loopback as _is_loopback
-from runner.regular_file import Refused, TooBig, read_regular
-from runner.takes import ImageKind, ImageRef
-from runner.textcheck import describe_control, first_control
 
 MIN_RATIO = 0.5
 MAX_RATIO = 2.0
@@ -198,7 +198,7 @@ def decode_data_uri(source: str) -> tuple[str | None, bytes]:
 def read_file(path: Path, source: str) -> bytes:
     """The bytes of a local image, or an ImageProblem saying why it cannot be read.
 
-    Only a regular file under MAX_FILE_BYTES is read (:mod:`runner.regular_file`): a FIFO, a
+    Only a regular file under MAX_FILE_BYTES is read (:mod:`runner.manifest.regular_file`): a FIFO, a
     device such as ``/dev/zero`` or a symlink loop is refused by name instead of hanging or
     filling memory.
     """

@@ -2,10 +2,10 @@
 
 Composing YAML into nodes is recursive and slow: ``[[[[…`` ten thousand deep ends in a
 RecursionError, and a 50 MB file takes most of a minute. The guard runs first and cheaply — the
-file's size is checked before it is read (:mod:`runner.regular_file`), and depth and node count are
+file's size is checked before it is read (:mod:`runner.manifest.regular_file`), and depth and node count are
 measured on the flat stream of parse *events*, which needs no recursion and stops at the first
 excess — so every oversized or over-nested manifest is refused in well under a second with a
-``file:line:column`` message. Syntax errors are left to :mod:`runner.yamlpos`, which words them.
+``file:line:column`` message. Syntax errors are left to :mod:`runner.manifest.yamlpos`, which words them.
 """
 
 from __future__ import annotations
@@ -17,9 +17,9 @@ import yaml
 from yaml.events import CollectionEndEvent, CollectionStartEvent, ScalarEvent
 
 from runner.errors import InputError, ManifestError, Problem
-from runner.regular_file import Refused, TooBig, read_regular
-from runner.yamlfast import read_plain
-from runner.yamlpos import MAX_NODES, Located, load_located
+from runner.manifest.regular_file import Refused, TooBig, read_regular
+from runner.manifest.yamlfast import read_plain
+from runner.manifest.yamlpos import MAX_NODES, Located, load_located
 
 #: A manifest of a few thousand shots is well under 1 MB; 5 MB leaves room and bounds parse time.
 MAX_MANIFEST_BYTES = 5 * 1024 * 1024
@@ -91,7 +91,7 @@ def compose_guarded(text: str, file: str) -> Located:
     """:func:`load_located` after :func:`check_structure`; a RecursionError left over is still exit 2.
 
     A plain manifest (no anchors, aliases, tags or merge keys; within the limits) is read in one
-    pass instead (:mod:`runner.yamlfast`, the same result in half the time); anything else, and
+    pass instead (:mod:`runner.manifest.yamlfast`, the same result in half the time); anything else, and
     every manifest with a problem of YAML or of size, takes the general path below.
     """
     plain = read_plain(text, file, MAX_DEPTH)

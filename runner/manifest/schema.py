@@ -2,8 +2,8 @@
 
 These models check what can be checked field by field — types, patterns, ranges, unknown keys —
 in strict mode (YAML ``"5"`` is not the number 5). Everything that depends on another field (the
-shot's provider, defaults, images) is :mod:`runner.manifest_rules`' job. Pydantic's error words are
-not shown to users: :mod:`runner.manifest_messages` rewrites each error to say what is allowed.
+shot's provider, defaults, images) is :mod:`runner.manifest.rules`' job. Pydantic's error words are
+not shown to users: :mod:`runner.manifest.messages` rewrites each error to say what is allowed.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from runner.errors import ConfigError
-from runner.limits import PROVIDERS, RATIOS
-from runner.takes import SEED_MAX
+from runner.manifest.limits import PROVIDERS, RATIOS
+from runner.manifest.takes import SEED_MAX
 
 NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]*$"
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]*$"

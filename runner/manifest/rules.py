@@ -15,13 +15,13 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from runner.errors import Problem
-from runner.images import ImageChecker, ImageProblem, size_problem
-from runner.limits import LIMITS, PROVIDERS, RATIO_SIZES, RATIOS
-from runner.manifest_messages import shown
-from runner.manifest_schema import AUTO_RATIO, DEFAULT_DURATION, DEFAULT_MODEL, DEFAULT_RATIO
-from runner.takes import ImageRef
-from runner.textcheck import describe_control, first_control
-from runner.yamlpos import Loc, Located, format_loc
+from runner.manifest.images import ImageChecker, ImageProblem, size_problem
+from runner.manifest.limits import LIMITS, PROVIDERS, RATIO_SIZES, RATIOS
+from runner.manifest.messages import shown
+from runner.manifest.schema import AUTO_RATIO, DEFAULT_DURATION, DEFAULT_MODEL, DEFAULT_RATIO
+from runner.manifest.takes import ImageRef
+from runner.manifest.textcheck import describe_control, first_control
+from runner.manifest.yamlpos import Loc, Located, format_loc
 
 #: Shot fields that a manifest's top level sets for every shot (below ``defaults``).
 _TOP_LEVEL = frozenset({"provider", "model", "ratio", "moderation"})

@@ -1,8 +1,8 @@
 """One pass over libyaml's events for the common manifest: plain mappings, lists and scalars.
 
-The general path (:func:`runner.manifest_guard.compose_guarded`) reads the text three times: the
+The general path (:func:`runner.manifest.guard.compose_guarded`) reads the text three times: the
 guard streams every event to bound depth and size, libyaml composes a node tree, and
-:mod:`runner.yamlpos` walks that tree into plain data with positions. For a 10,000-shot manifest
+:mod:`runner.manifest.yamlpos` walks that tree into plain data with positions. For a 10,000-shot manifest
 that is most of ``previz validate``'s time. A manifest without anchors, aliases, explicit tags or
 merge keys needs none of the node tree: here the data, every position and every duplicate-key
 problem are built straight from the event stream, with the same depth and size limits.
@@ -36,9 +36,9 @@ from yaml.events import (
 )
 from yaml.nodes import ScalarNode
 
-from runner import yamlpos
 from runner.errors import Problem
-from runner.yamlpos import _PLAIN, MAX_NODES, Loc, Located, Pos, format_loc
+from runner.manifest import yamlpos
+from runner.manifest.yamlpos import _PLAIN, MAX_NODES, Loc, Located, Pos, format_loc
 
 _STR = "tag:yaml.org,2002:str"
 _NULL = "tag:yaml.org,2002:null"
@@ -65,7 +65,7 @@ class _Frame:
 
 
 def read_plain(text: str, file: str, max_depth: int) -> Located | None:
-    """The document as :func:`runner.yamlpos.load_located` reads it, or None outside the subset
+    """The document as :func:`runner.manifest.yamlpos.load_located` reads it, or None outside the subset
     (``max_depth`` nested lists and mappings at most: deeper is for the guard to word)."""
     loader_class = yamlpos._CLoader
     if loader_class is None:  # no libyaml: the pure-Python events would not be faster

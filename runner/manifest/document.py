@@ -1,8 +1,8 @@
 """YAML manifest → validated :class:`Manifest`; its expansion into takes, keys and seeds (DESIGN §2).
 
 ``load_manifest`` is the one entry point: it reads the file, checks everything that can be checked
-offline — YAML syntax and duplicate keys (:mod:`runner.yamlpos`), shape (:mod:`runner.manifest_schema`,
-worded by :mod:`runner.manifest_messages`), provider limits and images (:mod:`runner.manifest_rules`)
+offline — YAML syntax and duplicate keys (:mod:`runner.manifest.yamlpos`), shape (:mod:`runner.manifest.schema`,
+worded by :mod:`runner.manifest.messages`), provider limits and images (:mod:`runner.manifest.rules`)
 — and raises one :class:`~runner.errors.ManifestError` with *every* problem, or returns a Manifest
 that the planner and the engine can trust without re-checking.
 """
@@ -16,12 +16,12 @@ from pathlib import Path
 from typing import Any
 
 from runner.errors import ManifestError, Problem
-from runner.gcpause import gc_paused
-from runner.manifest_guard import compose_guarded, read_manifest
-from runner.manifest_messages import check_shape
-from runner.manifest_rules import check_rules
-from runner.manifest_schema import ManifestDoc, json_schema, parse_deadline
-from runner.takes import ImageRef, Take, derive_seed, take_key
+from runner.manifest.gcpause import gc_paused
+from runner.manifest.guard import compose_guarded, read_manifest
+from runner.manifest.messages import check_shape
+from runner.manifest.rules import check_rules
+from runner.manifest.schema import ManifestDoc, json_schema, parse_deadline
+from runner.manifest.takes import ImageRef, Take, derive_seed, take_key
 
 __all__ = ["Manifest", "Shot", "json_schema", "load_manifest", "parse_deadline"]
 
@@ -126,7 +126,7 @@ def _read_text(path: Path) -> str:
 def load_manifest(path: Path) -> Manifest:
     """Read and check a manifest offline (no network). Raises ManifestError with every problem.
 
-    The cyclic collector is paused meanwhile (:mod:`runner.gcpause`): it would otherwise spend more
+    The cyclic collector is paused meanwhile (:mod:`runner.manifest.gcpause`): it would otherwise spend more
     than the YAML parser does walking the big, still-alive structures being built. The work is done
     in :func:`_check`, so that its intermediate structures (a position for every value) are freed
     before the collector is back on, rather than walked once more by its first pass.

@@ -1,6 +1,6 @@
 """What each provider accepts for Gen-4 Turbo, as data: used offline by ``validate`` and by adapters.
 
-A neutral fact, like :mod:`runner.takes`: the manifest side and the adapters both import it, so it
+A neutral fact, like :mod:`runner.manifest.takes`: the manifest side and the adapters both import it, so it
 lives in the core rather than under ``providers/`` (where it would make planning lean on them).
 
 Source: ``shared/providers.md`` (marks [H]/[M]/[L] there). Where a limit is undocumented the
