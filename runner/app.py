@@ -31,22 +31,22 @@ from runner.engine import Engine, EngineOptions
 from runner.errors import ConfigError
 from runner.events import Bus, Event, EventKind, Subscriber
 from runner.gate import Gate, StopReason
-from runner.journal import AsyncJournal, Journal, JournalWriteError, Record
 from runner.lanes import LaneOptions
 from runner.ledger import LedgerFiles, spec_of
 from runner.manifest.document import Manifest, load_manifest, parse_deadline
 from runner.manifest.images import ImageEncoder
 from runner.manifest.takes import Take
 from runner.netloc import is_loopback
-from runner.outdir import check_output_dir
 from runner.preflight import preflight
 from runner.providers.base import Provider, ProviderConfig
 from runner.providers.registry import build_provider, provider_config_from_env, simulated_config
 from runner.report import load
 from runner.report_html import write_report_html
 from runner.retry_yaml import write_retry
-from runner.runlock import run_lock
 from runner.runlog import Redactor, RunLog
+from runner.store.outdir import check_output_dir
+from runner.store.runlock import run_lock
+from runner.store.sqlite import AsyncJournal, Journal, JournalWriteError, Record
 from runner.summary import RunFacts, write_summary
 from runner.tally import Summary
 from runner.unfinished import PENDING_LIMIT

@@ -111,7 +111,7 @@ def _plan_preflight(manifest: Manifest, done: set[str]) -> PreflightReport:
 
 def _history(manifest: Manifest) -> tuple[set[str], float]:
     """Keys already done and USD spent in this manifest's run directory (none before the first run)."""
-    from runner.journal import FILENAME, Journal
+    from runner.store.sqlite import FILENAME, Journal
 
     if not (manifest.run_dir / FILENAME).exists():
         return set(), 0.0
@@ -388,8 +388,8 @@ def _cmd_cancel(args: argparse.Namespace) -> int:
 
 
 def _runway_in_flight(run_dir: Path) -> bool:
-    from runner.journal import Journal
     from runner.status import IN_FLIGHT_STATES
+    from runner.store.sqlite import Journal
 
     journal = Journal.open(run_dir, readonly=True)
     try:

@@ -36,7 +36,6 @@ from runner.errors import FailureKind, PollGaveUpError, ProviderError, TerminalE
 from runner.events import Bus, Event, EventKind, Outcome, TakeEnd
 from runner.flight import Job, Mode, NotStarted, TakeFailed, done_outcome, failed_outcome
 from runner.gate import NO_SENDS, Gate, Refusal, StopReason, disk_refusal
-from runner.journal import AsyncJournal, Money, Record
 from runner.lanes import Lane, LaneOptions
 from runner.ledger import row_of
 from runner.manifest.takes import Take
@@ -45,6 +44,7 @@ from runner.providers.base import Provider, TaskState, TaskStatus
 from runner.rejoin import RESUMED, Policy, rejoin
 from runner.retrying import Retry, RetryPolicy
 from runner.sending import SUBMIT_RETRY, Encoder, Sender, terminal_failure
+from runner.store.sqlite import AsyncJournal, Money, Record
 from runner.tally import DAILY_LIMIT, Summary
 from runner.unfinished import PENDING_LIMIT, Waited, lost_track, timed_out
 

@@ -18,9 +18,9 @@ from runner.cost import Cost
 from runner.download import Downloaded
 from runner.errors import FailureKind
 from runner.events import Outcome, TakeEnd
-from runner.journal import Record
 from runner.manifest.takes import Take
 from runner.mp4 import duration_mismatch
+from runner.store.sqlite import Record
 
 
 class Mode(StrEnum):

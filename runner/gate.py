@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 
-from runner.journal import Money
+from runner.store.sqlite import Money
 
 
 class StopReason(StrEnum):

@@ -1,7 +1,7 @@
 """The cost/seed ledger: one row per attempt that reached an end, appended and never rewritten.
 
 ``ledger.csv`` is for people and spreadsheets, ``ledger.jsonl`` for scripts. Both are projections
-of the journal's ``rows`` table (:mod:`runner.journal`), where a row is committed in the same
+of the journal's ``rows`` table (:mod:`runner.store.sqlite`), where a row is committed in the same
 transaction as the take's end: :class:`LedgerFiles` appends whatever rows a file does not hold yet
 (by ``seq``), so a kill between the commit and the append loses nothing — the next run writes it.
 """
@@ -21,7 +21,7 @@ from runner.events import Outcome
 from runner.manifest.takes import Take
 
 if TYPE_CHECKING:
-    from runner.journal import Journal
+    from runner.store.sqlite import Journal
 
 COLUMNS = (
     "run_id",

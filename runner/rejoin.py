@@ -16,10 +16,10 @@ from pathlib import Path
 from runner.cost import Cost, CostSource
 from runner.events import Event, EventKind
 from runner.flight import Job, Mode
-from runner.journal import Record
 from runner.ledger import STICKY_FAILURES
 from runner.manifest.prices import estimate_usd
 from runner.manifest.takes import Take
+from runner.store.sqlite import Record
 
 #: Modes of a take that is already at the provider (or done there): no new task, no reservation.
 RESUMED = frozenset({Mode.POLL, Mode.RESEND, Mode.FETCH, Mode.REFETCH})

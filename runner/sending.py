@@ -38,11 +38,11 @@ from runner.errors import (
 )
 from runner.events import Bus, Event, EventKind
 from runner.flight import Job, NotStarted, TakeFailed
-from runner.journal import AsyncJournal
 from runner.lanes import Lane
 from runner.manifest.takes import ImageRef, Take
 from runner.providers.base import NOT_FOUND, SubmitRequest, Submitted
 from runner.retrying import Retries, Retry, RetryPolicy, Step
+from runner.store.sqlite import AsyncJournal
 
 #: A submit is sent up to 8 times (only where resending is safe), and not after 10 minutes.
 SUBMIT_RETRY = RetryPolicy(attempts=8, total=600.0)

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from runner.journal import Journal, Record
+from runner.store.sqlite import Journal, Record
 
 if TYPE_CHECKING:
     from runner.tally import Summary

@@ -17,7 +17,7 @@ from typing import Any
 import anyio
 import pytest
 
-from runner.journal import AsyncJournal, Journal, Money, _Pending
+from runner.store.sqlite import AsyncJournal, Journal, Money, _Pending
 
 Opener = Callable[[], Journal]
 

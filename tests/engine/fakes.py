@@ -26,10 +26,10 @@ from anyio.abc import TaskGroup
 from runner.clock import Clock
 from runner.download import Downloaded
 from runner.errors import FailureKind
-from runner.journal import AsyncJournal, Journal, Record
 from runner.ledger import spec_of
 from runner.manifest.takes import Take
 from runner.providers.base import Provider, SubmitRequest, Submitted, TaskState, TaskStatus
+from runner.store.sqlite import AsyncJournal, Journal, Record
 
 #: Checkpoints the driver yields before deciding that every task is parked. Each checkpoint lets
 #: every runnable task take one step; the chains in these tests are a handful of steps long.

@@ -21,9 +21,9 @@ import pytest
 
 from runner.cli import main
 from runner.download import Downloaded
-from runner.journal import FILENAME, Journal, JournalWriteError
-from runner.runlock import NOTE
 from runner.simulator import Simulator
+from runner.store.runlock import NOTE
+from runner.store.sqlite import FILENAME, Journal, JournalWriteError
 from tests.engine.direct import run_engine
 from tests.engine.helpers import ledger_rows, run_against, shot, write_manifest
 

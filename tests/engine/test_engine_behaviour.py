@@ -22,7 +22,6 @@ from runner.download import Downloaded
 from runner.engine import Engine, EngineOptions
 from runner.errors import ExpiredURLError
 from runner.events import Bus, Event, EventKind
-from runner.journal import AsyncJournal
 from runner.lanes import LaneOptions
 from runner.manifest.images import ImageEncoder
 from runner.manifest.takes import Take
@@ -31,6 +30,7 @@ from runner.providers.base import Provider, SubmitRequest, Submitted, TaskState,
 from runner.retrying import Backoff, RetryPolicy, Step
 from runner.runlog import REDACTED, Redactor, RunLog
 from runner.simulator import Simulator
+from runner.store.sqlite import AsyncJournal
 from runner.tally import Summary
 from tests.conftest import TEST_TIME_SCALE, SimFactory
 from tests.engine.direct import run_engine

@@ -1,4 +1,4 @@
-"""Group commit in :class:`~runner.journal.AsyncJournal`: calls that queue while a commit is under
+"""Group commit in :class:`~runner.store.sqlite.AsyncJournal`: calls that queue while a commit is under
 way are committed by the same trip to the worker thread, each in order, each failing alone."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import anyio
 import anyio.to_thread
 import pytest
 
-from runner.journal import AsyncJournal, Journal, Money
+from runner.store.sqlite import AsyncJournal, Journal, Money
 
 pytestmark = pytest.mark.anyio
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from runner.journal import _SCHEMA, FILENAME, SCHEMA_VERSION, Journal
+from runner.store.sqlite import _SCHEMA, FILENAME, SCHEMA_VERSION, Journal
 
 
 def _sums(path: Path) -> tuple[float, float]:

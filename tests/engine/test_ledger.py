@@ -13,9 +13,9 @@ import pytest
 
 from runner.errors import FailureKind
 from runner.events import Outcome, TakeEnd
-from runner.journal import Journal
 from runner.ledger import LedgerFiles, row_of, spec_of
 from runner.manifest.takes import ImageKind, ImageRef, Take
+from runner.store.sqlite import Journal
 from tests.providers.helpers import make_take
 
 #: DESIGN §3, verbatim: the ledger's first columns, in this order.
