@@ -27,9 +27,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from runner.cadence import BatchCadence, CadenceRules, Flights, Watch
-from runner.gentimes import GenerationTimes
-from runner.polling import PollPolicy, PollSchedule
+from runner.engine.cadence import BatchCadence, CadenceRules, Flights, Watch
+from runner.engine.gentimes import GenerationTimes
+from runner.engine.polling import PollPolicy, PollSchedule
 
 GROUP = ("runware", "gen4_turbo", 6)
 RTT = 0.05

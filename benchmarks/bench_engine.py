@@ -52,7 +52,7 @@ import yaml
 
 from runner.app import RunOptions, execute, prepare
 from runner.clock import ScaledClock
-from runner.events import Event, EventKind
+from runner.engine.events import Event, EventKind
 from runner.simulator import SimConfig, Simulator, running_simulator
 from runner.simulator.state import World
 from runner.simulator.tasks import Task

@@ -61,10 +61,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from peers import PEER_OF, Peer, scale_runway_sdk
 
 from runner.app import RunOptions, execute, prepare
-from runner.clips import ClipDownloader
 from runner.clock import ScaledClock
-from runner.download import download
-from runner.events import Event, EventKind
+from runner.engine.clips import ClipDownloader
+from runner.engine.download import download
+from runner.engine.events import Event, EventKind
 from runner.simulator.config import DEFAULT_KEYS
 
 KEY_VARS = {"aimlapi": "AIMLAPI_API_KEY", "runware": "RUNWARE_API_KEY", "runway": "RUNWAYML_API_SECRET"}

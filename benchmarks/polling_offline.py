@@ -23,8 +23,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from runner.gentimes import GenerationTimes
-from runner.polling import Hints, PollPolicy, PollSchedule
+from runner.engine.gentimes import GenerationTimes
+from runner.engine.polling import Hints, PollPolicy, PollSchedule
 
 GROUP = ("aimlapi", "gen4_turbo", 5)
 

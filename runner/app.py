@@ -24,14 +24,16 @@ from urllib.parse import urlsplit
 import aiohttp
 import anyio
 
-from runner.clips import ClipDownloader
 from runner.clock import REAL_TIME, Clock
-from runner.collect import Downloader
-from runner.engine import Engine, EngineOptions
+from runner.engine.clips import ClipDownloader
+from runner.engine.collect import Downloader
+from runner.engine.core import Engine, EngineOptions
+from runner.engine.events import Bus, Event, EventKind, Subscriber
+from runner.engine.gate import Gate, StopReason
+from runner.engine.lanes import LaneOptions
+from runner.engine.tally import Summary
+from runner.engine.unfinished import PENDING_LIMIT
 from runner.errors import ConfigError
-from runner.events import Bus, Event, EventKind, Subscriber
-from runner.gate import Gate, StopReason
-from runner.lanes import LaneOptions
 from runner.ledger import LedgerFiles, spec_of
 from runner.manifest.document import Manifest, load_manifest, parse_deadline
 from runner.manifest.images import ImageEncoder
@@ -48,8 +50,6 @@ from runner.store.outdir import check_output_dir
 from runner.store.runlock import run_lock
 from runner.store.sqlite import AsyncJournal, Journal, JournalWriteError, Record
 from runner.summary import RunFacts, write_summary
-from runner.tally import Summary
-from runner.unfinished import PENDING_LIMIT
 
 
 @dataclass(frozen=True)

@@ -24,9 +24,9 @@ if TYPE_CHECKING:
     from rich.console import Console
     from rich.table import Table
 
+    from runner.engine.tally import Summary
     from runner.manifest.document import Manifest
     from runner.preflight import PreflightReport
-    from runner.tally import Summary
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -233,7 +233,7 @@ def _print_paths(console: Console, run_dir: Path) -> None:
 
 
 def _run_exit(summary: Summary, console: Console) -> int:
-    from runner.gate import StopReason
+    from runner.engine.gate import StopReason
 
     if summary.failed_earlier:
         console.print(

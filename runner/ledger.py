@@ -16,8 +16,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
+from runner.engine.events import Outcome
 from runner.errors import FailureKind
-from runner.events import Outcome
 from runner.manifest.takes import Take
 
 if TYPE_CHECKING:

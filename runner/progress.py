@@ -18,7 +18,7 @@ from rich.console import Console, Group
 from rich.live import Live
 from rich.table import Table
 
-from runner.events import Event, EventKind, TakeEnd
+from runner.engine.events import Event, EventKind, TakeEnd
 from runner.providers.base import TaskState
 
 

@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 from typing import Any, TextIO
 
-from runner.events import Event
+from runner.engine.events import Event
 from runner.redact import REDACTED, Redactor
 
 __all__ = ["REDACTED", "Redactor", "RunLog"]

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from runner.store.sqlite import Journal, Record
 
 if TYPE_CHECKING:
-    from runner.tally import Summary
+    from runner.engine.tally import Summary
 
 FILENAME = "summary.json"
 

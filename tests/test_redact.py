@@ -124,7 +124,7 @@ def test_no_eight_character_run_survives(
 
 
 def test_run_log_writes_no_piece_of_a_key(tmp_path: Path) -> None:
-    from runner.events import Event, EventKind
+    from runner.engine.events import Event, EventKind
     from tests.providers.helpers import make_take
 
     log = RunLog(tmp_path / "run.log", Redactor([KEY, PLUS_KEY]))

@@ -68,7 +68,7 @@ class TaskStatus:
 
     ``raw_status`` is the provider's own word, kept for messages; ``progress`` is 0–1 where the
     provider says (Runway); ``output_url`` only once SUCCEEDED; ``cost_usd`` is the provider's own
-    figure, not yet believed (``runner.cost`` decides); ``failure_*`` only when FAILED.
+    figure, not yet believed (``runner.engine.cost`` decides); ``failure_*`` only when FAILED.
     """
 
     handle: str

@@ -16,12 +16,12 @@ import aiohttp
 
 from runner.app import RunOptions, Wiring, prepare, run_takes
 from runner.clock import Clock, ScaledClock
-from runner.collect import Downloader
-from runner.events import Event, Subscriber
-from runner.lanes import LaneOptions
+from runner.engine.collect import Downloader
+from runner.engine.events import Event, Subscriber
+from runner.engine.lanes import LaneOptions
+from runner.engine.tally import Summary
 from runner.providers.registry import build_provider, simulated_config
 from runner.simulator import Simulator
-from runner.tally import Summary
 from tests.conftest import TEST_TIME_SCALE
 from tests.engine.fakes import Recording
 

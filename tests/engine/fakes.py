@@ -24,7 +24,7 @@ import anyio.lowlevel
 from anyio.abc import TaskGroup
 
 from runner.clock import Clock
-from runner.download import Downloaded
+from runner.engine.download import Downloaded
 from runner.errors import FailureKind
 from runner.ledger import spec_of
 from runner.manifest.takes import Take

@@ -11,9 +11,9 @@ import yaml
 
 from runner.app import RunOptions, execute, prepare
 from runner.clock import ScaledClock
-from runner.events import Event
+from runner.engine.events import Event
+from runner.engine.tally import Summary
 from runner.simulator import Simulator
-from runner.tally import Summary
 from tests.conftest import TEST_TIME_SCALE
 
 KEY_VARS = {"aimlapi": "AIMLAPI_API_KEY", "runware": "RUNWARE_API_KEY", "runway": "RUNWAYML_API_SECRET"}

@@ -15,11 +15,11 @@ from dataclasses import dataclass, field
 import anyio
 import pytest
 
-from runner.cadence import BatchCadence, CadenceRules, Flights, Watch
-from runner.gentimes import GenerationTimes, Learned
-from runner.lanes import Lane, LaneOptions
+from runner.engine.cadence import BatchCadence, CadenceRules, Flights, Watch
+from runner.engine.gentimes import GenerationTimes, Learned
+from runner.engine.lanes import Lane, LaneOptions
+from runner.engine.polling import PollPolicy
 from runner.manifest.takes import ImageKind, ImageRef, Take
-from runner.polling import PollPolicy
 from runner.providers.base import TaskState, TaskStatus
 from tests.engine.fakes import FakeProvider, VirtualClock, driven, status
 

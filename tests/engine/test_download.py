@@ -25,8 +25,8 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from runner import download as download_module
-from runner.download import download
+from runner.engine import download as download_module
+from runner.engine.download import download
 from runner.errors import DownloadError, ExpiredURLError, TransientError
 from runner.simulator import Simulator
 from runner.simulator.mp4 import base_clip

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from runner.cli import main
-from runner.download import Downloaded
+from runner.engine.download import Downloaded
 from runner.simulator import Simulator
 from runner.store.runlock import NOTE
 from runner.store.sqlite import FILENAME, Journal, JournalWriteError

@@ -17,21 +17,21 @@ from rich.console import Console
 
 from runner.app import RunOptions, execute, prepare
 from runner.clock import ScaledClock
-from runner.collect import CollectOptions, Downloader
-from runner.download import Downloaded
-from runner.engine import Engine, EngineOptions
+from runner.engine.collect import CollectOptions, Downloader
+from runner.engine.core import Engine, EngineOptions
+from runner.engine.download import Downloaded
+from runner.engine.events import Bus, Event, EventKind
+from runner.engine.lanes import LaneOptions
+from runner.engine.retrying import Backoff, RetryPolicy, Step
+from runner.engine.tally import Summary
 from runner.errors import ExpiredURLError
-from runner.events import Bus, Event, EventKind
-from runner.lanes import LaneOptions
 from runner.manifest.images import ImageEncoder
 from runner.manifest.takes import Take
 from runner.progress import Progress
 from runner.providers.base import Provider, SubmitRequest, Submitted, TaskState, TaskStatus
-from runner.retrying import Backoff, RetryPolicy, Step
 from runner.runlog import REDACTED, Redactor, RunLog
 from runner.simulator import Simulator
 from runner.store.sqlite import AsyncJournal
-from runner.tally import Summary
 from tests.conftest import TEST_TIME_SCALE, SimFactory
 from tests.engine.direct import run_engine
 from tests.engine.fakes import (

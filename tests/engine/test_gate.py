@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from runner.cli import main
-from runner.gate import Gate, StopReason
+from runner.engine.gate import Gate, StopReason
 from runner.manifest.takes import ImageKind, ImageRef, Take
 from runner.store.sqlite import Journal, Money
 from tests.engine.helpers import ledger_rows, shot, write_manifest

@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
+from runner.engine.events import Outcome, TakeEnd
 from runner.errors import FailureKind
-from runner.events import Outcome, TakeEnd
 from runner.ledger import LedgerFiles, row_of, spec_of
 from runner.manifest.takes import ImageKind, ImageRef, Take
 from runner.store.sqlite import Journal

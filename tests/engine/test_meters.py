@@ -12,7 +12,7 @@ import anyio
 import anyio.lowlevel
 import pytest
 
-from runner.meters import AdaptiveSlots, RateLimiter
+from runner.engine.meters import AdaptiveSlots, RateLimiter
 from tests.engine.fakes import VirtualClock, driven
 
 pytestmark = pytest.mark.anyio

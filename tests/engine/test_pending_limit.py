@@ -15,13 +15,13 @@ from pathlib import Path
 
 import pytest
 
-from runner.engine import Engine, EngineOptions
-from runner.events import Bus, Event, EventKind
-from runner.lanes import LaneOptions
+from runner.engine.core import Engine, EngineOptions
+from runner.engine.events import Bus, Event, EventKind
+from runner.engine.lanes import LaneOptions
+from runner.engine.polling import PollPolicy, PollSchedule
+from runner.engine.unfinished import PENDING_LIMIT
 from runner.manifest.images import ImageEncoder
-from runner.polling import PollPolicy, PollSchedule
 from runner.providers.base import TaskState, TaskStatus
-from runner.unfinished import PENDING_LIMIT
 from tests.engine.fakes import FakeProvider, NoDownloads, VirtualClock, driven, open_journal, status
 from tests.providers.helpers import make_take
 

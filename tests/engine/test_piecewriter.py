@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from runner.piecewriter import PieceWriter
+from runner.engine.piecewriter import PieceWriter
 
 pytestmark = pytest.mark.anyio
 

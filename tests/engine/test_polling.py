@@ -16,12 +16,12 @@ from itertools import pairwise
 import anyio
 import pytest
 
+from runner.engine.lanes import Lane, LaneOptions
+from runner.engine.meters import RateLimiter
+from runner.engine.polling import BatchPoller, GenerationTimes, Hints, Learned, PollPolicy, PollSchedule
+from runner.engine.retrying import Backoff, RetryPolicy
 from runner.errors import FailureKind, RateLimitedError, TerminalError, TransientError
-from runner.lanes import Lane, LaneOptions
-from runner.meters import RateLimiter
-from runner.polling import BatchPoller, GenerationTimes, Hints, Learned, PollPolicy, PollSchedule
 from runner.providers.base import TaskState, TaskStatus
-from runner.retrying import Backoff, RetryPolicy
 from tests.engine.fakes import FakeProvider, VirtualClock, all_running, driven, status
 
 # -- PollSchedule ---------------------------------------------------------------------------------

@@ -7,7 +7,7 @@ import io
 import pytest
 from rich.console import Console
 
-from runner.events import Event, EventKind, Outcome, TakeEnd
+from runner.engine.events import Event, EventKind, Outcome, TakeEnd
 from runner.progress import Progress
 from tests.providers.helpers import make_take
 

@@ -12,8 +12,8 @@ from rich.console import Console
 
 from runner.app import RunOptions, execute, prepare
 from runner.clock import ScaledClock
+from runner.engine.events import Event, EventKind
 from runner.errors import ConfigError
-from runner.events import Event, EventKind
 from tests.conftest import TEST_TIME_SCALE, SimFactory
 from tests.engine.helpers import KEY_VARS, URL_VARS, ledger_rows, run_against, shot, sim_env, write_manifest
 

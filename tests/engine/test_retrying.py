@@ -14,15 +14,15 @@ from typing import Any
 
 import pytest
 
-from runner.collect import CollectOptions
-from runner.download import Downloaded
-from runner.engine import Engine, EngineOptions
+from runner.engine.collect import CollectOptions
+from runner.engine.core import Engine, EngineOptions
+from runner.engine.download import Downloaded
+from runner.engine.events import Bus, Event, EventKind
+from runner.engine.lanes import LaneOptions
+from runner.engine.retrying import Backoff, Retries, Retry, RetryPolicy, Step
 from runner.errors import NotSentError, RateLimitedError, TransientError
-from runner.events import Bus, Event, EventKind
-from runner.lanes import LaneOptions
 from runner.manifest.images import ImageEncoder
 from runner.providers.base import SubmitRequest, Submitted, TaskState, TaskStatus
-from runner.retrying import Backoff, Retries, Retry, RetryPolicy, Step
 from tests.engine.fakes import FakeProvider, VirtualClock, driven, open_journal
 from tests.providers.helpers import make_take
 

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from runner.events import Event, EventKind
-from runner.retrying import Step
+from runner.engine.events import Event, EventKind
+from runner.engine.retrying import Step
 from runner.simulator import Simulator
 from tests.conftest import SimFactory
 from tests.engine.helpers import ledger_rows, run_against, shot, write_manifest

@@ -2,7 +2,7 @@
 
 Each answer must end as an error the caller already knows how to handle — a failed poll
 (TransientError, which the poller retries and then gives up on), an ambiguous submit, or a status
-whose cost :func:`runner.cost.decide_cost` refuses — and no answer may cost more than
+whose cost :func:`runner.engine.cost.decide_cost` refuses — and no answer may cost more than
 :data:`~runner.providers._http.MAX_BODY` bytes of reading.
 """
 
@@ -20,15 +20,15 @@ import aiohttp
 import pytest
 
 from runner.clock import ScaledClock
-from runner.cost import decide_cost
+from runner.engine.cost import decide_cost
+from runner.engine.meters import RateLimiter
+from runner.engine.polling import BatchPoller
+from runner.engine.retrying import Backoff, RetryPolicy
 from runner.errors import AmbiguousSubmitError, TerminalError, TransientError
 from runner.manifest.prices import estimate_usd
-from runner.meters import RateLimiter
-from runner.polling import BatchPoller
 from runner.providers._http import MAX_BODY, Wire
 from runner.providers.base import Provider
 from runner.providers.registry import build_provider
-from runner.retrying import Backoff, RetryPolicy
 from tests.hostile.server import SAFETY_STOP, HostileServer, hostile_server
 from tests.providers.helpers import config_for, make_request
 

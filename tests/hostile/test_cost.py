@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from runner.cost import SUSPECT, SUSPECT_FACTOR, Cost, decide_cost
+from runner.engine.cost import SUSPECT, SUSPECT_FACTOR, Cost, decide_cost
 
 ESTIMATE = 0.25
 

@@ -19,8 +19,8 @@ import aiohttp
 import anyio
 import pytest
 
-from runner import download as download_module
-from runner.download import (
+from runner.engine import download as download_module
+from runner.engine.download import (
     DEFAULT_MAX_BYTES,
     DEFAULT_READ_TIMEOUT,
     DEFAULT_TOTAL_TIMEOUT,

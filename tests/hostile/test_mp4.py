@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from runner.mp4 import MAX_MOOV, Mp4Error, duration_mismatch, inspect
+from runner.engine.mp4 import MAX_MOOV, Mp4Error, duration_mismatch, inspect
 from runner.simulator.mp4 import DEFAULT_SECONDS, Clip, base_clip
 
 FTYP_PAYLOAD = b"isom" + bytes(4) + b"isomiso2"

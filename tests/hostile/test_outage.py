@@ -16,10 +16,10 @@ import pytest
 
 from runner.app import RunOptions, Wiring, prepare, run_takes
 from runner.clock import ScaledClock
+from runner.engine.tally import Summary
 from runner.providers.registry import build_provider
 from runner.simulator import Simulator
 from runner.store.sqlite import Journal
-from runner.tally import Summary
 from tests.conftest import SimFactory
 from tests.engine.helpers import KEY_VARS, URL_VARS, ledger_rows, shot, write_manifest
 from tests.hostile.front import Front, hostile_front

@@ -15,8 +15,8 @@ import pytest
 
 from runner.app import RunOptions, execute, prepare
 from runner.clock import ScaledClock
+from runner.engine.tally import Summary
 from runner.simulator import Simulator
-from runner.tally import Summary
 from tests.conftest import TEST_TIME_SCALE
 from tests.engine.helpers import URL_VARS, shot, sim_env, write_manifest
 from tests.hostile.server import hostile_server

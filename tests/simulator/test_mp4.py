@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from runner.mp4 import inspect
+from runner.engine.mp4 import inspect
 from runner.simulator.mp4 import DEFAULT_SECONDS, SECONDS, Clip, base_clip
 from tests.simulator.helpers import assert_mp4, mp4_boxes
 

@@ -2,7 +2,7 @@
 
 A task that succeeded was billed, so from here on nothing is resubmitted: the clip is downloaded
 (through the injected :class:`Downloader`, the engine's one seam to the network for clips),
-retried under the download :class:`~runner.retrying.RetryPolicy` when it arrives broken, and an
+retried under the download :class:`~runner.engine.retrying.RetryPolicy` when it arrives broken, and an
 expired result URL is refreshed by asking the provider again (at most ``url_refreshes`` times,
 counted apart from the download retries). What cannot be saved raises :class:`NotSaved` — the
 engine records it as "paid but not saved" and the next run fetches it by task id — and an
@@ -17,10 +17,10 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from runner.clock import Clock
-from runner.download import Downloaded
+from runner.engine.download import Downloaded
+from runner.engine.retrying import Retries, Retry, RetryPolicy, Step
 from runner.errors import DownloadError, ExpiredURLError, TransientError
 from runner.manifest.takes import Take
-from runner.retrying import Retries, Retry, RetryPolicy, Step
 
 #: A broken clip is fetched again up to 6 times, and not after 30 minutes of trying.
 DOWNLOAD_RETRY = RetryPolicy(attempts=6, total=1800.0)

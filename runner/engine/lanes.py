@@ -13,13 +13,13 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-from runner.cadence import BatchCadence, CadenceRules, Flights, Watch
 from runner.clock import Clock
+from runner.engine.cadence import BatchCadence, CadenceRules, Flights, Watch
+from runner.engine.meters import AdaptiveSlots, RateLimiter
+from runner.engine.polling import BatchPoller, GenerationTimes, Group, Hints, PollPolicy, PollSchedule
+from runner.engine.retrying import Retry, RetryPolicy
 from runner.manifest.takes import Take
-from runner.meters import AdaptiveSlots, RateLimiter
-from runner.polling import BatchPoller, GenerationTimes, Group, Hints, PollPolicy, PollSchedule
 from runner.providers.base import Provider
-from runner.retrying import Retry, RetryPolicy
 
 #: A poll is retried for up to 40 failures in a row or an hour, whichever comes first: a provider
 #: down that long has lost the task or the run should not wait for it.

@@ -1,4 +1,4 @@
-"""The real :class:`~runner.collect.Downloader`: into the run directory, a few at a time.
+"""The real :class:`~runner.engine.collect.Downloader`: into the run directory, a few at a time.
 
 Injected into the engine like the providers (httpx's lesson: one seam per dependency), so the
 engine never touches aiohttp and a test can hand it a downloader that fails the way a full disk
@@ -12,7 +12,7 @@ from pathlib import Path
 import aiohttp
 import anyio
 
-from runner.download import DEFAULT_MAX_BYTES, Downloaded, download
+from runner.engine.download import DEFAULT_MAX_BYTES, Downloaded, download
 
 
 class ClipDownloader:

@@ -3,10 +3,10 @@
 Polling must be quick *and* frugal at any time scale — a real clip takes about a minute, the
 simulator's a fraction of a second, and nobody tells the runner which. So:
 
-* Before a (provider, model, duration) group has :data:`~runner.gentimes.MIN_LEARNED` finished
+* Before a (provider, model, duration) group has :data:`~runner.engine.gentimes.MIN_LEARNED` finished
   takes, a task is polled on a short geometric schedule (``first`` seconds, doubling, capped).
-* Once it has, the schedule asks :class:`~runner.gentimes.Learned` (unbiased, interval-censored
-  generation times — see :mod:`runner.gentimes`). The first poll goes out when a small share
+* Once it has, the schedule asks :class:`~runner.engine.gentimes.Learned` (unbiased, interval-censored
+  generation times — see :mod:`runner.engine.gentimes`). The first poll goes out when a small share
   (``first_quantile``) of the group's takes is done. After that the gap follows the hazard *h* —
   of the takes still running now, the share that ends per second: a poll is worth ``poll_cost``
   seconds of lateness, and the gap that balances the two is ``sqrt(2 × poll_cost / h)``
@@ -25,17 +25,17 @@ simulator's a fraction of a second, and nobody tells the runner which. So:
   to wait ``min_interval`` again. Otherwise look once more halfway to the earliest end.
 * A batching provider (Runware: one request polls every task in flight) costs one request
   whatever rides in it, so every waiting task rides every request (the lane coalesces without
-  limit), and when the next one goes out is the lane's :class:`~runner.cadence.BatchCadence`'s
+  limit), and when the next one goes out is the lane's :class:`~runner.engine.cadence.BatchCadence`'s
   to say, from all tasks in flight — not from any one task's schedule.
 * The first wave of a per-task provider starts together, before anything is learned: the cold
   schedules of a lane's tasks are staggered (``phase``: each starts at a different point of the
   geometric sequence), so that between them the wave is looked at often while each task is
-  looked at rarely; the first of them seen done is news for the rest (:mod:`runner.cadence`).
+  looked at rarely; the first of them seen done is news for the rest (:mod:`runner.engine.cadence`).
 * Never more often than the provider asks (``min_interval``; Runway: 5 s per task).
 
 :class:`BatchPoller` is the one place polls leave from. Tasks due at about the same time are
 coalesced into one request where the provider allows it (Runware takes many getResponse tasks in
-one POST), and every request passes the provider's :class:`~runner.meters.RateLimiter`.
+one POST), and every request passes the provider's :class:`~runner.engine.meters.RateLimiter`.
 """
 
 from __future__ import annotations
@@ -48,6 +48,9 @@ from dataclasses import dataclass, field
 import anyio
 
 from runner.clock import Clock
+from runner.engine.gentimes import GenerationTimes, Group, Learned
+from runner.engine.meters import RateLimiter
+from runner.engine.retrying import Retries, Retry, RetryPolicy, Step
 from runner.errors import (
     FailureKind,
     PollGaveUpError,
@@ -56,10 +59,7 @@ from runner.errors import (
     TerminalError,
     TransientError,
 )
-from runner.gentimes import GenerationTimes, Group, Learned
-from runner.meters import RateLimiter
 from runner.providers.base import Provider, TaskStatus
-from runner.retrying import Retries, Retry, RetryPolicy, Step
 
 #: A batch refused for these reasons fails its tasks at once: the key or account, not the request.
 _ACCOUNT_KINDS = frozenset({FailureKind.AUTH, FailureKind.CREDITS})
@@ -245,7 +245,7 @@ class BatchPoller:
     poller's own loop (:meth:`run`, started once in the engine's task group) does the requests.
     Where the provider batches, a task due within ``coalesce`` seconds rides along with a batch
     that is going out anyway — never before its ``not_before``, and never on a retry.
-    Transient errors are retried here under the lane's :class:`~runner.retrying.RetryPolicy`
+    Transient errors are retried here under the lane's :class:`~runner.engine.retrying.RetryPolicy`
     (never sooner than the provider's ``min_poll_interval``), so a take only ever sees a status,
     or a :class:`TerminalError`: a bad key, or polls that kept failing (or not mentioning the
     task) until the policy gave up (:class:`PollGaveUpError`). A 429 whose Retry-After lies

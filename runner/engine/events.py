@@ -11,10 +11,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 
+from runner.engine.retrying import Retry
 from runner.errors import FailureKind
 from runner.manifest.takes import Take
 from runner.providers.base import TaskState
-from runner.retrying import Retry
 
 
 class EventKind(StrEnum):

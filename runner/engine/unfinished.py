@@ -21,11 +21,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from runner.cost import Cost
+from runner.engine.cost import Cost
+from runner.engine.events import Bus, Event, EventKind
+from runner.engine.flight import Job, TakeFailed
+from runner.engine.lanes import Lane
 from runner.errors import FailureKind, ProviderError
-from runner.events import Bus, Event, EventKind
-from runner.flight import Job, TakeFailed
-from runner.lanes import Lane
 from runner.providers.base import TaskState
 
 #: Seconds a task may stay queued (or pending) at the provider before the take stops waiting.

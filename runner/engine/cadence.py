@@ -1,6 +1,6 @@
 """What a lane knows of its tasks in flight together: the batch cadence, and a wave's news.
 
-A poll schedule of one task (:class:`~runner.polling.PollSchedule`) sees only that task. Two
+A poll schedule of one task (:class:`~runner.engine.polling.PollSchedule`) sees only that task. Two
 decisions need all of a lane's tasks at once, so the lane keeps them in :class:`Flights`:
 
 * **The batch cadence** (Runware: one request polls every task in flight). A request costs the
@@ -34,7 +34,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 
 from runner.clock import Clock
-from runner.gentimes import Group, Learned
+from runner.engine.gentimes import Group, Learned
 from runner.providers.base import TaskStatus
 
 __all__ = ["BatchCadence", "Flights", "Watch"]
@@ -91,7 +91,7 @@ class Flights:
 
 @dataclass(frozen=True)
 class CadenceRules:
-    """The knobs :class:`BatchCadence` reads (a subset of :class:`~runner.polling.PollPolicy`)."""
+    """The knobs :class:`BatchCadence` reads (a subset of :class:`~runner.engine.polling.PollPolicy`)."""
 
     batch_first: float
     batch_cold_share: float

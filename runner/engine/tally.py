@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from runner.gate import StopReason
+from runner.engine.gate import StopReason
 
 #: The reason a lane closes when its provider's daily cap is reached (exit 3, not a failure).
 DAILY_LIMIT = "daily limit"

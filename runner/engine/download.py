@@ -1,10 +1,10 @@
 """Streamed, verified downloads: a clip is done only when a whole, real MP4 is on disk.
 
 The body is streamed to ``<name>.part`` while its sha256 is computed: the event loop reads the
-socket and a writer thread hashes and writes what it read (:mod:`runner.piecewriter`), so the two
+socket and a writer thread hashes and writes what it read (:mod:`runner.engine.piecewriter`), so the two
 overlap and the loop never blocks on the disk; a bounded queue between them keeps memory flat
 whatever the clip size. Then the size is checked against Content-Length and the box structure is
-walked (:mod:`runner.mp4`); the file is fsynced once, then renamed into place.
+walked (:mod:`runner.engine.mp4`); the file is fsynced once, then renamed into place.
 A short body is resumed with a Range request where the server offers one, else fetched again.
 
 Why every limit here: a result URL comes from a provider or its CDN, and either may be broken or
@@ -36,10 +36,10 @@ import anyio
 import anyio.to_thread
 from yarl import URL
 
+from runner.engine.mp4 import Mp4Error, Mp4Info, inspect
+from runner.engine.piecewriter import PieceWriter
 from runner.errors import DownloadError, ExpiredURLError, NotSentError, TransientError, UnfetchableError
-from runner.mp4 import Mp4Error, Mp4Info, inspect
 from runner.netloc import fetch_problem, safe_url
-from runner.piecewriter import PieceWriter
 
 #: Pieces read from the socket (at most; aiohttp hands over what has arrived) and queued for the
 #: writer thread, at most DEPTH waiting while it writes the DEPTH before them: memory stays under

@@ -3,7 +3,7 @@
 Every send is preceded by its write-ahead row (``submitting``, with the task id the provider will
 use where it lets us choose one), and the answer's task id is committed the moment it arrives,
 shielded from cancellation: a crash anywhere leaves the journal able to say whether a task may
-exist. A failed send is retried under the submit :class:`~runner.retrying.RetryPolicy` — but a
+exist. A failed send is retried under the submit :class:`~runner.engine.retrying.RetryPolicy` — but a
 send that may have landed (no answer) is resent only where the provider dedupes resends
 (Runware's taskUUID); elsewhere the take is written off as ``uncertain`` rather than risk a second
 bill. Where resends ran out and one of them may have landed, the provider is asked about that
@@ -26,7 +26,11 @@ from typing import Any, Protocol
 import anyio
 
 from runner.clock import Clock
-from runner.cost import Cost, uncertain_cost
+from runner.engine.cost import Cost, uncertain_cost
+from runner.engine.events import Bus, Event, EventKind
+from runner.engine.flight import Job, NotStarted, TakeFailed
+from runner.engine.lanes import Lane
+from runner.engine.retrying import Retries, Retry, RetryPolicy, Step
 from runner.errors import (
     AmbiguousSubmitError,
     FailureKind,
@@ -36,12 +40,8 @@ from runner.errors import (
     TerminalError,
     TransientError,
 )
-from runner.events import Bus, Event, EventKind
-from runner.flight import Job, NotStarted, TakeFailed
-from runner.lanes import Lane
 from runner.manifest.takes import ImageRef, Take
 from runner.providers.base import NOT_FOUND, SubmitRequest, Submitted
-from runner.retrying import Retries, Retry, RetryPolicy, Step
 from runner.store.sqlite import AsyncJournal
 
 #: A submit is sent up to 8 times (only where resending is safe), and not after 10 minutes.

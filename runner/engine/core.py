@@ -3,17 +3,17 @@
 One task group holds a poller per provider lane and a feeder per lane; a feeder starts a take
 only when a slot is free, so a manifest of 10,000 takes never has more coroutines than slots plus
 downloads. A take's life (:meth:`Engine._run_take`) reads top to bottom: the budget reserved
-(:mod:`runner.gate`, in the journal), the task sent (:mod:`runner.sending`), its terminal status
-awaited from the lane's poller (:mod:`runner.polling`), the clip fetched (:mod:`runner.collect`),
+(:mod:`runner.engine.gate`, in the journal), the task sent (:mod:`runner.engine.sending`), its terminal status
+awaited from the lane's poller (:mod:`runner.engine.polling`), the clip fetched (:mod:`runner.engine.collect`),
 and the end recorded — journal state, ledger row and freed reservation in one commit.
 
 Every fact that money depends on is in the journal before the step that relies on it: the
 reservation before anything is sent, ``submitting`` before each POST, the task id when the answer
 arrives, the cost when the provider says the task finished, the ledger row when the take ends. A
-rerun reads those rows (:mod:`runner.rejoin`) and picks each take up where it stood: in-flight
+rerun reads those rows (:mod:`runner.engine.rejoin`) and picks each take up where it stood: in-flight
 tasks are polled by their id before anything new is submitted.
 
-The engine never prints and never picks exit codes; it emits :class:`~runner.events.Event` values
+The engine never prints and never picks exit codes; it emits :class:`~runner.engine.events.Event` values
 that progress and the run log subscribe to.
 """
 
@@ -30,23 +30,23 @@ from typing import Any
 import anyio
 
 from runner.clock import REAL_TIME, Clock
-from runner.collect import CollectOptions, Collector, Downloader, NotSaved
-from runner.cost import decide_cost, failed_cost, uncertain_cost
+from runner.engine.collect import CollectOptions, Collector, Downloader, NotSaved
+from runner.engine.cost import decide_cost, failed_cost, uncertain_cost
+from runner.engine.events import Bus, Event, EventKind, Outcome, TakeEnd
+from runner.engine.flight import Job, Mode, NotStarted, TakeFailed, done_outcome, failed_outcome
+from runner.engine.gate import NO_SENDS, Gate, Refusal, StopReason, disk_refusal
+from runner.engine.lanes import Lane, LaneOptions
+from runner.engine.polling import PollSchedule
+from runner.engine.rejoin import RESUMED, Policy, rejoin
+from runner.engine.retrying import Retry, RetryPolicy
+from runner.engine.sending import SUBMIT_RETRY, Encoder, Sender, terminal_failure
+from runner.engine.tally import DAILY_LIMIT, Summary
+from runner.engine.unfinished import PENDING_LIMIT, Waited, lost_track, timed_out
 from runner.errors import FailureKind, PollGaveUpError, ProviderError, TerminalError
-from runner.events import Bus, Event, EventKind, Outcome, TakeEnd
-from runner.flight import Job, Mode, NotStarted, TakeFailed, done_outcome, failed_outcome
-from runner.gate import NO_SENDS, Gate, Refusal, StopReason, disk_refusal
-from runner.lanes import Lane, LaneOptions
 from runner.ledger import row_of
 from runner.manifest.takes import Take
-from runner.polling import PollSchedule
 from runner.providers.base import Provider, TaskState, TaskStatus
-from runner.rejoin import RESUMED, Policy, rejoin
-from runner.retrying import Retry, RetryPolicy
-from runner.sending import SUBMIT_RETRY, Encoder, Sender, terminal_failure
 from runner.store.sqlite import AsyncJournal, Money, Record
-from runner.tally import DAILY_LIMIT, Summary
-from runner.unfinished import PENDING_LIMIT, Waited, lost_track, timed_out
 
 FINISHED_AT_PROVIDER = frozenset({Mode.FETCH, Mode.REFETCH})
 NEEDS_RESERVATION = frozenset({Mode.NEW, Mode.UNCERTAIN})  # a new attempt: new money at stake
@@ -58,7 +58,7 @@ class EngineOptions:
 
     lanes: Mapping[str, LaneOptions]  # per provider: slots, request rate, poll policy
     take_timeout: float = 900.0  # seconds a task may stay RUNNING at the provider
-    pending_limit: float = PENDING_LIMIT  # seconds a task may stay queued there (runner.unfinished)
+    pending_limit: float = PENDING_LIMIT  # seconds a task may stay queued there (runner.engine.unfinished)
     submit_retry: RetryPolicy = SUBMIT_RETRY  # how a submit that failed is sent again (where safe)
     collect: CollectOptions = field(default_factory=CollectOptions)  # download retries, URL refreshes
     task_retries: int = 2  # new tasks for a take whose task failed on the provider's side, unbilled
@@ -287,7 +287,7 @@ class Engine:
 
     async def _await_terminal(self, lane: Lane, job: Job) -> TaskStatus:
         """Poll until the task ends, or it runs past the take's timeout or queues past the
-        pending limit (the take then ends as :mod:`runner.unfinished` says)."""
+        pending limit (the take then ends as :mod:`runner.engine.unfinished` says)."""
         with lane.watching(job.take, job.submitted_clock, job.handle) as schedule:
             return await self._poll_until_terminal(lane, job, schedule)
 

@@ -13,9 +13,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from runner.cost import Cost, CostSource
-from runner.events import Event, EventKind
-from runner.flight import Job, Mode
+from runner.engine.cost import Cost, CostSource
+from runner.engine.events import Event, EventKind
+from runner.engine.flight import Job, Mode
 from runner.ledger import STICKY_FAILURES
 from runner.manifest.prices import estimate_usd
 from runner.manifest.takes import Take

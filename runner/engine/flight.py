@@ -5,7 +5,7 @@
 exceptions are the engine's control flow for a take that ends early: :class:`TakeFailed` (recorded,
 immutable once raised, carrying the cost the one cost rule decided) and :class:`NotStarted` (never
 sent, nothing to record). :func:`done_outcome` and :func:`failed_outcome` turn a job into the
-row-shaped :class:`~runner.events.Outcome`.
+row-shaped :class:`~runner.engine.events.Outcome`.
 """
 
 from __future__ import annotations
@@ -14,12 +14,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 
-from runner.cost import Cost
-from runner.download import Downloaded
+from runner.engine.cost import Cost
+from runner.engine.download import Downloaded
+from runner.engine.events import Outcome, TakeEnd
+from runner.engine.mp4 import duration_mismatch
 from runner.errors import FailureKind
-from runner.events import Outcome, TakeEnd
 from runner.manifest.takes import Take
-from runner.mp4 import duration_mismatch
 from runner.store.sqlite import Record
 
 
