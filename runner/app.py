@@ -34,7 +34,6 @@ from runner.engine.lanes import LaneOptions
 from runner.engine.tally import Summary
 from runner.engine.unfinished import PENDING_LIMIT
 from runner.errors import ConfigError
-from runner.ledger import LedgerFiles, spec_of
 from runner.manifest.document import Manifest, load_manifest, parse_deadline
 from runner.manifest.images import ImageEncoder
 from runner.manifest.takes import Take
@@ -42,14 +41,15 @@ from runner.netloc import is_loopback
 from runner.preflight import preflight
 from runner.providers.base import Provider, ProviderConfig
 from runner.providers.registry import build_provider, provider_config_from_env, simulated_config
-from runner.report import load
-from runner.report_html import write_report_html
-from runner.retry_yaml import write_retry
-from runner.runlog import Redactor, RunLog
+from runner.reports.html import write_report_html
+from runner.reports.ledger import LedgerFiles, spec_of
+from runner.reports.report import load
+from runner.reports.retry_yaml import write_retry
+from runner.reports.runlog import Redactor, RunLog
+from runner.reports.summary import RunFacts, write_summary
 from runner.store.outdir import check_output_dir
 from runner.store.runlock import run_lock
 from runner.store.sqlite import AsyncJournal, Journal, JournalWriteError, Record
-from runner.summary import RunFacts, write_summary
 
 
 @dataclass(frozen=True)

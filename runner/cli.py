@@ -283,7 +283,7 @@ def render_summary(summary: Summary, run_dir: Path) -> Table:
 
 
 def _cmd_status(args: argparse.Namespace) -> int:
-    from runner.status import resolve_run_dir, status
+    from runner.reports.status import resolve_run_dir, status
 
     report = status(resolve_run_dir(Path(args.target)))
     if args.json:
@@ -305,8 +305,8 @@ def _cmd_status(args: argparse.Namespace) -> int:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    from runner.report import as_csv, as_json, as_markdown, load, totals
-    from runner.report_html import write_all
+    from runner.reports.html import write_all
+    from runner.reports.report import as_csv, as_json, as_markdown, load, totals
 
     sources = load(Path(p) for p in args.paths)
     report = totals(sources)
@@ -368,7 +368,7 @@ def _cmd_cancel(args: argparse.Namespace) -> int:
     import anyio
 
     from runner.providers.registry import provider_config_from_env
-    from runner.status import cancel, resolve_run_dir
+    from runner.reports.status import cancel, resolve_run_dir
 
     run_dir = resolve_run_dir(Path(args.target))
     configs = {"runway": provider_config_from_env("runway", os.environ)} if _runway_in_flight(run_dir) else {}
@@ -388,7 +388,7 @@ def _cmd_cancel(args: argparse.Namespace) -> int:
 
 
 def _runway_in_flight(run_dir: Path) -> bool:
-    from runner.status import IN_FLIGHT_STATES
+    from runner.reports.status import IN_FLIGHT_STATES
     from runner.store.sqlite import Journal
 
     journal = Journal.open(run_dir, readonly=True)

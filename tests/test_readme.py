@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from runner.cli import main
-from runner.ledger import COLUMNS
+from runner.reports.ledger import COLUMNS
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text(encoding="utf-8")

@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 from runner.cli import main
 from runner.providers.base import ProviderConfig, Secret
 from runner.redact import MIN_RUN, REDACTED, Redactor, redact
-from runner.runlog import RunLog
+from runner.reports.runlog import RunLog
 from tests.engine.helpers import shot, write_manifest
 
 KEY = "key_S3CRET_9d8c7b6a5f4e"

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from runner.report import READ, Source
-from runner.report_html import render
+from runner.reports.html import render
+from runner.reports.report import READ, Source
 
 
 def _row(take: int, cost: float, source: str) -> dict[str, object]:

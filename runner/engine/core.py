@@ -43,9 +43,9 @@ from runner.engine.sending import SUBMIT_RETRY, Encoder, Sender, terminal_failur
 from runner.engine.tally import DAILY_LIMIT, Summary
 from runner.engine.unfinished import PENDING_LIMIT, Waited, lost_track, timed_out
 from runner.errors import FailureKind, PollGaveUpError, ProviderError, TerminalError
-from runner.ledger import row_of
 from runner.manifest.takes import Take
 from runner.providers.base import Provider, TaskState, TaskStatus
+from runner.reports.ledger import row_of
 from runner.store.sqlite import AsyncJournal, Money, Record
 
 FINISHED_AT_PROVIDER = frozenset({Mode.FETCH, Mode.REFETCH})

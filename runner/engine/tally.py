@@ -1,6 +1,6 @@
 """What one run did, counted as it goes: the engine's answer to the CLI's summary and exit code.
 
-``summary.json`` (:mod:`runner.summary`) reports the whole manifest from the journal; these are
+``summary.json`` (:mod:`runner.reports.summary`) reports the whole manifest from the journal; these are
 this run's own counts, which decide the exit code and the closing lines on the terminal.
 """
 

@@ -15,7 +15,7 @@ Money: a take's estimate is *reserved* (``reserved_usd``) atomically with the bu
 goes ``reserved``; when the attempt's cost is known it is *charged* — written as a ledger row in
 the ``rows`` table in the same transaction that frees the reservation. ``spent`` is the sum of the
 rows, so the ledger and the budget can never disagree, across runs and crashes. ``ledger.csv`` and
-``ledger.jsonl`` are projections of ``rows`` (see :mod:`runner.ledger`).
+``ledger.jsonl`` are projections of ``rows`` (see :mod:`runner.reports.ledger`).
 
 Every commit is ``synchronous=FULL`` in WAL mode: a commit is one fsync of the WAL, cheap next to
 a provider round trip, and it keeps the rule simple — what returned is on disk. Calls from the event

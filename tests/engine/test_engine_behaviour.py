@@ -29,7 +29,7 @@ from runner.manifest.images import ImageEncoder
 from runner.manifest.takes import Take
 from runner.progress import Progress
 from runner.providers.base import Provider, SubmitRequest, Submitted, TaskState, TaskStatus
-from runner.runlog import REDACTED, Redactor, RunLog
+from runner.reports.runlog import REDACTED, Redactor, RunLog
 from runner.simulator import Simulator
 from runner.store.sqlite import AsyncJournal
 from tests.conftest import TEST_TIME_SCALE, SimFactory

@@ -13,8 +13,8 @@ import pytest
 
 from runner.engine.events import Outcome, TakeEnd
 from runner.errors import FailureKind
-from runner.ledger import LedgerFiles, row_of, spec_of
 from runner.manifest.takes import ImageKind, ImageRef, Take
+from runner.reports.ledger import LedgerFiles, row_of, spec_of
 from runner.store.sqlite import Journal
 from tests.providers.helpers import make_take
 

@@ -21,12 +21,12 @@ from typing import Any
 import aiohttp
 
 from runner.errors import InputError, PrevizError
-from runner.ledger import LedgerFiles
 from runner.providers.base import ProviderConfig
 from runner.providers.registry import build_provider
+from runner.reports.ledger import LedgerFiles
+from runner.reports.summary import take_counts
 from runner.store.runlock import describe, holder, is_held, run_lock
 from runner.store.sqlite import FILENAME, Journal, Record
-from runner.summary import take_counts
 
 IN_FLIGHT_STATES = ("reserved", "submitting", "submitted")
 

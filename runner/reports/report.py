@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from runner.errors import InputError
-from runner.ledger import iter_rows
+from runner.reports.ledger import iter_rows
 
 GROUPS = ("provider", "model", "shot", "tag", "day", "status")
 

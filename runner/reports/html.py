@@ -16,12 +16,12 @@ from typing import Any
 
 import jinja2
 
-from runner.report import Source, last_rows, totals
+from runner.reports.report import Source, last_rows, totals
 
 FILENAME = "report.html"
 
 _ENV = jinja2.Environment(
-    loader=jinja2.PackageLoader("runner", "templates"),
+    loader=jinja2.PackageLoader("runner.reports", "templates"),
     autoescape=jinja2.select_autoescape(default=True, default_for_string=True),
     undefined=jinja2.StrictUndefined,
 )
