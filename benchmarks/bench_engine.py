@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/bench_engine.py [--takes N] [--time-scale X] [--seed S] [--json]
 
 Each scenario starts a fresh simulator on 127.0.0.1 (``running_simulator``) and runs a generated
-manifest through ``runner.app.prepare``/``execute`` with the runner's clock scaled exactly like the
+manifest through ``runner.cli.run.prepare``/``execute`` with the runner's clock scaled exactly like the
 simulator's, so every figure below is in *simulated* seconds and comparable across time scales.
 Run directories go to a temporary directory that is removed at the end.
 
@@ -50,7 +50,7 @@ from typing import Any
 import anyio
 import yaml
 
-from runner.app import RunOptions, execute, prepare
+from runner.cli.run import RunOptions, execute, prepare
 from runner.clock import ScaledClock
 from runner.engine.events import Event, EventKind
 from runner.simulator import SimConfig, Simulator, running_simulator

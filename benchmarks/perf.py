@@ -60,7 +60,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from peers import PEER_OF, Peer, scale_runway_sdk
 
-from runner.app import RunOptions, execute, prepare
+from runner.cli.run import RunOptions, execute, prepare
 from runner.clock import ScaledClock
 from runner.engine.clips import ClipDownloader
 from runner.engine.download import download

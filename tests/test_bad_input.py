@@ -1,7 +1,7 @@
 """Every kind of bad input is exit 2 with one line naming it — never a traceback, a hang or a request.
 
 One table (issue 9, DESIGN §1): each case builds its bad input in a fresh folder, runs the real CLI
-(in-process through ``runner.cli.main``, or as ``python -m runner`` where the input could hang or
+(in-process through ``runner.cli.main.main``, or as ``python -m runner`` where the input could hang or
 crash the interpreter: FIFOs, devices, huge files), and asserts exit 2, one finding on stderr (one
 line, or the manifest listing — ``file:line:column: …`` lines, then ``N problems`` for validate),
 no ``Traceback``, under 5 s, and that the simulator the keys and base URLs point at saw nothing:
@@ -28,7 +28,7 @@ import pytest
 import yaml
 from PIL import Image
 
-from runner.cli import main
+from runner.cli.main import main
 from runner.simulator import Simulator
 from tests.engine.helpers import KEY_VARS, URL_VARS
 from tests.engine.test_cli_run import threaded_sim

@@ -63,7 +63,7 @@ def test_every_option_of_every_command_has_help_and_an_example() -> None:
     """Help is written for a user: each subcommand has an example, each option says what it does."""
     import argparse
 
-    from runner.cli import _parser
+    from runner.cli.main import _parser
 
     parser = _parser()
     (commands,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
@@ -87,7 +87,7 @@ def test_every_option_of_every_command_has_help_and_an_example() -> None:
 
 
 def test_dash_capital_v_prints_the_version(capsys: pytest.CaptureFixture[str]) -> None:
-    from runner.cli import main
+    from runner.cli.main import main
 
     assert main(["-V"]) == 0
     assert capsys.readouterr().out.startswith("previz-runner ")

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from runner.cli import main
+from runner.cli.main import main
 
 
 def test_init_writes_a_starter_that_runs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

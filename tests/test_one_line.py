@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from runner.cli import main
+from runner.cli.main import main
 from runner.simulator import Simulator
 
 MANIFEST = """\

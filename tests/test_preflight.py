@@ -15,9 +15,9 @@ from typing import Any
 import aiohttp
 import pytest
 
+from runner.cli.preflight import FindingKind, PreflightReport, preflight, render_preflight
 from runner.errors import ConfigError
 from runner.manifest.takes import Take
-from runner.preflight import FindingKind, PreflightReport, preflight, render_preflight
 from runner.providers.base import ProviderConfig
 from runner.providers.registry import simulated_config
 from runner.simulator import Simulator
@@ -273,7 +273,7 @@ async def test_plan_checks_the_keys_that_are_set_and_skips_the_others(
 
 
 async def test_a_provider_that_never_answers_is_given_up_in_seconds() -> None:
-    from runner.preflight import REQUEST_TIMEOUT
+    from runner.cli.preflight import REQUEST_TIMEOUT
     from tests.providers.helpers import canned, hang
 
     async with canned(hang) as server, aiohttp.ClientSession() as session:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from runner.cli import main
+from runner.cli.main import main
 from runner.reports.ledger import COLUMNS
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -22,7 +22,7 @@ from aiohttp.test_utils import TestServer
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from runner.cli import main
+from runner.cli.main import main
 from runner.providers.base import ProviderConfig, Secret
 from runner.redact import MIN_RUN, REDACTED, Redactor, redact
 from runner.reports.runlog import RunLog

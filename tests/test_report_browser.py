@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from runner.cli import main
+from runner.cli.main import main
 from tests.engine.helpers import shot, write_manifest
 
 pytestmark = pytest.mark.slow

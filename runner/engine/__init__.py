@@ -5,7 +5,7 @@ poll schedules and generation-time learning, verified downloads and the piece wr
 the events it emits and the ledger row a take's end becomes.
 
 It never prints and never picks an exit code: it emits events, and the CLI and reports subscribe.
-Never imports ``runner.cli`` or ``runner.reports``.
+Never imports ``runner.cli.main`` or ``runner.reports``.
 """
 
 from __future__ import annotations

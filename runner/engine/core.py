@@ -54,7 +54,7 @@ NEEDS_RESERVATION = frozenset({Mode.NEW, Mode.UNCERTAIN})  # a new attempt: new 
 
 @dataclass(frozen=True)
 class EngineOptions:
-    """How one run behaves; built once by ``runner.app`` and passed down."""
+    """How one run behaves; built once by ``runner.cli.run`` and passed down."""
 
     lanes: Mapping[str, LaneOptions]  # per provider: slots, request rate, poll policy
     take_timeout: float = 900.0  # seconds a task may stay RUNNING at the provider

@@ -28,7 +28,7 @@ POLL_RETRY = RetryPolicy(attempts=40, total=3600.0)
 
 @dataclass(frozen=True)
 class LaneOptions:
-    """How the runner treats one provider; built once by ``runner.app`` from the manifest's
+    """How the runner treats one provider; built once by ``runner.cli.run`` from the manifest's
     settings, the provider's limits and the CLI."""
 
     concurrency: int  # tasks in flight at once (slots; fewer after 429s, see AdaptiveSlots)

@@ -1,4 +1,4 @@
-"""Run the Engine directly against the simulator, through ``runner.app.run_takes`` itself.
+"""Run the Engine directly against the simulator, through ``runner.cli.run.run_takes`` itself.
 
 For the tests that need what ``previz run`` does not expose: engine options (take timeout, lane
 limits), a wrong key for one provider, a downloader that fails like a full disk, or a
@@ -14,7 +14,7 @@ from pathlib import Path
 
 import aiohttp
 
-from runner.app import RunOptions, Wiring, prepare, run_takes
+from runner.cli.run import RunOptions, Wiring, prepare, run_takes
 from runner.clock import Clock, ScaledClock
 from runner.engine.collect import Downloader
 from runner.engine.events import Event, Subscriber

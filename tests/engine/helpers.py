@@ -9,7 +9,7 @@ from typing import Any
 
 import yaml
 
-from runner.app import RunOptions, execute, prepare
+from runner.cli.run import RunOptions, execute, prepare
 from runner.clock import ScaledClock
 from runner.engine.events import Event
 from runner.engine.tally import Summary

@@ -12,7 +12,7 @@ import anyio
 import anyio.to_thread
 import pytest
 
-from runner.cli import main
+from runner.cli.main import main
 from runner.simulator import SimConfig, Simulator, running_simulator
 from tests.conftest import TEST_TIME_SCALE
 from tests.engine.helpers import KEY_VARS, URL_VARS, ledger_rows, shot, write_manifest

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from runner.cli import main
+from runner.cli.main import main
 from runner.engine.download import Downloaded
 from runner.simulator import Simulator
 from runner.store.runlock import NOTE

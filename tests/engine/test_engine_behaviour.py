@@ -15,7 +15,8 @@ from typing import Any
 import pytest
 from rich.console import Console
 
-from runner.app import RunOptions, execute, prepare
+from runner.cli.progress import Progress
+from runner.cli.run import RunOptions, execute, prepare
 from runner.clock import ScaledClock
 from runner.engine.collect import CollectOptions, Downloader
 from runner.engine.core import Engine, EngineOptions
@@ -27,7 +28,6 @@ from runner.engine.tally import Summary
 from runner.errors import ExpiredURLError
 from runner.manifest.images import ImageEncoder
 from runner.manifest.takes import Take
-from runner.progress import Progress
 from runner.providers.base import Provider, SubmitRequest, Submitted, TaskState, TaskStatus
 from runner.reports.runlog import REDACTED, Redactor, RunLog
 from runner.simulator import Simulator
@@ -122,7 +122,7 @@ async def run_fake(
 def fake_engine(
     provider: Provider, journal: AsyncJournal, downloader: Downloader, options: EngineOptions
 ) -> Engine:
-    """An engine over one in-process provider, as ``runner.app`` builds one (for virtual-clock tests)."""
+    """An engine over one in-process provider, as ``runner.cli.run`` builds one (for virtual-clock tests)."""
     return Engine({provider.name: provider}, downloader=downloader, encoder=ImageEncoder(), journal=journal,
                   bus=Bus(), options=options)  # fmt: skip
 

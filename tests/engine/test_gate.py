@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from runner.cli import main
+from runner.cli.main import main
 from runner.engine.gate import Gate, StopReason
 from runner.manifest.takes import ImageKind, ImageRef, Take
 from runner.store.sqlite import Journal, Money

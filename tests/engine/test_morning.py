@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from runner.cli import main
+from runner.cli.main import main
 from runner.simulator import Simulator
 from tests.conftest import SimFactory
 from tests.engine.helpers import ledger_rows, run_against, shot, write_manifest

@@ -7,8 +7,8 @@ import io
 import pytest
 from rich.console import Console
 
+from runner.cli.progress import Progress
 from runner.engine.events import Event, EventKind, Outcome, TakeEnd
-from runner.progress import Progress
 from tests.providers.helpers import make_take
 
 LONG_SHOT = "harbor-dawn-establishing-wide-lighthouse"

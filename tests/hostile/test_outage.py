@@ -14,7 +14,7 @@ import aiohttp
 import anyio
 import pytest
 
-from runner.app import RunOptions, Wiring, prepare, run_takes
+from runner.cli.run import RunOptions, Wiring, prepare, run_takes
 from runner.clock import ScaledClock
 from runner.engine.tally import Summary
 from runner.providers.registry import build_provider

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from runner.app import RunOptions, execute, prepare
+from runner.cli.run import RunOptions, execute, prepare
 from runner.clock import ScaledClock
 from runner.engine.tally import Summary
 from runner.simulator import Simulator

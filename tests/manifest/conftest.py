@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from runner.cli import main
+from runner.cli.main import main
 
 
 def draw(path: Path, size: tuple[int, int] = (320, 180), fmt: str | None = None) -> Path:

@@ -25,7 +25,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from runner.cli import main
+from runner.cli.main import main
 
 _FINDING = re.compile(r"^\S.*:\d+:\d+: ")
 _PNG = io.BytesIO()

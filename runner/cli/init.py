@@ -16,7 +16,7 @@ MANIFEST = "previz.yaml"
 
 
 def _files() -> list[tuple[str, bytes]]:
-    root = resources.files("runner.starter")
+    root = resources.files("runner.cli.starter")
     found = [(MANIFEST, root.joinpath(MANIFEST).read_bytes())]
     images = root.joinpath("images")
     found += [

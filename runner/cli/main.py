@@ -24,9 +24,9 @@ if TYPE_CHECKING:
     from rich.console import Console
     from rich.table import Table
 
+    from runner.cli.preflight import PreflightReport
     from runner.engine.tally import Summary
     from runner.manifest.document import Manifest
-    from runner.preflight import PreflightReport
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -74,9 +74,9 @@ def _print_warnings(manifest: Manifest) -> None:
 
 
 def _cmd_plan(args: argparse.Namespace) -> int:
+    from runner.cli.preflight import render_preflight
     from runner.manifest.document import load_manifest
     from runner.manifest.plan import build_plan, render_plan_text
-    from runner.preflight import render_preflight
 
     manifest = load_manifest(Path(args.manifest))
     _print_warnings(manifest)
@@ -99,8 +99,8 @@ def _plan_preflight(manifest: Manifest, done: set[str]) -> PreflightReport:
     """The pre-flight of the takes still to do; a key that is set but unusable says how to skip it."""
     import asyncio
 
+    from runner.cli.preflight import check_manifest
     from runner.errors import ConfigError
-    from runner.preflight import check_manifest
 
     todo = [t for t in manifest.takes() if t.key not in done]
     try:
@@ -188,9 +188,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
     import anyio
     from rich.console import Console
 
-    from runner.app import RunOptions, execute, prepare
+    from runner.cli.progress import Progress
+    from runner.cli.run import RunOptions, execute, prepare
     from runner.clock import REAL_TIME, ScaledClock
-    from runner.progress import Progress
 
     options = RunOptions(
         manifest=Path(args.manifest),
@@ -351,7 +351,7 @@ def _print_report_text(report: dict[str, Any]) -> None:
 
 
 def _cmd_init(args: argparse.Namespace) -> int:
-    from runner.init import MANIFEST, init
+    from runner.cli.init import MANIFEST, init
 
     folder = Path(args.dir)
     written = init(folder)

@@ -24,6 +24,7 @@ from urllib.parse import urlsplit
 import aiohttp
 import anyio
 
+from runner.cli.preflight import preflight
 from runner.clock import REAL_TIME, Clock
 from runner.engine.clips import ClipDownloader
 from runner.engine.collect import Downloader
@@ -38,7 +39,6 @@ from runner.manifest.document import Manifest, load_manifest, parse_deadline
 from runner.manifest.images import ImageEncoder
 from runner.manifest.takes import Take
 from runner.netloc import is_loopback
-from runner.preflight import preflight
 from runner.providers.base import Provider, ProviderConfig
 from runner.providers.registry import build_provider, provider_config_from_env, simulated_config
 from runner.reports.html import write_report_html
