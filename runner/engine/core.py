@@ -3,9 +3,10 @@
 One task group holds a poller per provider lane and a feeder per lane; a feeder starts a take
 only when a slot is free, so a manifest of 10,000 takes never has more coroutines than slots plus
 downloads. A take's life (:meth:`Engine._run_take`) reads top to bottom: the budget reserved
-(:mod:`runner.engine.gate`, in the journal), the task sent (:mod:`runner.engine.sending`), its terminal status
-awaited from the lane's poller (:mod:`runner.engine.polling`), the clip fetched (:mod:`runner.engine.collect`),
-and the end recorded — journal state, ledger row and freed reservation in one commit.
+(:mod:`runner.engine.gate`, in the journal), the task sent (:mod:`runner.engine.sending`), its
+terminal status awaited from the lane's poller (:mod:`runner.engine.polling`), the clip fetched
+(:mod:`runner.engine.collect`), and the end recorded — journal state, ledger row and freed
+reservation in one commit.
 
 Every fact that money depends on is in the journal before the step that relies on it: the
 reservation before anything is sent, ``submitting`` before each POST, the task id when the answer

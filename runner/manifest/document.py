@@ -1,10 +1,10 @@
 """YAML manifest → validated :class:`Manifest`; its expansion into takes, keys and seeds (DESIGN §2).
 
 ``load_manifest`` is the one entry point: it reads the file, checks everything that can be checked
-offline — YAML syntax and duplicate keys (:mod:`runner.manifest.yamlpos`), shape (:mod:`runner.manifest.schema`,
-worded by :mod:`runner.manifest.messages`), provider limits and images (:mod:`runner.manifest.rules`)
-— and raises one :class:`~runner.errors.ManifestError` with *every* problem, or returns a Manifest
-that the planner and the engine can trust without re-checking.
+offline — YAML syntax and duplicate keys (:mod:`runner.manifest.yamlpos`), shape
+(:mod:`runner.manifest.schema`, worded by :mod:`runner.manifest.messages`), provider limits and
+images (:mod:`runner.manifest.rules`) — and raises one :class:`~runner.errors.ManifestError`
+with *every* problem, or returns a Manifest that the planner and the engine can trust without re-checking.
 """
 
 from __future__ import annotations
