@@ -1,4 +1,4 @@
-"""Control characters (runner/textcheck.py): the regex must find exactly Unicode's category Cc."""
+"""Control characters (runner/manifest/textcheck.py): the regex must find exactly Unicode's category Cc."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The lane-wide poll decisions (runner/cadence.py): Runware's batch cadence and a wave's news.
+"""The lane-wide poll decisions (runner/engine/cadence.py): Runware's batch cadence and a wave's news.
 
 Pure policy on a virtual clock: the lane's real PollSchedule, BatchPoller, Flights and cadence,
 driven the way the engine drives them (one loop per task: ask the schedule, wait for the poller,

@@ -1,4 +1,4 @@
-"""Streamed, verified downloads (runner/download.py), over loopback only.
+"""Streamed, verified downloads (runner/engine/download.py), over loopback only.
 
 Clips come from the simulator (a task submitted over raw HTTP, then its output URL) or, where a
 test needs exact control of the bytes on the wire (a body cut short once, a server that ignores

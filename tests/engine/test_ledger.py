@@ -1,4 +1,4 @@
-"""The ledger files (runner/ledger.py): DESIGN §3's columns, written from the journal's rows."""
+"""The ledger files (runner/reports/ledger.py): DESIGN §3's columns, written from the journal's rows."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""AdaptiveSlots and RateLimiter (runner/meters.py): limits that hold under many concurrent callers.
+"""AdaptiveSlots and RateLimiter (runner/engine/meters.py): limits that hold under many concurrent callers.
 
 Time here is virtual (tests/engine/fakes.py): the rate tests count admissions per window of the
 limiter's own clock, never wall time.

@@ -1,4 +1,4 @@
-"""The download's writer thread (runner/piecewriter.py): order, hash, fsync, and failures.
+"""The download's writer thread (runner/engine/piecewriter.py): order, hash, fsync, and failures.
 
 Real files in ``tmp_path``; a full disk is a file object whose write raises ENOSPC after a number
 of bytes, as the kernel's would.

@@ -1,4 +1,4 @@
-"""PollSchedule, GenerationTimes, Hints and BatchPoller (runner/polling.py).
+"""PollSchedule, GenerationTimes, Hints and BatchPoller (runner/engine/polling.py).
 
 The poller is exercised with a scripted provider at the Provider seam and a virtual clock
 (tests/engine/fakes.py), so every assertion about *when* a request went out is exact and no test

@@ -1,4 +1,4 @@
-"""The one retry rule (runner/retrying.py) and its three users: submits, polls and downloads.
+"""The one retry rule (runner/engine/retrying.py) and its three users: submits, polls and downloads.
 
 Unit tests drive :class:`Retries` by moving a virtual clock by hand; the engine tests run a take
 against an in-process provider at our own ``Provider`` seam on a driven virtual clock, so an hour

@@ -1,4 +1,4 @@
-"""The collector pause around manifest loading (runner/gcpause.py) always gives the collector back."""
+"""The collector pause around manifest loading (runner/manifest/gcpause.py) always gives the collector back."""
 
 from __future__ import annotations
 

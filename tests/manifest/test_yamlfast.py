@@ -1,4 +1,4 @@
-"""The one-pass reader (runner/yamlfast.py) answers exactly as the general path, or not at all.
+"""The one-pass reader (runner/manifest/yamlfast.py) answers exactly as the general path, or not at all.
 
 "The general path" is what :func:`runner.manifest.guard.compose_guarded` did before the one-pass
 reader existed: the guard, then :func:`runner.manifest.yamlpos.load_located`. Every document here is either
