@@ -1,4 +1,4 @@
-"""runner/engine/cost.py: a reported cost is believed only when it is a finite number in [0, 10 × estimate]."""
+"""runner/engine/cost.py: a reported cost is believed only when finite and in [0, 10 × estimate]."""
 
 from __future__ import annotations
 

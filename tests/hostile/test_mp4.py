@@ -1,4 +1,4 @@
-"""runner/engine/mp4.py: the box walk accepts whole MP4s (ours, hand-built, 32/64-bit, v0/v1) and nothing else.
+"""runner/engine/mp4.py: the box walk accepts whole MP4s (ours, hand-built, 32/64-bit, v0/v1), no other.
 
 Files are built here box by box, so every figure the walk must read back is an input of the test.
 """

@@ -1,4 +1,4 @@
-"""The collector pause around manifest loading (runner/manifest/gcpause.py) always gives the collector back."""
+"""The collector pause around manifest loading (runner/manifest/gcpause.py) always ends."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""libyaml composes manifests (runner/manifest/yamlpos.py); it must see exactly what the pure-Python parser sees.
+"""libyaml composes manifests (runner/manifest/yamlpos.py): it sees exactly what the pure-Python parser sees.
 
 Positions, values, duplicate-key problems and the YAML 1.2 core scalars are compared between the
 two loaders on documents that stress them: non-ASCII text before a value (columns count
