@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from runner.cli.main import main
-from runner.reports.ledger import COLUMNS
+from runner.engine.records import COLUMNS
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text(encoding="utf-8")

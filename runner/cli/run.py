@@ -32,6 +32,7 @@ from runner.engine.core import Engine, EngineOptions
 from runner.engine.events import Bus, Event, EventKind, Subscriber
 from runner.engine.gate import Gate, StopReason
 from runner.engine.lanes import LaneOptions
+from runner.engine.records import spec_of
 from runner.engine.tally import Summary
 from runner.engine.unfinished import PENDING_LIMIT
 from runner.errors import ConfigError
@@ -42,7 +43,7 @@ from runner.netloc import is_loopback
 from runner.providers.base import Provider, ProviderConfig
 from runner.providers.registry import build_provider, provider_config_from_env, simulated_config
 from runner.reports.html import write_report_html
-from runner.reports.ledger import LedgerFiles, spec_of
+from runner.reports.ledger import LedgerFiles
 from runner.reports.report import load
 from runner.reports.retry_yaml import write_retry
 from runner.reports.runlog import Redactor, RunLog

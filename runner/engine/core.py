@@ -38,6 +38,7 @@ from runner.engine.flight import Job, Mode, NotStarted, TakeFailed, done_outcome
 from runner.engine.gate import NO_SENDS, Gate, Refusal, StopReason, disk_refusal
 from runner.engine.lanes import Lane, LaneOptions
 from runner.engine.polling import PollSchedule
+from runner.engine.records import row_of
 from runner.engine.rejoin import RESUMED, Policy, rejoin
 from runner.engine.retrying import Retry, RetryPolicy
 from runner.engine.sending import SUBMIT_RETRY, Encoder, Sender, terminal_failure
@@ -46,7 +47,6 @@ from runner.engine.unfinished import PENDING_LIMIT, Waited, lost_track, timed_ou
 from runner.errors import FailureKind, PollGaveUpError, ProviderError, TerminalError
 from runner.manifest.takes import Take
 from runner.providers.base import Provider, TaskState, TaskStatus
-from runner.reports.ledger import row_of
 from runner.store.sqlite import AsyncJournal, Money, Record
 
 FINISHED_AT_PROVIDER = frozenset({Mode.FETCH, Mode.REFETCH})

@@ -16,9 +16,9 @@ from pathlib import Path
 from runner.engine.cost import Cost, CostSource
 from runner.engine.events import Event, EventKind
 from runner.engine.flight import Job, Mode
+from runner.engine.records import STICKY_FAILURES
 from runner.manifest.prices import estimate_usd
 from runner.manifest.takes import Take
-from runner.reports.ledger import STICKY_FAILURES
 from runner.store.sqlite import Record
 
 #: Modes of a take that is already at the provider (or done there): no new task, no reservation.

@@ -25,10 +25,10 @@ from anyio.abc import TaskGroup
 
 from runner.clock import Clock
 from runner.engine.download import Downloaded
+from runner.engine.records import spec_of
 from runner.errors import FailureKind
 from runner.manifest.takes import Take
 from runner.providers.base import Provider, SubmitRequest, Submitted, TaskState, TaskStatus
-from runner.reports.ledger import spec_of
 from runner.store.sqlite import AsyncJournal, Journal, Record
 
 #: Checkpoints the driver yields before deciding that every task is parked. Each checkpoint lets

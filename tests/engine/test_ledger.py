@@ -12,9 +12,10 @@ from typing import Any
 import pytest
 
 from runner.engine.events import Outcome, TakeEnd
+from runner.engine.records import row_of, spec_of
 from runner.errors import FailureKind
 from runner.manifest.takes import ImageKind, ImageRef, Take
-from runner.reports.ledger import LedgerFiles, row_of, spec_of
+from runner.reports.ledger import LedgerFiles
 from runner.store.sqlite import Journal
 from tests.providers.helpers import make_take
 
