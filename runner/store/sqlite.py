@@ -34,13 +34,16 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import anyio
 import anyio.lowlevel
 import anyio.to_thread
 
 from runner.errors import InputError, PrevizError
+
+if TYPE_CHECKING:
+    from runner.store.base import Store
 
 SCHEMA_VERSION = 2
 FILENAME = "journal.sqlite"
@@ -474,7 +477,7 @@ class AsyncJournal:
     ROUNDS = 3
 
     def __init__(
-        self, journal: Journal, *, on_row: Callable[[], object] | None = None, inline: bool = False
+        self, journal: Store, *, on_row: Callable[[], object] | None = None, inline: bool = False
     ) -> None:
         self.sync = journal
         self._on_row = on_row  # the ledger files' projection, run after a commit that wrote rows

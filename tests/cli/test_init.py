@@ -36,7 +36,7 @@ def test_init_never_overwrites(tmp_path: Path, capsys: pytest.CaptureFixture[str
 
 @pytest.mark.slow
 def test_the_wheel_carries_the_starter_the_templates_and_the_clips(tmp_path: Path) -> None:
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     built = subprocess.run(
         [
             sys.executable,
@@ -58,7 +58,7 @@ def test_the_wheel_carries_the_starter_the_templates_and_the_clips(tmp_path: Pat
         pytest.skip(f"cannot build a wheel here: {built.stderr.strip()[-200:]}")
     (wheel,) = tmp_path.glob("*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
-    assert "runner/starter/previz.yaml" in names
-    assert any(n.startswith("runner/starter/images/") for n in names)
-    assert "runner/templates/report.html.j2" in names
+    assert "runner/cli/starter/previz.yaml" in names
+    assert any(n.startswith("runner/cli/starter/images/") for n in names)
+    assert "runner/reports/templates/report.html.j2" in names
     assert any(n.startswith("runner/simulator/assets/") for n in names)

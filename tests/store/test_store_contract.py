@@ -17,13 +17,17 @@ from typing import Any
 import anyio
 import pytest
 
+from runner.store.base import Store
 from runner.store.sqlite import AsyncJournal, Journal, Money, _Pending
 
-Opener = Callable[[], Journal]
+Opener = Callable[[], Store]
 
 
 def _sqlite(run_dir: Path) -> Opener:
-    return lambda: Journal.open(run_dir)
+    def open_journal() -> Store:
+        return Journal.open(run_dir)
+
+    return open_journal
 
 
 BACKENDS: dict[str, Callable[[Path], Opener]] = {"sqlite": _sqlite}
@@ -36,13 +40,13 @@ def opener(request: pytest.FixtureRequest, tmp_path: Path) -> Opener:
 
 
 @pytest.fixture
-def store(opener: Opener) -> Iterator[Journal]:
+def store(opener: Opener) -> Iterator[Store]:
     opened = opener()
     yield opened
     opened.close()
 
 
-def _plan(store: Journal, *keys: str, clip: str = "s/s_t01.mp4") -> None:
+def _plan(store: Store, *keys: str, clip: str = "s/s_t01.mp4") -> None:
     store.plan((k, f"s#{k}", "runway", {"shot": "s", "take": k}, clip) for k in keys)
 
 
@@ -58,7 +62,7 @@ def _budget(limit: float, estimate: float) -> Callable[[Money], str | None]:
     return check
 
 
-def test_a_take_is_planned_once_and_keeps_its_state(store: Journal) -> None:
+def test_a_take_is_planned_once_and_keeps_its_state(store: Store) -> None:
     first = store.plan([("a", "s#1", "runway", {"shot": "s", "seed": 7}, "s/s_t01.mp4")])
     assert first["a"].state == "planned" and first["a"].spec == {"shot": "s", "seed": 7}
     store.update("a", state="submitted", handle="task-1")
@@ -66,7 +70,7 @@ def test_a_take_is_planned_once_and_keeps_its_state(store: Journal) -> None:
     assert (again["a"].state, again["a"].handle, again["a"].spec["seed"]) == ("submitted", "task-1", 7)
 
 
-def test_no_two_takes_share_a_clip_path_and_a_file_on_disk_is_never_claimed(store: Journal) -> None:
+def test_no_two_takes_share_a_clip_path_and_a_file_on_disk_is_never_claimed(store: Store) -> None:
     (store.path.parent / "s").mkdir()
     (store.path.parent / "s" / "s_t01_v2.mp4").write_bytes(b"a clip someone kept")
     _plan(store, "a", "b", "c")
@@ -76,7 +80,7 @@ def test_no_two_takes_share_a_clip_path_and_a_file_on_disk_is_never_claimed(stor
     assert moved.output not in outputs and moved.output is not None
 
 
-def test_a_refused_reservation_writes_nothing(store: Journal) -> None:
+def test_a_refused_reservation_writes_nothing(store: Store) -> None:
     _plan(store, "a")
     assert store.reserve("a", 1, 0.5, lambda _m: "no money") == "no money"
     record = store.get("a")
@@ -88,7 +92,7 @@ def test_concurrent_reservations_cannot_overshoot_the_budget_together(opener: Op
     _plan(stores[0], *(f"k{i}" for i in range(40)))
     refused: list[str] = []
 
-    def reserve_all(store: Journal, offset: int) -> None:
+    def reserve_all(store: Store, offset: int) -> None:
         for i in range(offset, 40, 4):
             if store.reserve(f"k{i}", 1, 0.25, _budget(2.0, 0.25)) is not None:
                 refused.append(f"k{i}")
@@ -105,7 +109,7 @@ def test_concurrent_reservations_cannot_overshoot_the_budget_together(opener: Op
         store.close()
 
 
-def test_release_frees_only_what_was_never_sent(store: Journal) -> None:
+def test_release_frees_only_what_was_never_sent(store: Store) -> None:
     _plan(store, "a", "b")
     for key in "ab":
         store.reserve(key, 1, 0.25, _no_refusal)
@@ -117,7 +121,7 @@ def test_release_frees_only_what_was_never_sent(store: Journal) -> None:
     assert store.money().reserved_usd == pytest.approx(0.25)
 
 
-def test_a_charge_writes_its_row_and_frees_the_reservation_together(store: Journal) -> None:
+def test_a_charge_writes_its_row_and_frees_the_reservation_together(store: Store) -> None:
     _plan(store, "a")
     store.reserve("a", 1, 0.30, _no_refusal)
     written = store.charge("a", {"shot": "s", "cost_usd": 0.25, "cost_source": "reported"}, state="done")
@@ -128,7 +132,7 @@ def test_a_charge_writes_its_row_and_frees_the_reservation_together(store: Journ
     assert store.spend_by_source() == {"reported": 0.25}
 
 
-def test_a_take_charged_twice_is_billed_once(store: Journal) -> None:
+def test_a_take_charged_twice_is_billed_once(store: Store) -> None:
     _plan(store, "a")
     store.reserve("a", 1, 0.25, _no_refusal)
     store.charge("a", {"shot": "s", "cost_usd": 0.25}, state="succeeded")
@@ -138,7 +142,7 @@ def test_a_take_charged_twice_is_billed_once(store: Journal) -> None:
     assert store.money().spent_usd == pytest.approx(0.25)
 
 
-def test_ledger_rows_come_back_in_order_after_any_point(store: Journal) -> None:
+def test_ledger_rows_come_back_in_order_after_any_point(store: Store) -> None:
     _plan(store, "a", "b", "c")
     for n, key in enumerate("abc"):
         store.charge(key, {"shot": "s", "take": key, "cost_usd": 0.1 * n}, state="done")
@@ -148,7 +152,7 @@ def test_ledger_rows_come_back_in_order_after_any_point(store: Journal) -> None:
     assert store.rows_after(seqs[-1]) == []
 
 
-def test_records_filter_by_state_and_an_unknown_key_is_a_key_error(store: Journal) -> None:
+def test_records_filter_by_state_and_an_unknown_key_is_a_key_error(store: Store) -> None:
     _plan(store, "a", "b")
     store.update("b", state="failed", failure_kind="provider", flags=("may_bill",))
     assert set(store.records()) == {"a", "b"} and set(store.records("failed")) == {"b"}
@@ -157,7 +161,7 @@ def test_records_filter_by_state_and_an_unknown_key_is_a_key_error(store: Journa
         store.get("zzz")
 
 
-def test_a_batch_call_that_fails_fails_alone(store: Journal) -> None:
+def test_a_batch_call_that_fails_fails_alone(store: Store) -> None:
     _plan(store, "a", "b")
 
     def boom() -> None:
@@ -188,7 +192,7 @@ def test_what_was_written_is_there_after_reopening(opener: Opener) -> None:
 
 
 @pytest.mark.anyio
-async def test_the_event_loop_side_commits_concurrent_calls_together(store: Journal) -> None:
+async def test_the_event_loop_side_commits_concurrent_calls_together(store: Store) -> None:
     _plan(store, *(f"k{i}" for i in range(20)))
     rows: list[Any] = []
     journal = AsyncJournal(store, on_row=lambda: rows.append(1))

@@ -130,7 +130,7 @@ async def test_two_refused_keys_are_one_line(sim: Simulator, folder: Path) -> No
 
 # --- the project's own manifests run clean -------------------------------------------------------
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.parametrize("manifest", ["manifests/demo.yaml", "init"])

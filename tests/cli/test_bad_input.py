@@ -30,8 +30,8 @@ from PIL import Image
 
 from runner.cli.main import main
 from runner.simulator import Simulator
+from tests.cli.test_cli_run import threaded_sim
 from tests.engine.helpers import KEY_VARS, URL_VARS
-from tests.engine.test_cli_run import threaded_sim
 
 #: CPU seconds (this process's threads and its children's) one bad input may cost: CPU, not wall
 #: time, so a loaded machine does not fail it (beside two busy loops a refusal took 6–15 s of

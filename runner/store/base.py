@@ -1,0 +1,114 @@
+"""The store seam: what the engine, the reports and the commands need of the durable record.
+
+One protocol, as httpx has one transport: the engine never knows whether its takes live in a
+``journal.sqlite`` beside the clips (the default) or in a studio's PostgreSQL (team mode, DESIGN
+§7). Every backend passes the same suite (``tests/store/test_store_contract.py``).
+
+The operations are named for what they mean to money, not for SQL. Reads return immutable
+:class:`Record` and :class:`Money` values. Writes come in two forms: a method that is its own
+transaction (``reserve``, ``update``, ``release``, ``charge``, ``plan``, ``reclaim``), and an
+``op_*`` twin that runs inside a transaction its caller holds — :meth:`Store.batch` runs many of
+them in one commit, which is how the event loop's group commit (``AsyncJournal``) pays one fsync
+for every take that wrote together.
+
+Why synchronous: each backend's commit is a blocking fsync or a network round trip, and the event
+loop must never wait on one; ``AsyncJournal`` runs every call in one worker thread, for any
+backend alike.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from typing import Any, Protocol, TypeVar
+
+from runner.store.sqlite import Money, Record, _Pending
+
+R = TypeVar("R")
+
+#: What :meth:`Store.plan` is given per take: key, label, provider, spec, wanted clip path.
+PlannedTake = tuple[str, str, str, Mapping[str, Any], str]
+
+
+class Store(Protocol):
+    """The durable record of one run directory's takes (see the module docstring)."""
+
+    #: Where the record lives, for messages (a file path; a DSN without its password).
+    path: Path
+
+    def close(self) -> None: ...
+
+    # --- reading ------------------------------------------------------------------------------
+
+    def records(self, *states: str) -> dict[str, Record]:
+        """Every take's record by key (only those in ``states``, when given)."""
+        ...
+
+    def get(self, key: str) -> Record:
+        """One take's record; KeyError when the store has no such take."""
+        ...
+
+    def money(self) -> Money:
+        """Spent (the ledger's total) and held (reservations of takes in flight)."""
+        ...
+
+    def spend_by_source(self) -> dict[str, float]:
+        """What the ledger's rows charged, by ``cost_source``."""
+        ...
+
+    def row_seqs(self) -> list[int]:
+        """Every ledger row's sequence number, in order; numbers never restart."""
+        ...
+
+    def rows_after(self, seq: int) -> list[tuple[int, dict[str, Any]]]:
+        """Ledger rows after ``seq``, in order (what a ledger file lacks)."""
+        ...
+
+    # --- writing, each call one transaction ---------------------------------------------------
+
+    def plan(self, takes: Iterable[PlannedTake]) -> dict[str, Record]:
+        """Add unseen takes as ``planned``, each claiming a clip path no other take holds."""
+        ...
+
+    def reclaim(self, key: str) -> Record:
+        """A new clip path for a take whose clip was changed on disk."""
+        ...
+
+    def reserve(
+        self, key: str, attempt: int, estimate: float, check: Callable[[Money], R | None]
+    ) -> R | None:
+        """Start an attempt: hold ``estimate`` unless ``check`` refuses (seen inside the transaction)."""
+        ...
+
+    def update(self, key: str, **fields: Any) -> None: ...
+
+    def release(self, key: str) -> None:
+        """An attempt reserved but provably never sent: back to ``planned``, nothing held."""
+        ...
+
+    def charge(self, key: str, row: Mapping[str, Any], *, state: str, **fields: Any) -> dict[str, Any]:
+        """End an attempt: its ledger row and its freed reservation in one transaction."""
+        ...
+
+    # --- group commit: op_* run inside the transaction batch holds ------------------------------
+
+    def batch(self, pending: Iterable[_Pending]) -> None:
+        """Run queued calls in one transaction; each call fails alone."""
+        ...
+
+    def op_reserve(
+        self,
+        key: str,
+        attempt: int,
+        estimate: float,
+        check: Callable[[Money], R | None],
+        then: Mapping[str, Any] | None = None,
+    ) -> R | None: ...
+
+    def op_update(self, key: str, fields: Mapping[str, Any]) -> None: ...
+
+    def op_release(self, key: str) -> None: ...
+
+    def op_charge(
+        self, key: str, row: Mapping[str, Any], state: str, fields: Mapping[str, Any]
+    ) -> dict[str, Any]: ...
