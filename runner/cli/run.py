@@ -49,8 +49,9 @@ from runner.reports.retry_yaml import write_retry
 from runner.reports.runlog import Redactor, RunLog
 from runner.reports.summary import RunFacts, write_summary
 from runner.store.outdir import check_output_dir
+from runner.store.records import Record
 from runner.store.runlock import run_lock
-from runner.store.sqlite import AsyncJournal, Journal, JournalWriteError, Record
+from runner.store.sqlite import AsyncJournal, Journal, JournalWriteError
 
 
 @dataclass(frozen=True)

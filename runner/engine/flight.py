@@ -20,7 +20,7 @@ from runner.engine.events import Outcome, TakeEnd
 from runner.engine.mp4 import duration_mismatch
 from runner.errors import FailureKind
 from runner.manifest.takes import Take
-from runner.store.sqlite import Record
+from runner.store.records import Record
 
 
 class Mode(StrEnum):

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 
-from runner.store.sqlite import Money
+from runner.store.records import Money
 
 
 class StopReason(StrEnum):

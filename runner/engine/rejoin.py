@@ -19,7 +19,7 @@ from runner.engine.flight import Job, Mode
 from runner.engine.records import STICKY_FAILURES
 from runner.manifest.prices import estimate_usd
 from runner.manifest.takes import Take
-from runner.store.sqlite import Record
+from runner.store.records import Record
 
 #: Modes of a take that is already at the provider (or done there): no new task, no reservation.
 RESUMED = frozenset({Mode.POLL, Mode.RESEND, Mode.FETCH, Mode.REFETCH})

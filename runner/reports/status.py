@@ -25,8 +25,9 @@ from runner.providers.base import ProviderConfig
 from runner.providers.registry import build_provider
 from runner.reports.ledger import LedgerFiles
 from runner.reports.summary import take_counts
+from runner.store.records import Record
 from runner.store.runlock import describe, holder, is_held, run_lock
-from runner.store.sqlite import FILENAME, Journal, Record
+from runner.store.sqlite import FILENAME, Journal
 
 IN_FLIGHT_STATES = ("reserved", "submitting", "submitted")
 

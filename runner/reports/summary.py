@@ -16,7 +16,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from runner.store.sqlite import Journal, Record
+from runner.store.records import Record
+from runner.store.sqlite import Journal
 
 if TYPE_CHECKING:
     from runner.engine.tally import Summary

@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
-from runner.store.sqlite import Money, Record, _Pending
+from runner.store.records import Money, Pending, Record
 
 R = TypeVar("R")
 
@@ -92,7 +92,7 @@ class Store(Protocol):
 
     # --- group commit: op_* run inside the transaction batch holds ------------------------------
 
-    def batch(self, pending: Iterable[_Pending]) -> None:
+    def batch(self, pending: Iterable[Pending]) -> None:
         """Run queued calls in one transaction; each call fails alone."""
         ...
 

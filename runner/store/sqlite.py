@@ -31,7 +31,6 @@ import sys
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar, cast
@@ -41,6 +40,7 @@ import anyio.lowlevel
 import anyio.to_thread
 
 from runner.errors import InputError, PrevizError
+from runner.store.records import Money, Pending, Record
 
 if TYPE_CHECKING:
     from runner.store.base import Store
@@ -110,53 +110,6 @@ class JournalWriteError(PrevizError):
     Nothing is sent without its write-ahead row, so what is on disk stays consistent; a task whose
     id could not be recorded is the uncertain case on the next run.
     """
-
-
-@dataclass(frozen=True, slots=True)
-class Record:
-    """One take's row: what the journal knows of it. Field meanings follow the table's columns.
-
-    Slotted, with the spec kept as the column's JSON text until asked for: a run reads the records
-    of all its takes at once (10,000 of them at 3 KB each, as a dict-backed record with a parsed spec).
-    """
-
-    key: str
-    label: str
-    provider: str
-    spec_json: str  # the take's fields as the ledger shows them (shot, seed, prompt…): see ``spec``
-    state: str
-    attempt: int  # deliberate attempts started; each is a new task at the provider
-    submits: int  # HTTP submits sent for the current attempt
-    handle: str | None  # task id (AIML, Runway) or taskUUID (Runware)
-    submitted_at: str | None
-    finished_at: str | None
-    generation_s: float | None
-    failure_kind: str | None
-    failure_message: str | None
-    cost_usd: float | None
-    cost_source: str | None
-    reserved_usd: float
-    charged: bool  # the current attempt's cost is in the ledger already
-    output: str | None  # clip path relative to the run directory, claimed when the take is planned
-    bytes: int | None
-    sha256: str | None
-    flags: tuple[str, ...]
-
-    @property
-    def spec(self) -> Mapping[str, Any]:
-        """The take's fields as the ledger shows them (shot, seed, prompt…), parsed on each call."""
-        parsed: Mapping[str, Any] = json.loads(self.spec_json)
-        return parsed
-
-    @property
-    def paid_not_saved(self) -> bool:
-        return self.state == "succeeded" and self.charged
-
-
-@dataclass(frozen=True)
-class Money:
-    spent_usd: float  # charged: the ledger's total
-    reserved_usd: float  # held for takes in flight
 
 
 R = TypeVar("R")
@@ -323,7 +276,7 @@ class Journal:
         records = self.records()
         return {key: records[key] for key in given}
 
-    def batch(self, pending: Iterable[_Pending]) -> None:
+    def batch(self, pending: Iterable[Pending]) -> None:
         """Run queued calls in one transaction (one fsync); each call fails alone (savepoints)."""
         with self._tx() as conn:
             for call in pending:
@@ -449,17 +402,6 @@ def _free_name(wanted: str, claimed: set[str], run_dir: Path) -> str:
 T = TypeVar("T")
 
 
-@dataclass
-class _Pending:
-    """One journal call waiting for the next group commit."""
-
-    op: Callable[[], Any]
-    rows: bool = False  # writes ledger rows: the files follow the commit
-    done: bool = False
-    result: Any = None
-    error: BaseException | None = None
-
-
 class AsyncJournal:
     """The journal for the event loop: calls queue up and are committed together (group commit).
 
@@ -482,7 +424,7 @@ class AsyncJournal:
         self.sync = journal
         self._on_row = on_row  # the ledger files' projection, run after a commit that wrote rows
         self._inline = inline
-        self._queue: list[_Pending] = []
+        self._queue: list[Pending] = []
         self._guard = threading.Lock()  # the queue is taken from the worker thread too
         self._flushing = anyio.Lock()
         self._limiter = anyio.CapacityLimiter(1)
@@ -490,7 +432,7 @@ class AsyncJournal:
         self.trips = 0  # trips to the worker thread (each up to ROUNDS commits)
 
     async def _run(self, op: Callable[[], T], *, rows: bool = False) -> T:
-        pending = _Pending(op, rows=rows)
+        pending = Pending(op, rows=rows)
         with self._guard:
             self._queue.append(pending)
         try:
@@ -506,7 +448,7 @@ class AsyncJournal:
             raise pending.error
         return cast(T, pending.result)
 
-    def _take(self) -> list[_Pending]:
+    def _take(self) -> list[Pending]:
         with self._guard:
             batch, self._queue = self._queue, []
         return batch

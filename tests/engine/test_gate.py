@@ -11,7 +11,8 @@ import pytest
 from runner.cli.main import main
 from runner.engine.gate import Gate, StopReason
 from runner.manifest.takes import ImageKind, ImageRef, Take
-from runner.store.sqlite import Journal, Money
+from runner.store.records import Money
+from runner.store.sqlite import Journal
 from tests.engine.helpers import ledger_rows, shot, write_manifest
 
 RUNWARE_6S = 0.3042  # the price table's estimate and the simulator's bill for a 6 s Runware clip

@@ -11,7 +11,8 @@ import anyio
 import anyio.to_thread
 import pytest
 
-from runner.store.sqlite import AsyncJournal, Journal, Money
+from runner.store.records import Money
+from runner.store.sqlite import AsyncJournal, Journal
 
 pytestmark = pytest.mark.anyio
 

@@ -18,7 +18,8 @@ import anyio
 import pytest
 
 from runner.store.base import Store
-from runner.store.sqlite import AsyncJournal, Journal, Money, _Pending
+from runner.store.records import Money, Pending
+from runner.store.sqlite import AsyncJournal, Journal
 
 Opener = Callable[[], Store]
 
@@ -168,7 +169,7 @@ def test_a_batch_call_that_fails_fails_alone(store: Store) -> None:
         store.op_update("a", {"state": "submitted"})
         raise RuntimeError("this call fails")
 
-    calls = [_Pending(boom), _Pending(lambda: store.op_update("b", {"state": "submitted"}))]
+    calls = [Pending(boom), Pending(lambda: store.op_update("b", {"state": "submitted"}))]
     store.batch(calls)
     assert isinstance(calls[0].error, RuntimeError) and calls[1].error is None
     assert (store.get("a").state, store.get("b").state) == ("planned", "submitted")

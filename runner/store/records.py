@@ -1,0 +1,70 @@
+"""The store's values: a take's :class:`Record`, the budget's :class:`Money`, a queued call.
+
+Shared by every backend and by their readers (engine, reports, commands), so none of them needs
+to know which backend wrote a record.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """One take's row: what the journal knows of it. Field meanings follow the table's columns.
+
+    Slotted, with the spec kept as the column's JSON text until asked for: a run reads the records
+    of all its takes at once (10,000 of them at 3 KB each, as a dict-backed record with a parsed spec).
+    """
+
+    key: str
+    label: str
+    provider: str
+    spec_json: str  # the take's fields as the ledger shows them (shot, seed, prompt…): see ``spec``
+    state: str
+    attempt: int  # deliberate attempts started; each is a new task at the provider
+    submits: int  # HTTP submits sent for the current attempt
+    handle: str | None  # task id (AIML, Runway) or taskUUID (Runware)
+    submitted_at: str | None
+    finished_at: str | None
+    generation_s: float | None
+    failure_kind: str | None
+    failure_message: str | None
+    cost_usd: float | None
+    cost_source: str | None
+    reserved_usd: float
+    charged: bool  # the current attempt's cost is in the ledger already
+    output: str | None  # clip path relative to the run directory, claimed when the take is planned
+    bytes: int | None
+    sha256: str | None
+    flags: tuple[str, ...]
+
+    @property
+    def spec(self) -> Mapping[str, Any]:
+        """The take's fields as the ledger shows them (shot, seed, prompt…), parsed on each call."""
+        parsed: Mapping[str, Any] = json.loads(self.spec_json)
+        return parsed
+
+    @property
+    def paid_not_saved(self) -> bool:
+        return self.state == "succeeded" and self.charged
+
+
+@dataclass(frozen=True)
+class Money:
+    spent_usd: float  # charged: the ledger's total
+    reserved_usd: float  # held for takes in flight
+
+
+@dataclass
+class Pending:
+    """One store call waiting for the next group commit (see ``AsyncJournal``)."""
+
+    op: Callable[[], Any]
+    rows: bool = False  # writes ledger rows: the files follow the commit
+    done: bool = False
+    result: Any = None
+    error: BaseException | None = None
