@@ -53,7 +53,8 @@ async def test_runway_tier_of_2_caps_the_slots(sim_factory: SimFactory, tmp_path
 async def test_a_daily_cap_of_3_submits_3_and_leaves_the_rest(
     sim_factory: SimFactory, tmp_path: Path
 ) -> None:
-    from runner.cli.main import EXIT_STOPPED, _run_exit  # the exit code the CLI picks for this summary
+    from runner.cli.cmd_run import _run_exit
+    from runner.cli.common import EXIT_STOPPED  # the exit code the CLI picks for this summary
 
     manifest = write_manifest(tmp_path, [shot("a", "runway", takes=5)], concurrency=2)
     events: list[Event] = []

@@ -7,7 +7,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from runner.cli.main import _knob
+from runner.cli.cmd_simulate import _knob
 from runner.errors import ConfigError
 from runner.simulator import SimConfig
 from runner.simulator.state import World
