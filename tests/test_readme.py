@@ -1,4 +1,4 @@
-"""The README's examples are run, so they cannot go stale."""
+"""The README's and docs/'s examples are run, so they cannot go stale; their links resolve."""
 
 from __future__ import annotations
 
@@ -13,13 +13,16 @@ from runner.engine.records import COLUMNS
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text(encoding="utf-8")
+DOCS = sorted((ROOT / "docs").glob("*.md"))
+PAGES = {"README.md": README} | {f"docs/{p.name}": p.read_text(encoding="utf-8") for p in DOCS}
 PLACEHOLDER_ROOT = "/path/to/previz-runner"
 
 
 def _console_examples() -> list[tuple[str, list[str], int]]:
     """(command, expected output lines, exit code) for every `$ previz …` in ```console blocks."""
     examples: list[tuple[str, list[str], int]] = []
-    for block in re.findall(r"```console\n(.*?)```", README, flags=re.S):
+    blocks = [b for text in PAGES.values() for b in re.findall(r"```console\n(.*?)```", text, flags=re.S)]
+    for block in blocks:
         command, code = "", 0
         expected: list[str] = []
         for line in block.splitlines():
@@ -41,6 +44,19 @@ EXAMPLES = _console_examples()
 
 def test_readme_has_console_examples() -> None:
     assert len(EXAMPLES) >= 2
+
+
+def test_the_readme_fits_a_few_screens_and_links_the_long_reference() -> None:
+    assert len(README.splitlines()) <= 230, "the long sections belong in docs/"
+    for page in ("how-a-run-works", "reliability", "performance", "manifest", "architecture"):
+        assert f"docs/{page}.md" in README
+
+
+@pytest.mark.parametrize("page", sorted(PAGES))
+def test_every_relative_link_resolves(page: str) -> None:
+    base = (ROOT / page).parent
+    for target in re.findall(r"\]\(([^)#:]+)(?:#[^)]*)?\)", PAGES[page]):
+        assert (base / target).exists(), f"{page} links {target}, which does not exist"
 
 
 @pytest.mark.parametrize(("command", "expected", "code"), EXAMPLES, ids=[e[0] for e in EXAMPLES])
