@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+import itertools
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AbstractAsyncContextManager
 from typing import TYPE_CHECKING, Any
 
@@ -10,6 +11,9 @@ import pytest
 
 if TYPE_CHECKING:
     from runner.simulator import SimConfig, Simulator
+    from tests.pgcluster import Cluster
+
+_PG_DATABASES = itertools.count()
 
 #: Time scale for tests: a 60 s generation lasts 0.6 s.
 TEST_TIME_SCALE = 0.01
@@ -44,3 +48,20 @@ async def sim(
     """A clean simulator at the test time scale."""
     async with sim_factory() as s:
         yield s
+
+
+@pytest.fixture(scope="session")
+def pg_cluster() -> Iterator[Cluster]:
+    """One throwaway PostgreSQL server for the whole session (see tests/pgcluster.py)."""
+    from tests.pgcluster import running_cluster, server_bin
+
+    if server_bin() is None:
+        pytest.skip("PostgreSQL server binaries not installed (.ci/run installs Debian's postgresql)")
+    with running_cluster() as cluster:
+        yield cluster
+
+
+@pytest.fixture
+def pg_url(pg_cluster: Cluster) -> str:
+    """A fresh, empty database on the session's server, for one test."""
+    return pg_cluster.create_database(f"t{next(_PG_DATABASES)}")

@@ -116,7 +116,7 @@ class Engine:
         )
         self._journal = journal
         self._gate = gate or Gate(budget_usd=None, deadline=None)
-        self._run_dir = run_dir or journal.sync.path.parent
+        self._run_dir = run_dir or journal.sync.run_dir
         self._new_tasks: dict[str, int] = {}  # per provider, for its daily cap
 
     def _lane(self, provider: Provider, options: EngineOptions) -> Lane:

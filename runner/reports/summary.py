@@ -97,7 +97,7 @@ def build(facts: RunFacts, summary: Summary, journal: Journal, *, started: datet
         },
         "paths": {
             "run_dir": str(run_dir),
-            "journal": str(journal.path),
+            "journal": journal.location,
             "ledger_csv": str(run_dir / "ledger.csv"),
             "ledger_jsonl": str(run_dir / "ledger.jsonl"),
             "run_log": str(run_dir / "run.log"),

@@ -33,8 +33,15 @@ PlannedTake = tuple[str, str, str, Mapping[str, Any], str]
 class Store(Protocol):
     """The durable record of one run directory's takes (see the module docstring)."""
 
-    #: Where the record lives, for messages (a file path; a DSN without its password).
-    path: Path
+    @property
+    def run_dir(self) -> Path:
+        """This machine's run directory: where its clips go (and, for SQLite, the journal)."""
+        ...
+
+    @property
+    def location(self) -> str:
+        """Where the record lives, for messages: a file's path, or a URL without its password."""
+        ...
 
     def close(self) -> None: ...
 

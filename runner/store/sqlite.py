@@ -178,6 +178,14 @@ class Journal:
             raise JournalError(f"{path}: not a usable journal ({exc}); move it aside to start over") from exc
         return cls(conn, path)
 
+    @property
+    def run_dir(self) -> Path:
+        return self.path.parent
+
+    @property
+    def location(self) -> str:
+        return str(self.path)
+
     def close(self) -> None:
         with self._lock:
             self._conn.close()

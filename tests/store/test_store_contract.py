@@ -72,8 +72,8 @@ def test_a_take_is_planned_once_and_keeps_its_state(store: Store) -> None:
 
 
 def test_no_two_takes_share_a_clip_path_and_a_file_on_disk_is_never_claimed(store: Store) -> None:
-    (store.path.parent / "s").mkdir()
-    (store.path.parent / "s" / "s_t01_v2.mp4").write_bytes(b"a clip someone kept")
+    (store.run_dir / "s").mkdir()
+    (store.run_dir / "s" / "s_t01_v2.mp4").write_bytes(b"a clip someone kept")
     _plan(store, "a", "b", "c")
     outputs = [store.get(k).output for k in "abc"]
     assert outputs == ["s/s_t01.mp4", "s/s_t01_v3.mp4", "s/s_t01_v4.mp4"]
