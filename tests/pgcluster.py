@@ -57,7 +57,7 @@ class Cluster:
     def start(self) -> None:
         options = (
             f"-c listen_addresses=127.0.0.1 -p {self.port} -c unix_socket_directories={self.data.parent}"
-            " -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
+            " -c fsync=off -c full_page_writes=off -c max_connections=200"
         )
         log = self.data.parent / "server.log"
         self._run(

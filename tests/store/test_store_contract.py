@@ -1,8 +1,8 @@
 """What every store backend must do: the contract the engine, the reports and the commands rely on.
 
-One suite, run against each backend through the parametrized ``store`` fixture (SQLite today; the
-team-mode PostgreSQL backend joins the same parameter list), so a second backend is held to the
-same promises: a take is planned once, its clip path is never shared, a reservation is checked
+One suite, run against each backend through the parametrized ``opener`` fixture (SQLite, and
+PostgreSQL on a throwaway server of the test session), so every backend is held to the same
+promises: a take is planned once, its clip path is never shared, a reservation is checked
 against the budget inside its own transaction, a charge writes its ledger row and frees the
 reservation together, a take charged twice is billed once, and a batch's calls fail alone.
 """
@@ -31,13 +31,19 @@ def _sqlite(run_dir: Path) -> Opener:
     return open_journal
 
 
-BACKENDS: dict[str, Callable[[Path], Opener]] = {"sqlite": _sqlite}
-
-
-@pytest.fixture(params=sorted(BACKENDS))
+@pytest.fixture(params=["sqlite", "postgresql"])
 def opener(request: pytest.FixtureRequest, tmp_path: Path) -> Opener:
     """Opens the same store again each time it is called (a second process, a rerun)."""
-    return BACKENDS[request.param](tmp_path)
+    if request.param == "sqlite":
+        return _sqlite(tmp_path)
+    url: str = request.getfixturevalue("pg_url")
+
+    def open_postgres() -> Store:
+        from runner.store.postgres import PostgresStore
+
+        return PostgresStore.open(url, scope="harbor", run_dir=tmp_path)
+
+    return open_postgres
 
 
 @pytest.fixture

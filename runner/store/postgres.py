@@ -1,0 +1,395 @@
+"""The PostgreSQL store: the journal's records in a database that many machines share (DESIGN §7).
+
+Why PostgreSQL and not files copied around or a coordinator of our own: a studio's takes, budget
+and provider slots must be decided in one place that survives any one machine, and PostgreSQL
+already gives what that needs — transactions, row locks (a reservation locks its manifest's money
+row, so concurrent runs cannot overshoot the budget together), sequences that never restart, and
+the server's own clock. The tables are the SQLite journal's, with a ``scope`` column (the
+manifest's name): one database holds a studio's every manifest.
+
+The driver is psycopg 3, used synchronously: the :class:`~runner.store.base.Store` protocol is
+synchronous by design and the event loop reaches it through ``AsyncJournal``'s one worker
+thread, so a round trip to the server never blocks the loop (and SQLite and PostgreSQL share one
+group-commit path). Nothing here is imported unless a ``postgresql://`` store is asked for.
+
+Schema versions are migrations applied in order under an advisory lock, so two machines starting
+at once do not race to create the tables.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg
+
+from runner.store.base import PlannedTake
+from runner.store.records import Money, Pending, Record
+from runner.store.sqlite import _COLUMNS, JournalError, JournalWriteError, _free_name, _record
+
+R = TypeVar("R")
+
+#: Migrations by version; each runs once, in order, in one transaction.
+_MIGRATIONS: dict[int, str] = {
+    1: """
+CREATE TABLE takes (
+    scope TEXT NOT NULL,
+    key TEXT NOT NULL,
+    label TEXT NOT NULL,
+    provider TEXT NOT NULL,
+    spec TEXT NOT NULL,
+    state TEXT NOT NULL DEFAULT 'planned',
+    attempt INTEGER NOT NULL DEFAULT 0,
+    submits INTEGER NOT NULL DEFAULT 0,
+    handle TEXT,
+    submitted_at TEXT,
+    finished_at TEXT,
+    generation_s DOUBLE PRECISION,
+    failure_kind TEXT,
+    failure_message TEXT,
+    cost_usd DOUBLE PRECISION,
+    cost_source TEXT,
+    reserved_usd DOUBLE PRECISION NOT NULL DEFAULT 0,
+    charged INTEGER NOT NULL DEFAULT 0,
+    output TEXT,
+    bytes BIGINT,
+    sha256 TEXT,
+    flags TEXT NOT NULL DEFAULT '',
+    PRIMARY KEY (scope, key),
+    UNIQUE (scope, output)
+);
+CREATE TABLE rows (
+    seq BIGSERIAL PRIMARY KEY,
+    scope TEXT NOT NULL,
+    key TEXT NOT NULL,
+    cost_usd DOUBLE PRECISION NOT NULL DEFAULT 0,
+    row TEXT NOT NULL
+);
+CREATE INDEX rows_by_scope ON rows (scope, seq);
+CREATE TABLE money (
+    scope TEXT PRIMARY KEY,
+    spent DOUBLE PRECISION NOT NULL DEFAULT 0,
+    held DOUBLE PRECISION NOT NULL DEFAULT 0
+);
+CREATE FUNCTION previz_spent() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    UPDATE money SET spent = spent + NEW.cost_usd WHERE scope = NEW.scope;
+    RETURN NULL;
+END $$;
+CREATE TRIGGER money_spent AFTER INSERT ON rows FOR EACH ROW EXECUTE FUNCTION previz_spent();
+CREATE FUNCTION previz_held() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    UPDATE money SET held = held + NEW.reserved_usd
+        - CASE WHEN TG_OP = 'UPDATE' THEN OLD.reserved_usd ELSE 0 END
+        WHERE scope = NEW.scope;
+    RETURN NULL;
+END $$;
+CREATE TRIGGER money_held AFTER INSERT OR UPDATE OF reserved_usd ON takes
+    FOR EACH ROW EXECUTE FUNCTION previz_held();
+""",
+}
+SCHEMA_VERSION = max(_MIGRATIONS)
+_LOCK_ID = 0x70726576  # "prev": the advisory lock that serialises migrations
+
+
+def shown(url: str) -> str:
+    """The URL as it may be printed: the password (a secret, like a key) replaced by ``***``."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.hostname or ""
+    netloc = f"{parts.username}:***@{host}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+class PostgresStore:
+    """One manifest's records (``scope``) in a PostgreSQL database, for one machine's run directory."""
+
+    def __init__(self, conn: psycopg.Connection[Any], url: str, scope: str, run_dir: Path) -> None:
+        self._conn = conn
+        self._lock = threading.Lock()
+        self._scope = scope
+        self.run_dir = run_dir
+        self.location = f"{shown(url)} ({scope})"
+
+    @classmethod
+    def open(cls, url: str, *, scope: str, run_dir: Path, readonly: bool = False) -> PostgresStore:
+        """Connect, migrate (unless ``readonly``) and make the scope's money row; JournalError if not."""
+        try:
+            conn = psycopg.connect(url, autocommit=True, connect_timeout=10)
+        except psycopg.Error as exc:
+            raise JournalError(f"{shown(url)}: cannot reach the store ({_reason(exc, url)})") from exc
+        store = cls(conn, url, scope, run_dir)
+        try:
+            version = store._version()
+            if version > SCHEMA_VERSION:
+                raise JournalError(
+                    f"{store.location}: written by a newer previz (store version {version}, this one"
+                    f" reads {SCHEMA_VERSION}); upgrade previz-runner"
+                )
+            if readonly:
+                conn.execute("SET default_transaction_read_only = on")
+            else:
+                store._migrate()
+        except psycopg.Error as exc:
+            conn.close()
+            raise JournalError(f"{store.location}: not a usable store ({_reason(exc, url)})") from exc
+        except BaseException:
+            conn.close()
+            raise
+        return store
+
+    def _version(self) -> int:
+        found = self._conn.execute("SELECT to_regclass('previz_schema') IS NOT NULL").fetchone()
+        if not found or not found[0]:
+            return 0
+        row = self._conn.execute("SELECT max(version) FROM previz_schema").fetchone()
+        return int(row[0] or 0) if row else 0
+
+    def _migrate(self) -> None:
+        with self._conn.transaction():
+            self._conn.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_ID,))
+            self._conn.execute("CREATE TABLE IF NOT EXISTS previz_schema (version INTEGER PRIMARY KEY)")
+            for version in range(self._version() + 1, SCHEMA_VERSION + 1):
+                self._conn.execute(_MIGRATIONS[version])
+                self._conn.execute("INSERT INTO previz_schema (version) VALUES (%s)", (version,))
+            self._conn.execute(
+                "INSERT INTO money (scope) VALUES (%s) ON CONFLICT (scope) DO NOTHING", (self._scope,)
+            )
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    @contextmanager
+    def _tx(self) -> Iterator[psycopg.Connection[Any]]:
+        """One write transaction; it first locks the scope's money row.
+
+        So the writers of one manifest — on any machine — take turns, as SQLite's ``BEGIN
+        IMMEDIATE`` makes them in one: a budget check sees every reservation committed before it,
+        and no two writers can lock each other's rows in opposite orders.
+        """
+        with self._lock:
+            try:
+                with self._conn.transaction():
+                    self._conn.execute("SELECT 1 FROM money WHERE scope = %s FOR UPDATE", (self._scope,))
+                    yield self._conn
+            except psycopg.Error as exc:
+                raise JournalWriteError(
+                    f"{self.location}: cannot write the store ({type(exc).__name__}); nothing more is sent"
+                ) from exc
+
+    # --- reading ------------------------------------------------------------------------------
+
+    def records(self, *states: str) -> dict[str, Record]:
+        where = " AND state = ANY(%s)" if states else ""
+        args: tuple[Any, ...] = (self._scope, list(states)) if states else (self._scope,)
+        with self._lock:
+            found = self._conn.execute(f"SELECT {_COLUMNS} FROM takes WHERE scope = %s{where}", args)
+            return {r[0]: _record(r) for r in found.fetchall()}
+
+    def get(self, key: str) -> Record:
+        with self._lock:
+            row = self._conn.execute(
+                f"SELECT {_COLUMNS} FROM takes WHERE scope = %s AND key = %s", (self._scope, key)
+            ).fetchone()
+        if row is None:
+            raise KeyError(key)
+        return _record(row)
+
+    def money(self) -> Money:
+        with self._lock:
+            return self._money()
+
+    def _money(self) -> Money:
+        row = self._conn.execute("SELECT spent, held FROM money WHERE scope = %s", (self._scope,)).fetchone()
+        spent, held = row if row else (0.0, 0.0)
+        return Money(round(float(spent), 9), round(float(held), 9))
+
+    def spend_by_source(self) -> dict[str, float]:
+        with self._lock:
+            found = self._conn.execute(
+                "SELECT row::json->>'cost_source', coalesce(sum(cost_usd), 0) FROM rows"
+                " WHERE scope = %s GROUP BY 1",
+                (self._scope,),
+            ).fetchall()
+        return {str(source or "estimated"): float(total) for source, total in found}
+
+    def row_seqs(self) -> list[int]:
+        with self._lock:
+            found = self._conn.execute("SELECT seq FROM rows WHERE scope = %s ORDER BY seq", (self._scope,))
+            return [int(s) for (s,) in found.fetchall()]
+
+    def rows_after(self, seq: int) -> list[tuple[int, dict[str, Any]]]:
+        with self._lock:
+            found = self._conn.execute(
+                "SELECT seq, row FROM rows WHERE scope = %s AND seq > %s ORDER BY seq", (self._scope, seq)
+            )
+            return [(int(s), json.loads(r)) for s, r in found.fetchall()]
+
+    # --- writing ------------------------------------------------------------------------------
+
+    def plan(self, takes: Iterable[PlannedTake]) -> dict[str, Record]:
+        given: list[str] = []
+        with self._tx() as conn:
+            known = {r[0] for r in conn.execute("SELECT key FROM takes WHERE scope = %s", (self._scope,))}
+            claimed = {
+                r[0]
+                for r in conn.execute(
+                    "SELECT output FROM takes WHERE scope = %s AND output IS NOT NULL", (self._scope,)
+                )
+            }
+            for key, label, provider, spec, wanted in takes:
+                given.append(key)
+                if key in known:
+                    continue
+                output = _free_name(wanted, claimed, self.run_dir)
+                claimed.add(output)
+                known.add(key)
+                conn.execute(
+                    "INSERT INTO takes (scope, key, label, provider, spec, output)"
+                    " VALUES (%s, %s, %s, %s, %s, %s)",
+                    (self._scope, key, label, provider, json.dumps(spec, allow_nan=False), output),
+                )
+        records = self.records()
+        return {key: records[key] for key in given}
+
+    def reclaim(self, key: str) -> Record:
+        with self._tx() as conn:
+            claimed = {
+                r[0]
+                for r in conn.execute(
+                    "SELECT output FROM takes WHERE scope = %s AND output IS NOT NULL", (self._scope,)
+                )
+            }
+            row = conn.execute(
+                "SELECT output FROM takes WHERE scope = %s AND key = %s", (self._scope, key)
+            ).fetchone()
+            if row is None:
+                raise KeyError(key)
+            output = _free_name(row[0], claimed, self.run_dir)
+            conn.execute(
+                "UPDATE takes SET output = %s WHERE scope = %s AND key = %s", (output, self._scope, key)
+            )
+        return self.get(key)
+
+    def batch(self, pending: Iterable[Pending]) -> None:
+        with self._tx() as conn:
+            for call in pending:
+                try:
+                    with conn.transaction():  # a savepoint: this call fails alone
+                        call.result = call.op()
+                except Exception as exc:
+                    call.error = exc
+                call.done = True
+
+    def reserve(
+        self, key: str, attempt: int, estimate: float, check: Callable[[Money], R | None]
+    ) -> R | None:
+        with self._tx():
+            return self.op_reserve(key, attempt, estimate, check)
+
+    def update(self, key: str, **fields: Any) -> None:
+        with self._tx():
+            self.op_update(key, fields)
+
+    def release(self, key: str) -> None:
+        with self._tx():
+            self.op_release(key)
+
+    def charge(self, key: str, row: Mapping[str, Any], *, state: str, **fields: Any) -> dict[str, Any]:
+        with self._tx():
+            return self.op_charge(key, row, state, fields)
+
+    # --- inside a transaction the caller holds ------------------------------------------------
+
+    def op_reserve(
+        self,
+        key: str,
+        attempt: int,
+        estimate: float,
+        check: Callable[[Money], R | None],
+        then: Mapping[str, Any] | None = None,
+    ) -> R | None:
+        """As the SQLite journal's: ``check`` sees the money row this transaction holds locked."""
+        conn, scope = self._conn, self._scope
+        conn.execute(
+            "UPDATE takes SET reserved_usd = 0 WHERE scope = %s AND key = %s AND state = 'reserved'",
+            (scope, key),
+        )
+        refusal = check(self._money())
+        if refusal is not None:
+            conn.execute(
+                "UPDATE takes SET reserved_usd = %s WHERE scope = %s AND key = %s AND state = 'reserved'",
+                (estimate, scope, key),
+            )
+            return refusal
+        conn.execute(
+            "UPDATE takes SET state = 'reserved', attempt = %s, submits = 0, handle = NULL,"
+            " reserved_usd = %s, charged = 0, failure_kind = NULL, failure_message = NULL,"
+            " cost_usd = NULL, cost_source = NULL,"
+            " submitted_at = NULL, finished_at = NULL, generation_s = NULL, flags = ''"
+            " WHERE scope = %s AND key = %s",
+            (attempt, estimate, scope, key),
+        )
+        if then:
+            self.op_update(key, then)
+        return None
+
+    def op_update(self, key: str, fields: Mapping[str, Any]) -> None:
+        values = {k: (";".join(v) if k == "flags" else _plain(v)) for k, v in fields.items()}
+        unknown = set(values) - _WRITABLE
+        if unknown:
+            raise ValueError(f"not a take's column: {sorted(unknown)}")
+        names = ", ".join(f"{name} = %s" for name in values)
+        self._conn.execute(
+            f"UPDATE takes SET {names} WHERE scope = %s AND key = %s", (*values.values(), self._scope, key)
+        )
+
+    def op_release(self, key: str) -> None:
+        self._conn.execute(
+            "UPDATE takes SET state = 'planned', reserved_usd = 0, handle = NULL"
+            " WHERE scope = %s AND key = %s AND state IN ('reserved', 'submitting')",
+            (self._scope, key),
+        )
+
+    def op_charge(
+        self, key: str, row: Mapping[str, Any], state: str, fields: Mapping[str, Any]
+    ) -> dict[str, Any]:
+        conn = self._conn
+        was = conn.execute(
+            "SELECT charged FROM takes WHERE scope = %s AND key = %s FOR UPDATE", (self._scope, key)
+        ).fetchone()
+        written = dict(row)
+        if was is not None and was[0]:
+            written["cost_usd"] = 0.0
+            written["flags"] = ";".join(f for f in (written.get("flags") or "", "paid_earlier") if f)
+        cost = written.get("cost_usd") or 0.0
+        blob = json.dumps(written, ensure_ascii=False, allow_nan=False)
+        conn.execute(
+            "INSERT INTO rows (scope, key, cost_usd, row) VALUES (%s, %s, %s, %s)",
+            (self._scope, key, cost, blob),
+        )
+        self.op_update(key, {**fields, "state": state, "reserved_usd": 0.0, "charged": 1})
+        return written
+
+
+#: The columns a caller may set (names are spliced into SQL, so they are checked against this).
+_WRITABLE = frozenset(c.strip() for c in _COLUMNS.split(",")) - {"key"}
+
+
+def _plain(value: Any) -> Any:
+    """A value as the column takes it: booleans as the 0/1 the SQLite journal writes."""
+    return int(value) if isinstance(value, bool) else value
+
+
+def _reason(exc: psycopg.Error, url: str) -> str:
+    """The driver's words, one line, with the URL's password never among them."""
+    text = " ".join(str(exc).split()) or exc.__class__.__name__
+    password = urlsplit(url).password
+    return text.replace(password, "***") if password else text
