@@ -196,7 +196,11 @@ async def run_takes(
             providers,
             downloader=wiring.downloader
             or ClipDownloader(
-                session, run_dir, limit=opts.downloads, max_bytes=int(opts.max_clip_mb * 2**20)
+                session,
+                run_dir,
+                limit=opts.downloads,
+                max_bytes=int(opts.max_clip_mb * 2**20),
+                secrets=keys or (),
             ),
             encoder=ImageEncoder(),
             journal=AsyncJournal(journal, on_row=lambda: ledger.sync(journal)),
