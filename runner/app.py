@@ -136,7 +136,7 @@ async def execute(prepared: Prepared, *subscribers: Subscriber) -> Summary:
         early = tuple(Event(EventKind.WARNING, message=w) for w in warnings)
         async with _provider_configs(prepared) as configs, aiohttp.ClientSession() as session:
             providers = {name: build_provider(config, session) for name, config in configs.items()}
-            keys = [c.api_key.reveal() for c in configs.values()]
+            keys = [key for c in configs.values() for key in c.secrets]
             return await run_takes(
                 prepared,
                 providers,

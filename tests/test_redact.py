@@ -265,3 +265,12 @@ def test_a_401_echoing_the_key_leaves_no_piece_of_it_anywhere(
     assert REDACTED in files["ledger.jsonl"], "the echoed message reached the ledger, redacted"
     for where, text in {"stdout": out, "stderr": err, **files}.items():
         assert not leaks(text, key), where
+
+
+def test_the_simulators_keys_are_no_secret(tmp_path: Path) -> None:
+    """``sim-runway-key`` holds "runway": redacting it would turn every provider name into ***."""
+    manifest = write_manifest(tmp_path, [shot("a", "runway")])
+    assert main(["run", str(manifest), "--simulate", "--sim-time-scale", "0.01"]) == 0
+    log = (tmp_path / "out" / "t" / "run.log").read_text(encoding="utf-8")
+    assert '"provider": "runway"' in log
+    assert REDACTED not in log

@@ -161,7 +161,7 @@ class Wire:
         self._config = config
         self._session = session
         self._extra = dict(headers or {})
-        self._redactor = Redactor([config.api_key.reveal()])
+        self._redactor = Redactor(config.secrets)
         self._timeout = aiohttp.ClientTimeout(
             total=config.request_timeout, sock_connect=config.connect_timeout
         )

@@ -173,6 +173,7 @@ def simulated_config(
         api_key=Secret(key),
         connect_timeout=connect_timeout,
         request_timeout=request_timeout,
+        public_key=True,
     )
 
 
@@ -180,4 +181,4 @@ def build_provider(config: ProviderConfig, session: aiohttp.ClientSession) -> Pr
     """The adapter for ``config.name``, speaking through ``session`` (which the caller closes),
     behind the guard every provider-chosen string crosses (:mod:`runner.providers.guard`)."""
     adapter = _CLASSES[_known(config.name)](config, session)
-    return GuardedProvider(adapter, ProviderText([config.api_key.reveal()]))
+    return GuardedProvider(adapter, ProviderText(config.secrets))
