@@ -384,7 +384,9 @@ async def _provider_configs(prepared: Prepared) -> AsyncIterator[Mapping[str, Pr
     sim_config = SimConfig.from_profile(opts.sim_profile, time_scale=opts.sim_time_scale)
     async with running_simulator(sim_config) as sim:
         yield {
-            name: simulated_config(name, sim.base_url, sim.keys[name], request_timeout=opts.request_timeout)
+            name: simulated_config(
+                name, sim.base_url, sim.keys[name], request_timeout=opts.request_timeout, public_key=True
+            )
             for name in prepared.providers
         }
 

@@ -165,15 +165,17 @@ def simulated_config(
     *,
     connect_timeout: float = 10.0,
     request_timeout: float = 60.0,
+    public_key: bool = False,
 ) -> ProviderConfig:
-    """The config for ``name`` pointed at a running simulator (whose keys are not secrets)."""
+    """The config for ``name`` pointed at a running simulator; ``public_key`` for the built-in
+    one's own keys, which are no secret (tests hand in keys they want redacted)."""
     return ProviderConfig(
         name=_known(name),
         base_url=check_base_url(base_url, "simulator URL"),
         api_key=Secret(key),
         connect_timeout=connect_timeout,
         request_timeout=request_timeout,
-        public_key=True,
+        public_key=public_key,
     )
 
 
