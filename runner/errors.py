@@ -30,6 +30,7 @@ Messages name the provider, the take, the HTTP status and the URL — never a ke
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -115,6 +116,12 @@ class ProviderError(PrevizError):
         if self.url:
             parts.append(self.url)
         return f"{' · '.join(parts)}: {self.detail}"
+
+    def scrub(self, clean: Callable[[str], str]) -> None:
+        """Pass the text a provider chose (the detail, the URL) through ``clean``, in place."""
+        self.detail = clean(self.detail)
+        self.url = clean(self.url) if self.url else self.url
+        self.args = (self._render(),)
 
 
 class TransientError(ProviderError):

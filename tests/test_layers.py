@@ -2,7 +2,7 @@
 
 Read from the source with :mod:`ast`, so an import anywhere in a module counts — at the top, in a
 function, under ``TYPE_CHECKING``. The order, top to bottom: ``cli`` → ``reports`` → ``engine`` →
-``store`` and ``providers`` → ``manifest`` → the shared basics (``errors``, ``redact``,
+``store`` and ``providers`` → ``manifest`` → the shared basics (``errors``, ``redact``, ``textcheck``,
 ``netloc``, ``clock``); the simulator imports nothing of ``runner`` (it is the far side of the wire).
 """
 
@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 RUNNER = Path(__file__).resolve().parent.parent / "runner"
-BASICS = {"errors", "redact", "netloc", "clock", "__init__", "__main__"}
+BASICS = {"errors", "redact", "textcheck", "netloc", "clock", "__init__", "__main__"}
 #: What each part may import, besides itself and the shared basics.
 MAY = {
     "cli": {"reports", "engine", "store", "providers", "manifest", "simulator"},

@@ -20,6 +20,7 @@ from rich.table import Table
 
 from runner.engine.events import Event, EventKind, TakeEnd
 from runner.providers.base import TaskState
+from runner.textcheck import strip_controls
 
 
 @dataclass
@@ -87,7 +88,7 @@ class Progress:
         if self._live is None:
             self._plain(event)
         elif _worth_a_line_above_the_table(event):
-            self._live.console.print(_line_of(event), highlight=False, markup=False, soft_wrap=True)
+            self._live.console.print(_shown(event), highlight=False, markup=False, soft_wrap=True)
 
     def _count(self, event: Event) -> None:
         c = self.counts
@@ -124,7 +125,7 @@ class Progress:
         self._phase[label] = phase
 
     def _plain(self, event: Event) -> None:
-        line = _line_of(event)
+        line = _shown(event)
         if line:
             self.console.print(line, highlight=False, markup=False, soft_wrap=True)
         now = time.monotonic()
@@ -227,6 +228,13 @@ def _phase_of(event: Event) -> str | None:
     if event.kind is EventKind.FINISHED and event.outcome is not None:
         return "done" if event.outcome.status is TakeEnd.DONE else "failed"
     return None
+
+
+def _shown(event: Event) -> str | None:
+    """The event's line, safe for a terminal whatever reached the event (provider text is cleaned
+    where it enters, :mod:`runner.providers.guard`; this is the belt to those braces)."""
+    line = _line_of(event)
+    return strip_controls(line) if line else line
 
 
 def _line_of(event: Event) -> str | None:

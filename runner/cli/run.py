@@ -138,7 +138,7 @@ async def execute(prepared: Prepared, *subscribers: Subscriber) -> Summary:
         early = tuple(Event(EventKind.WARNING, message=w) for w in warnings)
         async with _provider_configs(prepared) as configs, aiohttp.ClientSession() as session:
             providers = {name: build_provider(config, session) for name, config in configs.items()}
-            keys = [c.api_key.reveal() for c in configs.values()]
+            keys = [key for c in configs.values() for key in c.secrets]
             return await run_takes(
                 prepared,
                 providers,
@@ -198,7 +198,11 @@ async def run_takes(
             providers,
             downloader=wiring.downloader
             or ClipDownloader(
-                session, run_dir, limit=opts.downloads, max_bytes=int(opts.max_clip_mb * 2**20)
+                session,
+                run_dir,
+                limit=opts.downloads,
+                max_bytes=int(opts.max_clip_mb * 2**20),
+                secrets=keys or (),
             ),
             encoder=ImageEncoder(),
             journal=AsyncJournal(journal, on_row=lambda: ledger.sync(journal)),
@@ -382,7 +386,9 @@ async def _provider_configs(prepared: Prepared) -> AsyncIterator[Mapping[str, Pr
     sim_config = SimConfig.from_profile(opts.sim_profile, time_scale=opts.sim_time_scale)
     async with running_simulator(sim_config) as sim:
         yield {
-            name: simulated_config(name, sim.base_url, sim.keys[name], request_timeout=opts.request_timeout)
+            name: simulated_config(
+                name, sim.base_url, sim.keys[name], request_timeout=opts.request_timeout, public_key=True
+            )
             for name in prepared.providers
         }
 

@@ -2,17 +2,21 @@
 
 Injected into the engine like the providers (httpx's lesson: one seam per dependency), so the
 engine never touches aiohttp and a test can hand it a downloader that fails the way a full disk
-does.
+does. What a download raises passes the provider-text guard (:mod:`runner.providers.guard`): its
+messages show the result URL and a redirect's ``Location``, which the provider chose.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import aiohttp
 import anyio
 
 from runner.engine.download import DEFAULT_MAX_BYTES, Downloaded, download
+from runner.errors import PrevizError
+from runner.providers.guard import ProviderText
 
 
 class ClipDownloader:
@@ -25,19 +29,25 @@ class ClipDownloader:
         *,
         limit: int = 8,
         max_bytes: int = DEFAULT_MAX_BYTES,
+        secrets: Sequence[str] = (),
     ) -> None:
         self._session = session
         self._run_dir = run_dir
         self._limit = anyio.CapacityLimiter(limit)
         self._max_bytes = max_bytes
+        self._text = ProviderText(secrets)
 
     async def fetch(self, url: str, relpath: str, *, provider: str, take: str) -> Downloaded:
         async with self._limit:
-            return await download(
-                self._session,
-                url,
-                self._run_dir / relpath,
-                provider=provider,
-                take=take,
-                max_bytes=self._max_bytes,
-            )
+            try:
+                return await download(
+                    self._session,
+                    url,
+                    self._run_dir / relpath,
+                    provider=provider,
+                    take=take,
+                    max_bytes=self._max_bytes,
+                )
+            except PrevizError as exc:
+                self._text.error(exc)
+                raise

@@ -25,8 +25,8 @@ from runner.errors import InputError
 from runner.manifest.limits import LIMITS, MB
 from runner.manifest.regular_file import Refused, TooBig, read_regular
 from runner.manifest.takes import ImageKind, ImageRef
-from runner.manifest.textcheck import describe_control, first_control
 from runner.netloc import is_loopback as _is_loopback
+from runner.textcheck import describe_control, first_control
 
 MIN_RATIO = 0.5
 MAX_RATIO = 2.0

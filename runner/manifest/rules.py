@@ -20,8 +20,8 @@ from runner.manifest.limits import LIMITS, PROVIDERS, RATIO_SIZES, RATIOS
 from runner.manifest.messages import shown
 from runner.manifest.schema import AUTO_RATIO, DEFAULT_DURATION, DEFAULT_MODEL, DEFAULT_RATIO
 from runner.manifest.takes import ImageRef
-from runner.manifest.textcheck import describe_control, first_control
 from runner.manifest.yamlpos import Loc, Located, format_loc
+from runner.textcheck import describe_control, first_control
 
 #: Shot fields that a manifest's top level sets for every shot (below ``defaults``).
 _TOP_LEVEL = frozenset({"provider", "model", "ratio", "moderation"})

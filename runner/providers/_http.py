@@ -43,7 +43,7 @@ from runner.errors import (
 from runner.netloc import safe_url as safe_url  # re-exported: adapters and tests use it from here
 from runner.providers.base import ProviderConfig
 from runner.providers.shapes import mentions_moderation, message_of
-from runner.redact import redact
+from runner.redact import Redactor
 
 #: HTTP statuses that end a request for good unless an adapter says otherwise.
 DEFAULT_KINDS: Mapping[int, FailureKind] = {
@@ -161,6 +161,7 @@ class Wire:
         self._config = config
         self._session = session
         self._extra = dict(headers or {})
+        self._redactor = Redactor(config.secrets)
         self._timeout = aiohttp.ClientTimeout(
             total=config.request_timeout, sock_connect=config.connect_timeout
         )
@@ -229,10 +230,9 @@ class Wire:
         return TransientError(what, provider=self.provider, url=url, take=take)
 
     def scrub(self, text: str) -> str:
-        """``text`` cut to a readable length, with the key removed should a server echo it."""
-        key = self._config.api_key.reveal()
-        cleaned = redact(text, key)
-        return cleaned if len(cleaned) <= _SNIPPET else cleaned[:_SNIPPET] + "…"
+        """``text`` cut to a readable length, with the key and control characters removed (the
+        guard, :mod:`runner.providers.guard`, applies the same rule again at the seam)."""
+        return self._redactor.clean(text, _SNIPPET)
 
     def error(
         self,

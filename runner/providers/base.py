@@ -171,3 +171,11 @@ class ProviderConfig:
     request_timeout: float = 60.0  # whole request, per attempt
     #: The environment variable the key came from (None: the simulator's key), for messages.
     key_source: str | None = None
+    #: The built-in simulator's key, which is no secret (``sim-runway-key``): not redacted, or
+    #: every "runway" in run.log would read ``***``.
+    public_key: bool = False
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        """What must never be shown: the key, unless it is the simulator's."""
+        return () if self.public_key else (self.api_key.reveal(),)

@@ -15,12 +15,13 @@ from urllib.parse import urlsplit
 import aiohttp
 
 from runner.errors import ConfigError
-from runner.manifest.textcheck import first_control
 from runner.netloc import is_loopback
 from runner.providers.aimlapi import AimlApiProvider
 from runner.providers.base import Provider, ProviderConfig, Secret
+from runner.providers.guard import GuardedProvider, ProviderText
 from runner.providers.runware import RunwareProvider
 from runner.providers.runway import RunwayProvider
+from runner.textcheck import first_control, strip_controls
 
 #: Variables holding each provider's key, in order of preference.
 KEY_VARS: Mapping[str, tuple[str, ...]] = {
@@ -45,6 +46,9 @@ DEFAULT_URLS: Mapping[str, str] = {
     "runware": "https://api.runware.ai",
     "runway": "https://api.dev.runwayml.com",
 }
+#: the shortest and longest key accepted (real ones: 32 to about 130 characters)
+MIN_KEY = 8
+MAX_KEY = 4096
 _LABELS: Mapping[str, str] = {"aimlapi": "AIML API", "runware": "Runware", "runway": "Runway"}
 _CLASSES: Mapping[str, type[AimlApiProvider | RunwareProvider | RunwayProvider]] = {
     "aimlapi": AimlApiProvider,
@@ -64,8 +68,8 @@ def check_base_url(url: str, source: str) -> str:
     try:
         parts = urlsplit(url.strip())
         host, _port = parts.hostname, parts.port  # .port raises on a bad port
-    except ValueError as exc:
-        raise ConfigError(f"{source}: {url!r} is not a valid URL") from exc
+    except ValueError:  # the value is never echoed: a mistyped URL may hold a key
+        raise ConfigError(f"{source}: not a valid URL (the value is not shown; check it)") from None
     problem: str | None = None
     if first_control(url) is not None:
         problem = "must not hold control characters"
@@ -78,17 +82,25 @@ def check_base_url(url: str, source: str) -> str:
     elif parts.scheme == "http" and not is_loopback(host):
         problem = "plain http:// is refused (the key would travel in clear text) except to loopback hosts"
     if problem:
-        shown = f"{parts.scheme}://{host}" if host else "the given value"
+        shown = strip_controls(f"{parts.scheme}://{host}") if host else "the given value"
         raise ConfigError(f"{source}: {shown}: {problem}")
     return url.strip().rstrip("/")
 
 
 def check_key(key: str, var: str) -> str:
-    """``key`` if it is printable ASCII without spaces, else ConfigError naming ``var`` (never the key).
+    """``key`` if it is printable ASCII without spaces, of a key's length; else ConfigError naming
+    ``var`` (never the key).
 
     A key copied with a line break, an escape sequence or a smart quote would fail in the HTTP
     header at the first request (a ValueError deep in aiohttp); refused here, before anything is sent.
+    A key under :data:`MIN_KEY` characters is a placeholder or a slip, and too short to be found
+    again in a provider's words (so it could not be redacted); one over :data:`MAX_KEY` is a file
+    pasted in the wrong place, and would not fit in a header.
     """
+    if len(key) < MIN_KEY:
+        raise ConfigError(f"{var}: the key is shorter than {MIN_KEY} characters: set the whole key")
+    if len(key) > MAX_KEY:
+        raise ConfigError(f"{var}: the key is longer than {MAX_KEY} characters: set the key alone")
     bad = next((i for i, ch in enumerate(key) if not "!" <= ch <= "~"), None)
     if bad is not None:
         what = f"U+{ord(key[bad]):04X} at character {bad + 1}"
@@ -153,17 +165,22 @@ def simulated_config(
     *,
     connect_timeout: float = 10.0,
     request_timeout: float = 60.0,
+    public_key: bool = False,
 ) -> ProviderConfig:
-    """The config for ``name`` pointed at a running simulator (whose keys are not secrets)."""
+    """The config for ``name`` pointed at a running simulator; ``public_key`` for the built-in
+    one's own keys, which are no secret (tests hand in keys they want redacted)."""
     return ProviderConfig(
         name=_known(name),
         base_url=check_base_url(base_url, "simulator URL"),
         api_key=Secret(key),
         connect_timeout=connect_timeout,
         request_timeout=request_timeout,
+        public_key=public_key,
     )
 
 
 def build_provider(config: ProviderConfig, session: aiohttp.ClientSession) -> Provider:
-    """The adapter for ``config.name``, speaking through ``session`` (which the caller closes)."""
-    return _CLASSES[_known(config.name)](config, session)
+    """The adapter for ``config.name``, speaking through ``session`` (which the caller closes),
+    behind the guard every provider-chosen string crosses (:mod:`runner.providers.guard`)."""
+    adapter = _CLASSES[_known(config.name)](config, session)
+    return GuardedProvider(adapter, ProviderText(config.secrets))

@@ -61,3 +61,25 @@ def test_term_dumb_gets_plain_lines(monkeypatch: pytest.MonkeyPatch) -> None:
     progress = Progress(console)
     with progress.live():
         assert progress._live is None, "no live redraw on a dumb terminal"
+
+
+HOSTILE = "t1\x1b[2J\x1b]0;pwned\x07\r\nX\x9b31m"
+
+
+@pytest.mark.parametrize("terminal", [True, False], ids=["live-view", "plain-lines"])
+def test_provider_text_cannot_drive_the_terminal(terminal: bool) -> None:
+    """Escapes that reached an event anyway (a task id, a message) are printed inert: no clear
+    screen, no window title, no carriage return rewriting a line."""
+    out = io.StringIO()
+    console = Console(width=120, file=out, force_terminal=terminal)
+    progress = Progress(console)
+    take = make_take("runway")
+    with progress.live():
+        progress(Event(EventKind.SUBMITTED, take, handle=HOSTILE))
+        progress(Event(EventKind.WARNING, take, message=HOSTILE))
+        failed = Outcome(take=take, status=TakeEnd.FAILED, failure_kind=None, failure_message=HOSTILE)
+        progress(Event(EventKind.FINISHED, take, outcome=failed))
+    text = out.getvalue()
+    for sequence in ("\x1b[2J", "\x1b]0;", "\x07", "\x9b", "pwned\r", "\r\nX"):
+        assert sequence not in text, (sequence, text)
+    assert text.count("pwned") >= 2, "the text itself is still shown"

@@ -9,6 +9,8 @@ client stopped reading.
 
 Downloads (``GET``): ``/clip/<mode>`` and ``/redirect/...``.
 API answers: every other path, answered according to ``HostileServer.api_mode``.
+A provider that echoes the key, or sends terminal escapes, in all three wire shapes at once:
+:mod:`tests.hostile.echo`.
 """
 
 from __future__ import annotations

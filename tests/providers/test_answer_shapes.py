@@ -187,7 +187,7 @@ def test_runware_nested_conflict_still_means_landed() -> None:
     ],
 )
 def test_aiml_base_url_variables(env: dict[str, str], url: str) -> None:
-    config = provider_config_from_env("aimlapi", {"AIML_API_KEY": "k", **env})
+    config = provider_config_from_env("aimlapi", {"AIML_API_KEY": "aiml-key-3f9c2b7d", **env})
     assert config.base_url == url
     assert config.key_source == "AIML_API_KEY"
 
@@ -196,7 +196,9 @@ def test_sdk_base_variable_is_checked_like_the_others() -> None:
     from runner.errors import ConfigError
 
     with pytest.raises(ConfigError, match="AIML_API_BASE"):
-        provider_config_from_env("aimlapi", {"AIML_API_KEY": "k", "AIML_API_BASE": "http://evil.example/v1"})
+        provider_config_from_env(
+            "aimlapi", {"AIML_API_KEY": "aiml-key-3f9c2b7d", "AIML_API_BASE": "http://evil.example/v1"}
+        )
 
 
 # --- over loopback ---------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ import pytest
 
 from runner.errors import ConfigError
 from runner.providers.aimlapi import AimlApiProvider
+from runner.providers.guard import GuardedProvider
 from runner.providers.registry import (
     DEFAULT_URLS,
     build_provider,
@@ -46,8 +47,8 @@ def test_defaults_are_the_public_urls() -> None:
 
 
 def test_aimlapi_prefers_its_documented_name() -> None:
-    env = {"AIMLAPI_API_KEY": "first", "AIML_API_KEY": "second"}
-    assert provider_config_from_env("aimlapi", env).api_key.reveal() == "first"
+    env = {"AIMLAPI_API_KEY": "first-key-0001", "AIML_API_KEY": "second-key-0002"}
+    assert provider_config_from_env("aimlapi", env).api_key.reveal() == "first-key-0001"
 
 
 @pytest.mark.parametrize(
@@ -142,5 +143,7 @@ async def test_build_provider_picks_the_adapter() -> None:
             build_provider(simulated_config(name, "http://127.0.0.1:1", "k"), session)
             for name in ("aimlapi", "runware", "runway")
         ]
-    assert [type(p) for p in built] == [AimlApiProvider, RunwareProvider, RunwayProvider]
+    assert all(isinstance(p, GuardedProvider) for p in built), "provider text crosses the guard"
+    adapters = [p.adapter for p in built if isinstance(p, GuardedProvider)]
+    assert [type(a) for a in adapters] == [AimlApiProvider, RunwareProvider, RunwayProvider]
     assert [p.name for p in built] == ["aimlapi", "runware", "runway"]

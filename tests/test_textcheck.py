@@ -7,7 +7,7 @@ import unicodedata
 
 import pytest
 
-from runner.manifest.textcheck import CONTROLS, first_control
+from runner.textcheck import CONTROLS, first_control
 
 
 def test_controls_are_exactly_unicode_category_cc() -> None:

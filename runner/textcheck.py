@@ -1,4 +1,4 @@
-"""Control characters in text the user gave us (prompts, paths, URLs, keys).
+"""Control characters in text the user gave us (prompts, paths, URLs, keys) or a provider sent.
 
 A NUL or an ANSI escape in a prompt is sent to a provider as-is and comes back in the ledger and
 the terminal; in a path it makes ``os.stat`` raise ValueError; in a key it breaks the HTTP header.
@@ -30,3 +30,21 @@ def first_control(text: str, allow: str = "") -> int | None:
 def describe_control(text: str, index: int) -> str:
     """``U+001B at character 12``: names the character without printing it."""
     return f"U+{ord(text[index]):04X} at character {index + 1}"
+
+
+#: Line breaks and tabs become a space (a message stays one line, its words apart); every other
+#: control character, and the invisible format characters that reorder or hide text (bidi
+#: overrides, zero-width spaces), is dropped.
+_AS_SPACE = "\t\n\r\x0b\x0c\x85\u2028\u2029"
+_INVISIBLE = "".join(map(chr, (0xAD, *range(0x200B, 0x2010), *range(0x202A, 0x202F), *range(0x2060, 0x2065),
+                              *range(0x2066, 0x206A), 0xFEFF)))  # fmt: skip
+_STRIP = {ord(c): (" " if c in _AS_SPACE else None) for c in (*CONTROLS, *_AS_SPACE, *_INVISIBLE)}
+
+
+def strip_controls(text: str) -> str:
+    """``text`` safe to print on a terminal: no escape sequence, bell, carriage return or line break.
+
+    For text from the far side of the wire (a provider's message, a task id, a URL), which no
+    check of ours has seen: ``\\x1b[2J`` would clear the screen, ``\\x1b]0;…\\x07`` set its title.
+    """
+    return text.translate(_STRIP)
