@@ -432,6 +432,15 @@ def _time_scale(text: str) -> float:
     return value
 
 
+def _deadline(text: str) -> str:
+    """Not empty: ``--deadline ""`` (an unset shell variable) must not quietly mean no deadline."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError(
+            'is empty; give a local time ("06:30") or an ISO datetime, or leave --deadline out'
+        )
+    return text
+
+
 def _at_least_one(text: str) -> int:
     value = int(_number(text, int))
     if value < 1:
@@ -546,6 +555,7 @@ def _add_run(sub: argparse._SubParsersAction[_ArgParser]) -> None:
     )
     r.add_argument(
         "--deadline",
+        type=_deadline,
         metavar="TIME",
         help='no new submissions after this local time ("06:30") or ISO datetime',
     )
@@ -564,7 +574,7 @@ def _add_run(sub: argparse._SubParsersAction[_ArgParser]) -> None:
     r.add_argument("--json", action="store_true", help="print summary.json on stdout (progress on stderr)")
     r.add_argument(
         "--max-clip-mb",
-        type=float,
+        type=_above_zero,
         default=1024.0,
         dest="max_clip_mb",
         metavar="MB",
