@@ -15,6 +15,7 @@ from runner.cli.common import (
     above_zero,
     at_least_one,
     command,
+    deadline,
     time_scale,
 )
 
@@ -43,6 +44,7 @@ def add(sub: argparse._SubParsersAction[ArgParser]) -> None:
     )
     r.add_argument(
         "--deadline",
+        type=deadline,
         metavar="TIME",
         help='no new submissions after this local time ("06:30") or ISO datetime',
     )
@@ -61,7 +63,7 @@ def add(sub: argparse._SubParsersAction[ArgParser]) -> None:
     r.add_argument("--json", action="store_true", help="print summary.json on stdout (progress on stderr)")
     r.add_argument(
         "--max-clip-mb",
-        type=float,
+        type=above_zero,
         default=1024.0,
         dest="max_clip_mb",
         metavar="MB",

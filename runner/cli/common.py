@@ -83,6 +83,15 @@ def time_scale(text: str) -> float:
     return value
 
 
+def deadline(text: str) -> str:
+    """Not empty: ``--deadline ""`` (an unset shell variable) must not quietly mean no deadline."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError(
+            'is empty; give a local time ("06:30") or an ISO datetime, or leave --deadline out'
+        )
+    return text
+
+
 def at_least_one(text: str) -> int:
     value = int(number(text, int))
     if value < 1:

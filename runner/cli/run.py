@@ -11,6 +11,7 @@ tests can wrap the real adapters at the seam and still run exactly what ``previz
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import secrets
 import signal
@@ -38,6 +39,8 @@ from runner.engine.unfinished import PENDING_LIMIT
 from runner.errors import ConfigError
 from runner.manifest.document import Manifest, load_manifest, parse_deadline
 from runner.manifest.images import ImageEncoder
+from runner.manifest.outdir import check_output_dir
+from runner.manifest.schema import MAX_CONCURRENCY
 from runner.manifest.takes import Take
 from runner.netloc import is_loopback
 from runner.providers.base import Provider, ProviderConfig
@@ -48,7 +51,6 @@ from runner.reports.report import load
 from runner.reports.retry_yaml import write_retry
 from runner.reports.runlog import Redactor, RunLog
 from runner.reports.summary import RunFacts, write_summary
-from runner.store.outdir import check_output_dir
 from runner.store.records import Record
 from runner.store.runlock import run_lock
 from runner.store.sqlite import AsyncJournal, Journal, JournalWriteError
@@ -107,15 +109,15 @@ def prepare(options: RunOptions) -> Prepared:
     timeout = options.request_timeout
     configs = {} if simulate else {n: provider_config_from_env(n, env, request_timeout=timeout) for n in used}
     _check_clock_scale(options.clock_scale, configs)
-    if options.concurrency is not None and options.concurrency < 1:
-        raise ConfigError("--concurrency must be at least 1")
-    if not options.max_clip_mb > 0:
+    if options.concurrency is not None and not 1 <= options.concurrency <= MAX_CONCURRENCY:
+        raise ConfigError(f"--concurrency must be 1 to {MAX_CONCURRENCY}, got {options.concurrency}")
+    if not 0 < options.max_clip_mb < math.inf:
         raise ConfigError(f"--max-clip-mb must be more than 0, got {options.max_clip_mb}")
     if options.budget_usd is not None and options.budget_usd <= 0:
         raise ConfigError(f"--budget must be more than 0 USD, got {options.budget_usd}")
     budget = options.budget_usd if options.budget_usd is not None else manifest.budget_usd
-    deadline_text = options.deadline or manifest.deadline
-    deadline = parse_deadline(deadline_text, datetime.now().astimezone()) if deadline_text else None
+    deadline_text = options.deadline if options.deadline is not None else manifest.deadline
+    deadline = None if deadline_text is None else parse_deadline(deadline_text, datetime.now().astimezone())
     return Prepared(options, manifest, takes, run_dir, simulate, configs, budget, deadline)
 
 

@@ -17,7 +17,7 @@ from pydantic_core import ErrorDetails
 
 from runner.errors import Problem
 from runner.manifest.limits import PROVIDERS
-from runner.manifest.schema import MAX_NAME, MAX_TAKES, ManifestDoc, allowed_keys
+from runner.manifest.schema import MAX_CONCURRENCY, MAX_NAME, MAX_TAKES, ManifestDoc, allowed_keys
 from runner.manifest.takes import SEED_MAX
 from runner.manifest.yamlpos import Loc, Located, format_loc
 
@@ -182,6 +182,9 @@ _SPECIAL: dict[tuple[str, str], _Msg] = {
     ("takes", "less_than_equal"): lambda e: f"must be at most {MAX_TAKES} per shot, got {shown(e['input'])}",
     ("concurrency", "greater_than_equal"): lambda e: (
         f"must be at least 1, got {shown(e['input'])} (tasks in flight at each provider)"
+    ),
+    ("concurrency", "less_than_equal"): lambda e: (
+        f"must be at most {MAX_CONCURRENCY}, got {shown(e['input'])} (tasks in flight at each provider)"
     ),
     ("budget_usd", "greater_than"): lambda e: (
         f"must be more than 0, got {shown(e['input'])} (leave budget_usd out for no cap)"

@@ -112,8 +112,12 @@ def _without(d: dict[str, Any], key: str) -> dict[str, Any]:
 
 
 def _wall_s(durations: list[float], slots: int) -> float:
-    """Finish time of takes started in order on ``slots`` parallel slots (each starts when one frees)."""
-    free = [0.0] * max(slots, 1)
+    """Finish time of takes started in order on ``slots`` parallel slots (each starts when one frees).
+
+    Slots beyond the number of takes never start one, so the heap holds at most one per take: a
+    huge ``slots`` costs nothing (it once allocated a list slot per unit).
+    """
+    free = [0.0] * max(min(slots, len(durations)), 1)
     finish = 0.0
     for seconds in durations:
         start = heapq.heappop(free)

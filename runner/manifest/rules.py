@@ -18,7 +18,14 @@ from runner.errors import Problem
 from runner.manifest.images import ImageChecker, ImageProblem, size_problem
 from runner.manifest.limits import LIMITS, PROVIDERS, RATIO_SIZES, RATIOS
 from runner.manifest.messages import shown
-from runner.manifest.schema import AUTO_RATIO, DEFAULT_DURATION, DEFAULT_MODEL, DEFAULT_RATIO
+from runner.manifest.outdir import output_dir_problem
+from runner.manifest.schema import (
+    AUTO_RATIO,
+    DEFAULT_DURATION,
+    DEFAULT_MODEL,
+    DEFAULT_OUTPUT_DIR,
+    DEFAULT_RATIO,
+)
 from runner.manifest.takes import ImageRef
 from runner.manifest.yamlpos import Loc, Located, format_loc
 from runner.textcheck import describe_control, first_control
@@ -387,13 +394,29 @@ def _unique_ids(ctx: _Ctx, shots: list[Any]) -> None:
             ctx.report(loc, message + "; ids name folders, so they must differ by more")
 
 
+def _output_dir(ctx: _Ctx, base_dir: Path) -> None:
+    """The run directory as ``run`` will check it, so ``validate`` and ``plan`` refuse what it refuses."""
+    loc: Loc = ("output_dir",)
+    written = ctx.top.get("output_dir", DEFAULT_OUTPUT_DIR)
+    if not isinstance(written, str) or not ctx.usable(loc):
+        return
+    name = ctx.top.get("name")
+    run_dir = base_dir / written
+    if isinstance(name, str) and ctx.usable(("name",)):
+        run_dir /= name
+    problem = output_dir_problem(run_dir)
+    if problem is not None:
+        ctx.report(loc, problem)
+
+
 def check_rules(located: Located, file: str, bad: frozenset[Loc], base_dir: Path) -> RuleResult:
     """Cross-field checks of every shot, images included; returns problems and resolved shots."""
     ctx = _Ctx(located, file, bad, ImageChecker(base_dir))
+    _output_dir(ctx, base_dir)
     data = located.data
     shots = data.get("shots") if isinstance(data, dict) else None
     if not isinstance(shots, list):
-        return RuleResult((), ())
+        return RuleResult(tuple(ctx.problems), ())
     resolved = tuple(
         _resolve(_Shot(ctx, i, raw))
         for i, raw in enumerate(shots)

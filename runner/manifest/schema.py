@@ -22,9 +22,16 @@ NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]*$"
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_-]*$"
 #: Longest run name and shot id: they name folders and files, and a clip's file name must fit (errno 36).
 MAX_NAME = 64
+#: Names Windows reserves for devices in any case and with any extension: never a folder or file name.
+WINDOWS_DEVICES = frozenset(
+    {"CON", "PRN", "AUX", "NUL"} | {f"{p}{n}" for p in ("COM", "LPT") for n in range(1, 10)}
+)
 MODELS = ("gen4_turbo",)
 DEFAULT_MODEL = "gen4_turbo"
 DEFAULT_CONCURRENCY = 4
+#: Most tasks in flight at one provider: Runway's tiers allow 1–20 concurrent generations, so 64 is
+#: beyond any account, and a typo'd ``concurrency: 10000`` is refused before it is planned or run.
+MAX_CONCURRENCY = 64
 DEFAULT_DURATION = 5  # the one duration every provider accepts
 DEFAULT_RATIO = "16:9"  # every provider's own default
 AUTO_RATIO = "auto"  # the allowed ratio nearest the first frame's width/height
@@ -125,6 +132,17 @@ class ShotDoc(ShotFields):
         pattern=ID_PATTERN, max_length=MAX_NAME, description="Unique shot id; names the shot's folder."
     )
 
+    @field_validator("id")
+    @classmethod
+    def _not_a_device(cls, value: str) -> str:
+        """A shot's folder named ``CON`` or ``lpt1`` cannot be made, copied or opened on Windows."""
+        if value.split(".", 1)[0].upper() in WINDOWS_DEVICES:
+            raise ValueError(
+                f"{value!r} is a Windows device name (CON, PRN, AUX, NUL, COM1–9, LPT1–9); "
+                "it names the shot's folder, which Windows cannot make: choose another id"
+            )
+        return value
+
 
 class ManifestDoc(_Strict):
     """A manifest file, version 1, as written."""
@@ -143,7 +161,9 @@ class ManifestDoc(_Strict):
         json_schema_extra={"enum": [*RATIOS, AUTO_RATIO]},
     )
     moderation: Moderation | None = Field(None, description="Default content moderation for every shot.")
-    concurrency: int = Field(DEFAULT_CONCURRENCY, ge=1, description="Tasks in flight at each provider.")
+    concurrency: int = Field(
+        DEFAULT_CONCURRENCY, ge=1, le=MAX_CONCURRENCY, description="Tasks in flight at each provider (1–64)."
+    )
     budget_usd: float | None = Field(
         None, gt=0, description="Hard cap on spend for this manifest, all runs together."
     )

@@ -7,9 +7,11 @@ quietly). So the document is *composed* into nodes, which carry marks, and walke
 Scalars follow YAML 1.2's core schema rather than PyYAML's 1.1 defaults, because the 1.1 rules
 bite previz manifests: ``ratio: 16:9`` would be the sexagesimal integer 969, ``deadline: 06:30``
 the integer 390, a date would become a ``datetime``, ``yes``/``no``/``on``/``off`` booleans and
-``010`` the octal 8. Here those stay strings; booleans are ``true``/``false`` only; numbers are
-plain decimals (no leading zeros), ``0x`` hex and floats with a dot. Every non-string form is also a
-non-string in YAML 1.1, so whatever ``yaml.safe_dump`` leaves unquoted is read back as a string.
+``010`` the octal 8, ``0x5`` and ``1_0`` the integers 5 and 10. Here those stay strings (so a
+``duration: 0x5`` is refused as not a whole number, at its line); booleans are ``true``/``false``
+only; numbers are plain decimals (no leading zeros, no ``_``) and floats with a dot. Every
+non-string form is also a non-string in YAML 1.1, so whatever ``yaml.safe_dump`` leaves unquoted is
+read back as a string.
 """
 
 from __future__ import annotations
@@ -30,10 +32,10 @@ Pos = tuple[int, int]
 #: Alias expansion guard ("billion laughs"): a manifest never needs this many nodes.
 MAX_NODES = 200_000
 
-_INT = re.compile(r"^[-+]?(?:0|[1-9][0-9_]*|0x[0-9a-fA-F_]+)$")
+_INT = re.compile(r"^[-+]?(?:0|[1-9][0-9]*)$")
 _FLOAT = re.compile(
-    r"^(?:[-+]?[0-9][0-9_]*\.[0-9_]*(?:[eE][-+][0-9]+)?"
-    r"|\.[0-9][0-9_]*(?:[eE][-+][0-9]+)?"
+    r"^(?:[-+]?[0-9]+\.[0-9]*(?:[eE][-+][0-9]+)?"
+    r"|\.[0-9]+(?:[eE][-+][0-9]+)?"
     r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"
 )
 _BOOL = re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$")

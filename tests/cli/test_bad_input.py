@@ -325,7 +325,9 @@ CASES = [
         "data-uri-bad-base64", lambda k: _run_shot(k, image="data:image/png;base64,@@@"), "not valid base64"
     ),
     # -- output directory ------------------------------------------------------------------------
-    Case("output-dir-is-file", _output_file, r"output_dir in .*m\.yaml: .*taken is a file, not a directory"),
+    Case(
+        "output-dir-is-file", _output_file, r"m\.yaml:4:\d+: output_dir: .*taken is a file, not a directory"
+    ),
     Case("output-dir-under-file", _output_under_file, r"taken is a file, not a directory"),
     Case("output-arg-is-file", _output_arg_file, r"--output: .*taken is a file"),
     Case("output-dir-nul", lambda k: _run(k, output_dir="out\x00x"), "NUL"),

@@ -91,3 +91,21 @@ def test_dash_capital_v_prints_the_version(capsys: pytest.CaptureFixture[str]) -
 
     assert main(["-V"]) == 0
     assert capsys.readouterr().out.startswith("previz-runner ")
+
+
+@pytest.mark.parametrize(
+    ("argv", "words"),
+    [
+        (["--deadline", ""], "--deadline: is empty"),
+        (["--max-clip-mb", "inf"], "--max-clip-mb: 'inf' is not a finite number"),
+    ],
+)
+def test_empty_deadline_and_infinite_clip_cap_are_one_line(
+    argv: list[str], words: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 22 points 7 and 10: ``--deadline ""`` ran with no deadline, ``inf`` gave a traceback."""
+    from runner.cli.main import main
+
+    assert main(["run", "--simulate", *argv, "missing.yaml"]) == 2
+    err = capsys.readouterr().err
+    assert words in err and "Traceback" not in err

@@ -123,3 +123,18 @@ def test_cli_plan_of_a_bad_manifest_exits_2(cli: Callable[..., Result], images: 
     result = cli("plan", str(images / "bad.yaml"))
     assert result.code == 2
     assert "4:8: shots: is empty" in result.err
+
+
+def test_wall_time_needs_no_slot_per_unit_of_concurrency() -> None:
+    """Issue 22 point 6: ``_wall_s`` once allocated a list of ``slots`` floats (10**9 → 7.7 GB)."""
+    import tracemalloc
+
+    from runner.manifest.plan import _wall_s
+
+    tracemalloc.start()
+    assert _wall_s([30.0, 20.0, 10.0], 10**12) == 30.0
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert peak < 1_000_000
+    assert _wall_s([30.0, 20.0, 10.0], 2) == 30.0
+    assert _wall_s([10.0, 10.0, 10.0], 2) == 20.0

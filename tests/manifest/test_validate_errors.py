@@ -233,6 +233,18 @@ CASES = [
     Case("empty-file", "", 1, 1, ("file is empty",)),
     Case("top-level-list", "- version: 1\n", 1, 1, ("must be a mapping of keys",)),
     Case("two-documents", OK + "---\nversion: 1\n", 8, 1, ("one YAML document",)),
+    # issue 22 points 6 and 10: each was "ok" before
+    Case("concurrency-huge", TOP + "concurrency: 100000000\n" + SHOT, 4, 14, ("concurrency", "at most 64")),
+    Case("duration-hex", OK + "    duration: 0x5\n", 8, 15, ("shots[0].duration", "whole number", "'0x5'")),
+    Case("duration-underscore", OK + "    duration: 1_0\n", 8, 15, ("shots[0].duration", "'1_0'")),
+    Case(
+        "id-device", TOP + "shots:\n  - id: CON\n    prompt: A\n    image: a.jpg\n", 5, 9, ("Windows device",)
+    ),
+    Case(
+        "id-device-lower", TOP + "shots:\n  - id: lpt9\n    prompt: A\n    image: a.jpg\n", 5, 9, ("device",)
+    ),
+    Case("output-dev-null", TOP + "output_dir: /dev/null\n" + SHOT, 4, 13, ("output_dir", "not a directory")),
+    Case("output-nul", TOP + 'output_dir: "a\\0b"\n' + SHOT, 4, 13, ("output_dir", "NUL")),
     Case("shot-not-mapping", OK + "  - just a string\n", 8, 5, ("shots[1]", "each shot must be a mapping")),
 ]
 
