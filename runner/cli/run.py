@@ -46,14 +46,16 @@ from runner.netloc import is_loopback
 from runner.providers.base import Provider, ProviderConfig
 from runner.providers.registry import build_provider, provider_config_from_env, simulated_config
 from runner.reports.html import write_report_html
-from runner.reports.ledger import LedgerFiles
+from runner.reports.ledger import LedgerFiles, iter_rows
 from runner.reports.report import load
 from runner.reports.retry_yaml import write_retry
 from runner.reports.runlog import Redactor, RunLog
 from runner.reports.summary import RunFacts, write_summary
+from runner.store.group import AsyncJournal
+from runner.store.owner import owned
 from runner.store.records import Record
 from runner.store.runlock import run_lock
-from runner.store.sqlite import AsyncJournal, Journal, JournalWriteError
+from runner.store.sqlite import FILENAME, Journal, JournalWriteError
 
 
 @dataclass(frozen=True)
@@ -135,9 +137,7 @@ def _check_clock_scale(scale: float | None, configs: Mapping[str, ProviderConfig
 
 async def execute(prepared: Prepared, *subscribers: Subscriber) -> Summary:
     """Run the prepared takes; the run directory's lock is held throughout."""
-    warnings: list[str] = []
-    with run_lock(prepared.run_dir, warn=warnings.append):
-        early = tuple(Event(EventKind.WARNING, message=w) for w in warnings)
+    with run_lock(prepared.run_dir):
         async with _provider_configs(prepared) as configs, aiohttp.ClientSession() as session:
             providers = {name: build_provider(config, session) for name, config in configs.items()}
             keys = [key for c in configs.values() for key in c.secrets]
@@ -147,7 +147,6 @@ async def execute(prepared: Prepared, *subscribers: Subscriber) -> Summary:
                 session=session,
                 subscribers=subscribers,
                 keys=keys,
-                early=early,
                 configs=configs,
             )
 
@@ -180,12 +179,18 @@ async def run_takes(
     """
     run_dir, opts = prepared.run_dir, prepared.options
     run_dir.mkdir(parents=True, exist_ok=True)
-    journal = Journal.open(run_dir)
-    ledger = LedgerFiles(run_dir)
+    notes: list[str] = []
     run_id = _run_id()
-    log = RunLog(run_dir / "run.log", Redactor(keys or ()), run_id=run_id)
     started = datetime.now(UTC)
-    try:
+    with contextlib.ExitStack() as stack:
+        journal = _open_journal(run_dir, notes)
+        stack.callback(journal.close)
+        stack.enter_context(owned(journal, warn=notes.append))
+        ledger = LedgerFiles(run_dir)
+        stack.callback(ledger.close)
+        log = RunLog(run_dir / "run.log", Redactor(keys or ()), run_id=run_id)
+        stack.callback(log.close)
+        early = (*(Event(EventKind.WARNING, message=note) for note in notes), *early)
         ledger.sync(journal)  # rows a kill left unwritten to the files
         records = journal.plan((t.key, t.label, t.provider, spec_of(t), t.relpath) for t in prepared.takes)
         limits = await _preflight(prepared, records, configs, session) if configs else None
@@ -217,10 +222,26 @@ async def run_takes(
         del records  # all 10,000 of a big run, held to here: gone before the end reads the journal again
         await _finish(prepared, engine, journal, ledger, bus, started)
         return engine.summary
-    finally:
-        ledger.close()
-        log.close()
-        journal.close()
+
+
+def _open_journal(run_dir: Path, notes: list[str]) -> Journal:
+    """The run directory's journal; a lost one rebuilt from ``ledger.jsonl`` (never bought again)."""
+    ledger_rows = run_dir / "ledger.jsonl"
+    if (run_dir / FILENAME).exists() or not ledger_rows.is_file():
+        return Journal.open(run_dir)
+    rows = list(iter_rows(ledger_rows))
+    journal = Journal.open(run_dir)
+    if rows:
+        try:
+            takes = journal.adopt(rows)
+        except BaseException:
+            journal.close()
+            raise
+        notes.append(
+            f"{FILENAME} was missing: rebuilt {takes} ended takes from ledger.jsonl ({len(rows)} rows);"
+            " takes that were in flight when it was lost are not known and are made again"
+        )
+    return journal
 
 
 async def _finish(

@@ -47,8 +47,8 @@ from runner.engine.unfinished import PENDING_LIMIT, Waited, lost_track, timed_ou
 from runner.errors import FailureKind, PollGaveUpError, ProviderError, TerminalError
 from runner.manifest.takes import Take
 from runner.providers.base import Provider, TaskState, TaskStatus
+from runner.store.group import AsyncJournal
 from runner.store.records import Money, Record
-from runner.store.sqlite import AsyncJournal
 
 FINISHED_AT_PROVIDER = frozenset({Mode.FETCH, Mode.REFETCH})
 NEEDS_RESERVATION = frozenset({Mode.NEW, Mode.UNCERTAIN})  # a new attempt: new money at stake

@@ -42,7 +42,7 @@ from runner.errors import (
 )
 from runner.manifest.takes import ImageRef, Take
 from runner.providers.base import NOT_FOUND, SubmitRequest, Submitted
-from runner.store.sqlite import AsyncJournal
+from runner.store.group import AsyncJournal
 
 #: A submit is sent up to 8 times (only where resending is safe), and not after 10 minutes.
 SUBMIT_RETRY = RetryPolicy(attempts=8, total=600.0)

@@ -11,7 +11,9 @@ and leaves those takes for the next run to collect.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -25,6 +27,7 @@ from runner.providers.base import ProviderConfig
 from runner.providers.registry import build_provider
 from runner.reports.ledger import LedgerFiles
 from runner.reports.summary import take_counts
+from runner.store.owner import owned
 from runner.store.records import Record
 from runner.store.runlock import describe, holder, is_held, run_lock
 from runner.store.sqlite import FILENAME, Journal
@@ -93,14 +96,19 @@ def status(run_dir: Path) -> dict[str, Any]:
     try:
         records = list(journal.records().values())
         money = journal.money()
+        owner = journal.holder()
     finally:
         journal.close()
     takes = [take_view(run_dir, r) for r in sorted(records, key=lambda r: r.label)]
-    running = is_held(run_dir)
+    running = owner is not None or is_held(run_dir)
+    if owner is not None:
+        who: str | None = owner.describe(time.time())
+    else:
+        who = describe(holder(run_dir)) if running else None
     return {
         "run_dir": str(run_dir),
         "running": running,
-        "holder": describe(holder(run_dir)) if running else None,
+        "holder": who,
         "counts": take_counts(records),
         "clip_problems": sum(1 for t in takes if t["clip"]),
         "spent_usd": round(money.spent_usd, 6),
@@ -118,15 +126,14 @@ class Cancelled:
 
 async def cancel(run_dir: Path, configs: Mapping[str, ProviderConfig]) -> Cancelled:
     """Cancel in-flight tasks where the provider allows; record them ``cancelled`` (lock held)."""
-    with run_lock(run_dir, warn=lambda _message: None):
-        journal = Journal.open(run_dir)
-        ledger = LedgerFiles(run_dir)
-        try:
-            flying = [r for r in journal.records().values() if r.state in IN_FLIGHT_STATES and r.handle]
-            return await _cancel_all(journal, ledger, flying, configs)
-        finally:
-            ledger.close()
-            journal.close()
+    with (
+        run_lock(run_dir),
+        contextlib.closing(Journal.open(run_dir)) as journal,
+        owned(journal, warn=lambda _message: None),
+        contextlib.closing(LedgerFiles(run_dir)) as ledger,
+    ):
+        flying = [r for r in journal.records().values() if r.state in IN_FLIGHT_STATES and r.handle]
+        return await _cancel_all(journal, ledger, flying, configs)
 
 
 async def _cancel_all(

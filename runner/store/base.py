@@ -22,12 +22,27 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
+from runner.errors import InputError, PrevizError
+from runner.store.owner import Owner
 from runner.store.records import Money, Pending, Record
 
 R = TypeVar("R")
 
 #: What :meth:`Store.plan` is given per take: key, label, provider, spec, wanted clip path.
 PlannedTake = tuple[str, str, str, Mapping[str, Any], str]
+
+
+class JournalError(InputError):
+    """The store cannot be used (corrupt, foreign, or written by a newer previz): exit 2, one line."""
+
+
+class JournalWriteError(PrevizError):
+    """The store cannot be written mid-run (disk full, the file deleted or replaced, the run taken
+    over): the run stops, exit 1.
+
+    Nothing is sent without its write-ahead row, so what is on disk stays consistent; a task whose
+    id could not be recorded is the uncertain case on the next run.
+    """
 
 
 class Store(Protocol):
@@ -71,7 +86,25 @@ class Store(Protocol):
         """Ledger rows after ``seq``, in order (what a ledger file lacks)."""
         ...
 
+    # --- one writer at a time (runner.store.owner) -------------------------------------------
+
+    def claim(self, me: Owner) -> Owner | None:
+        """Become the store's writer; LockHeldError while a live run is. Returns the holder taken over."""
+        ...
+
+    def beat(self, token: str, now: float) -> bool:
+        """Refresh the owner row; False (and every later write refused) when another run took it."""
+        ...
+
+    def disown(self, token: str) -> None:
+        """Give the owner row back at the end of a run."""
+        ...
+
     # --- writing, each call one transaction ---------------------------------------------------
+
+    def adopt(self, rows: Iterable[Mapping[str, Any]]) -> int:
+        """Into an empty store, the ended takes of a ledger whose store was lost; how many takes."""
+        ...
 
     def plan(self, takes: Iterable[PlannedTake]) -> dict[str, Record]:
         """Add unseen takes as ``planned``, each claiming a clip path no other take holds."""

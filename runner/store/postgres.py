@@ -28,9 +28,10 @@ from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 
-from runner.store.base import PlannedTake
-from runner.store.records import Money, Pending, Record
-from runner.store.sqlite import _COLUMNS, JournalError, JournalWriteError, _free_name, _record
+from runner.errors import LockHeldError
+from runner.store.base import JournalError, JournalWriteError, PlannedTake
+from runner.store.owner import Owner, held_message, is_gone
+from runner.store.records import COLUMNS, Money, Pending, Record, free_name, record_of
 
 R = TypeVar("R")
 
@@ -92,6 +93,14 @@ END $$;
 CREATE TRIGGER money_held AFTER INSERT OR UPDATE OF reserved_usd ON takes
     FOR EACH ROW EXECUTE FUNCTION previz_held();
 """,
+    # The writer of each scope (runner.store.owner); team mode's claims will share it out per take.
+    2: """
+CREATE TABLE owners (
+    scope TEXT PRIMARY KEY,
+    token TEXT NOT NULL, pid INTEGER NOT NULL, host TEXT NOT NULL, started TEXT NOT NULL,
+    beat DOUBLE PRECISION NOT NULL
+);
+""",
 }
 SCHEMA_VERSION = max(_MIGRATIONS)
 _LOCK_ID = 0x70726576  # "prev": the advisory lock that serialises migrations
@@ -116,6 +125,7 @@ class PostgresStore:
         self._scope = scope
         self.run_dir = run_dir
         self.location = f"{shown(url)} ({scope})"
+        self._stopped: str | None = None  # why every write is refused from now on (taken over)
 
     @classmethod
     def open(cls, url: str, *, scope: str, run_dir: Path, readonly: bool = False) -> PostgresStore:
@@ -175,6 +185,8 @@ class PostgresStore:
         and no two writers can lock each other's rows in opposite orders.
         """
         with self._lock:
+            if self._stopped is not None:
+                raise JournalWriteError(self._stopped)
             try:
                 with self._conn.transaction():
                     self._conn.execute("SELECT 1 FROM money WHERE scope = %s FOR UPDATE", (self._scope,))
@@ -190,17 +202,17 @@ class PostgresStore:
         where = " AND state = ANY(%s)" if states else ""
         args: tuple[Any, ...] = (self._scope, list(states)) if states else (self._scope,)
         with self._lock:
-            found = self._conn.execute(f"SELECT {_COLUMNS} FROM takes WHERE scope = %s{where}", args)
-            return {r[0]: _record(r) for r in found.fetchall()}
+            found = self._conn.execute(f"SELECT {COLUMNS} FROM takes WHERE scope = %s{where}", args)
+            return {r[0]: record_of(r) for r in found.fetchall()}
 
     def get(self, key: str) -> Record:
         with self._lock:
             row = self._conn.execute(
-                f"SELECT {_COLUMNS} FROM takes WHERE scope = %s AND key = %s", (self._scope, key)
+                f"SELECT {COLUMNS} FROM takes WHERE scope = %s AND key = %s", (self._scope, key)
             ).fetchone()
         if row is None:
             raise KeyError(key)
-        return _record(row)
+        return record_of(row)
 
     def money(self) -> Money:
         with self._lock:
@@ -232,6 +244,45 @@ class PostgresStore:
             )
             return [(int(s), json.loads(r)) for s, r in found.fetchall()]
 
+    # --- one writer per scope (runner.store.owner) --------------------------------------------
+
+    _OWNER = "SELECT token, pid, host, started, beat FROM owners WHERE scope = %s"
+
+    def claim(self, me: Owner) -> Owner | None:
+        with self._tx() as conn:
+            row = conn.execute(self._OWNER, (self._scope,)).fetchone()
+            held = None if row is None else Owner(*row)
+            if held is not None and held.token != me.token and not is_gone(held, me.beat, me.host):
+                raise LockHeldError(held_message(held, me.beat, str(self.run_dir)))
+            conn.execute(
+                "INSERT INTO owners (scope, token, pid, host, started, beat) VALUES (%s, %s, %s, %s, %s, %s)"
+                " ON CONFLICT (scope) DO UPDATE SET token = EXCLUDED.token, pid = EXCLUDED.pid,"
+                " host = EXCLUDED.host, started = EXCLUDED.started, beat = EXCLUDED.beat",
+                (self._scope, me.token, me.pid, me.host, me.started, me.beat),
+            )
+        return held
+
+    def beat(self, token: str, now: float) -> bool:
+        with self._tx() as conn:
+            found = conn.execute(
+                "UPDATE owners SET beat = %s WHERE scope = %s AND token = %s", (now, self._scope, token)
+            )
+            if found.rowcount == 1:
+                return True
+            row = conn.execute(self._OWNER, (self._scope,)).fetchone()
+        taken = "" if row is None else f" by {Owner(*row).describe(now)}"
+        self._stopped = f"{self.location}: this run was taken over{taken}; nothing more is sent by this one"
+        return False
+
+    def disown(self, token: str) -> None:
+        with self._tx() as conn:
+            conn.execute("DELETE FROM owners WHERE scope = %s AND token = %s", (self._scope, token))
+
+    def adopt(self, rows: Iterable[Mapping[str, Any]]) -> int:
+        """Not for a shared store: it does not vanish with a run directory, so there is no ledger
+        to rebuild it from (and its row numbers are the database's, not one run directory's)."""
+        raise JournalError(f"{self.location}: a shared store is not rebuilt from one run directory's ledger")
+
     # --- writing ------------------------------------------------------------------------------
 
     def plan(self, takes: Iterable[PlannedTake]) -> dict[str, Record]:
@@ -248,7 +299,7 @@ class PostgresStore:
                 given.append(key)
                 if key in known:
                     continue
-                output = _free_name(wanted, claimed, self.run_dir)
+                output = free_name(wanted, claimed, self.run_dir)
                 claimed.add(output)
                 known.add(key)
                 conn.execute(
@@ -272,7 +323,7 @@ class PostgresStore:
             ).fetchone()
             if row is None:
                 raise KeyError(key)
-            output = _free_name(row[0], claimed, self.run_dir)
+            output = free_name(row[0], claimed, self.run_dir)
             conn.execute(
                 "UPDATE takes SET output = %s WHERE scope = %s AND key = %s", (output, self._scope, key)
             )
@@ -380,7 +431,7 @@ class PostgresStore:
 
 
 #: The columns a caller may set (names are spliced into SQL, so they are checked against this).
-_WRITABLE = frozenset(c.strip() for c in _COLUMNS.split(",")) - {"key"}
+_WRITABLE = frozenset(c.strip() for c in COLUMNS.split(",")) - {"key"}
 
 
 def _plain(value: Any) -> Any:

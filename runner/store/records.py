@@ -7,9 +7,21 @@ to know which backend wrote a record.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+import re
+import sys
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
+
+#: The takes table's columns in Record's field order: every backend reads ``SELECT {COLUMNS}`` and
+#: builds the record from the row as read (:func:`record_of`).
+COLUMNS = (
+    "key, label, provider, spec, state, attempt, submits, handle, submitted_at, finished_at,"
+    " generation_s, failure_kind, failure_message, cost_usd, cost_source, reserved_usd, charged,"
+    " output, bytes, sha256, flags"
+)
+_PROVIDER, _STATE, _CHARGED, _FLAGS = 2, 4, 16, 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,3 +80,23 @@ class Pending:
     done: bool = False
     result: Any = None
     error: BaseException | None = None
+
+
+def record_of(row: Sequence[Any]) -> Record:
+    """A record from a row read as ``SELECT {COLUMNS}``; provider and state share one string each."""
+    fields = list(row)
+    fields[_PROVIDER], fields[_STATE] = sys.intern(fields[_PROVIDER]), sys.intern(fields[_STATE])
+    fields[_CHARGED] = bool(fields[_CHARGED])
+    fields[_FLAGS] = tuple(f for f in fields[_FLAGS].split(";") if f)
+    return Record(*fields)
+
+
+def free_name(wanted: str, claimed: set[str], run_dir: Path) -> str:
+    """``wanted``, or ``…_v2.mp4``, ``_v3``… — the first clip path no take claims and no file holds."""
+    stem, dot, ext = wanted.rpartition(".")
+    stem = re.sub(r"_v\d+$", "", stem)
+    candidate, n = wanted, 1
+    while candidate in claimed or (run_dir / candidate).exists():
+        n += 1
+        candidate = f"{stem}_v{n}{dot}{ext}"
+    return candidate

@@ -2,8 +2,11 @@
 
 The lock itself is ``filelock``'s (fcntl on POSIX, msvcrt on Windows), so the OS frees it when the
 holder dies — even by SIGKILL. Who holds it (pid, host, start time) is written beside it in
-``.lock.json``, so a second run can say whom it is waiting for (exit 4), and a run that finds a note
-left by a process that is gone says it took over.
+``.lock.json``, so a second run can say whom it is waiting for (exit 4).
+
+It is the fast, first refusal, not the last word: a deleted ``.lock`` must change nothing, so the
+journal itself refuses a second writer (its owner row, :mod:`runner.store.owner`), and that is
+where a run left by a dead process is taken over, with a warning.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ import contextlib
 import json
 import os
 import socket
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -53,20 +56,8 @@ def is_held(run_dir: Path) -> bool:
     return False
 
 
-def _alive(pid: object) -> bool:
-    if not isinstance(pid, int) or pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:
-        return True  # exists, owned by someone else
-    return True
-
-
 @contextlib.contextmanager
-def run_lock(run_dir: Path, *, warn: Callable[[str], None]) -> Iterator[None]:
+def run_lock(run_dir: Path) -> Iterator[None]:
     """Hold the run directory's lock for the block; LockHeldError (exit 4) names the holder."""
     run_dir.mkdir(parents=True, exist_ok=True)
     lock = filelock.FileLock(str(run_dir / LOCK))
@@ -74,21 +65,21 @@ def run_lock(run_dir: Path, *, warn: Callable[[str], None]) -> Iterator[None]:
         lock.acquire(timeout=0)
     except filelock.Timeout as exc:
         raise LockHeldError(
-            f"another run of this manifest is going ({describe(holder(run_dir))}; lock {run_dir / LOCK})"
+            f"another run of this manifest is going ({describe(holder(run_dir))}); "
+            f"see it with `previz status {run_dir}`"
         ) from exc
     try:
-        _take_over(run_dir, warn)
+        _write_note(run_dir)
         yield
     finally:
-        with contextlib.suppress(OSError):
-            (run_dir / NOTE).unlink()
+        if (holder(run_dir) or {}).get("pid") == os.getpid():  # not the note of a run we let in
+            with contextlib.suppress(OSError):
+                (run_dir / NOTE).unlink()
         lock.release()
 
 
-def _take_over(run_dir: Path, warn: Callable[[str], None]) -> None:
-    old = holder(run_dir)
-    here = socket.gethostname()
-    if old is not None and old.get("host") == here and not _alive(old.get("pid")):
-        warn(f"took over the lock left by a run that is gone ({describe(old)})")
-    note = {"pid": os.getpid(), "host": here, "started": datetime.now(UTC).isoformat(timespec="seconds")}
+def _write_note(run_dir: Path) -> None:
+    """This run's note; one left by a dead run is replaced (the journal's owner row warns of it)."""
+    started = datetime.now(UTC).isoformat(timespec="seconds")
+    note = {"pid": os.getpid(), "host": socket.gethostname(), "started": started}
     (run_dir / NOTE).write_text(json.dumps(note), encoding="utf-8")

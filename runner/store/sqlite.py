@@ -24,159 +24,102 @@ loop go through :class:`AsyncJournal`, one worker thread at a time, so SQLite ne
 
 from __future__ import annotations
 
+import contextlib
 import json
-import re
+import os
+import socket
 import sqlite3
-import sys
 import threading
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from functools import partial
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from typing import Any, TypeVar
 
-import anyio
-import anyio.lowlevel
-import anyio.to_thread
+from runner.errors import LockHeldError
+from runner.store.base import JournalError, JournalWriteError
+from runner.store.owner import Owner, held_message, is_gone
+from runner.store.rebuild import from_ledger
+from runner.store.records import COLUMNS, Money, Pending, Record, free_name, record_of
+from runner.store.schema import FILENAME, SCHEMA_VERSION, STATES, check, create, migrate, refuse_empty
 
-from runner.errors import InputError, PrevizError
-from runner.store.records import Money, Pending, Record
+__all__ = [
+    "FILENAME",
+    "IN_FLIGHT",
+    "SCHEMA_VERSION",
+    "STATES",
+    "Journal",
+    "JournalError",
+    "JournalWriteError",
+]
 
-if TYPE_CHECKING:
-    from runner.store.base import Store
-
-SCHEMA_VERSION = 2
-FILENAME = "journal.sqlite"
 #: States in which a take may be billed by the provider without a ledger row yet.
 IN_FLIGHT = frozenset({"submitting", "submitted", "succeeded"})
-#: Every state a take's row can be in, in the order of a take's life.
-STATES = ("planned", "reserved", "submitting", "submitted", "succeeded", "done", "failed", "cancelled")
-
-_SCHEMA = """
-CREATE TABLE takes (
-    key TEXT PRIMARY KEY,
-    label TEXT NOT NULL,
-    provider TEXT NOT NULL,
-    spec TEXT NOT NULL,
-    state TEXT NOT NULL DEFAULT 'planned',
-    attempt INTEGER NOT NULL DEFAULT 0,
-    submits INTEGER NOT NULL DEFAULT 0,
-    handle TEXT,
-    submitted_at TEXT,
-    finished_at TEXT,
-    generation_s REAL,
-    failure_kind TEXT,
-    failure_message TEXT,
-    cost_usd REAL,
-    cost_source TEXT,
-    reserved_usd REAL NOT NULL DEFAULT 0,
-    charged INTEGER NOT NULL DEFAULT 0,
-    output TEXT UNIQUE,
-    bytes INTEGER,
-    sha256 TEXT,
-    flags TEXT NOT NULL DEFAULT ''
-);
-CREATE TABLE rows (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
-    key TEXT NOT NULL,
-    cost_usd REAL NOT NULL DEFAULT 0,
-    row TEXT NOT NULL
-);
-"""
-
-#: Version 2: the budget's two sums kept by triggers, so a reservation reads one row instead of
-#: summing every take and every ledger row (which made 10,000-take runs quadratic). Applied to a
-#: version-1 journal on open; the sums start from the tables as they are.
-_MONEY = """
-CREATE TABLE money (id INTEGER PRIMARY KEY CHECK (id = 1), spent REAL NOT NULL, held REAL NOT NULL);
-INSERT INTO money (id, spent, held) SELECT 1,
-    (SELECT coalesce(sum(cost_usd), 0) FROM rows), (SELECT coalesce(sum(reserved_usd), 0) FROM takes);
-CREATE TRIGGER money_spent AFTER INSERT ON rows
-    BEGIN UPDATE money SET spent = spent + NEW.cost_usd WHERE id = 1; END;
-CREATE TRIGGER money_held AFTER UPDATE OF reserved_usd ON takes WHEN NEW.reserved_usd <> OLD.reserved_usd
-    BEGIN UPDATE money SET held = held + NEW.reserved_usd - OLD.reserved_usd WHERE id = 1; END;
-CREATE TRIGGER money_held_new AFTER INSERT ON takes WHEN NEW.reserved_usd <> 0
-    BEGIN UPDATE money SET held = held + NEW.reserved_usd WHERE id = 1; END;
-"""
-
-
-class JournalError(InputError):
-    """The journal cannot be used (corrupt, or written by a newer previz): exit 2, one line."""
-
-
-class JournalWriteError(PrevizError):
-    """The journal cannot be written mid-run (disk full, permissions): the run stops, exit 1.
-
-    Nothing is sent without its write-ahead row, so what is on disk stays consistent; a task whose
-    id could not be recorded is the uncertain case on the next run.
-    """
-
 
 R = TypeVar("R")
 
 
-#: The takes table's columns in Record's field order: a record is built from the row as read.
-_COLUMNS = (
-    "key, label, provider, spec, state, attempt, submits, handle, submitted_at, finished_at,"
-    " generation_s, failure_kind, failure_message, cost_usd, cost_source, reserved_usd, charged,"
-    " output, bytes, sha256, flags"
-)
-_PROVIDER, _STATE, _CHARGED, _FLAGS = 2, 4, 16, 20
-
-
-def _record(row: Sequence[Any]) -> Record:
-    """A record from a row read as ``SELECT {_COLUMNS}``; provider and state share one string each."""
-    fields = list(row)
-    fields[_PROVIDER], fields[_STATE] = sys.intern(fields[_PROVIDER]), sys.intern(fields[_STATE])
-    fields[_CHARGED] = bool(fields[_CHARGED])
-    fields[_FLAGS] = tuple(f for f in fields[_FLAGS].split(";") if f)
-    return Record(*fields)
-
-
 def _connect(path: Path, *, readonly: bool) -> sqlite3.Connection:
-    uri = f"{path.resolve().as_uri()}?mode={'ro' if readonly else 'rwc'}"
+    uri = f"{path.resolve().as_uri()}?mode={'ro' if readonly else 'rw'}"
     conn = sqlite3.connect(uri, uri=True, check_same_thread=False, isolation_level=None, timeout=10)
     conn.row_factory = sqlite3.Row
     return conn
 
 
-class Journal:
-    """Synchronous access to one run directory's journal. Thread-safe; one writer per run (the lock)."""
+def _identity(path: Path) -> tuple[int, int]:
+    st = os.stat(path)
+    return st.st_dev, st.st_ino
 
-    def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
+
+def _open_checked(path: Path, *, readonly: bool) -> sqlite3.Connection:
+    """A connection to a journal that passed :func:`schema.check`, brought up to date unless read-only."""
+    refuse_empty(path)
+    if not readonly and not path.exists():
+        create(path)
+    conn = _connect(path, readonly=readonly)
+    try:
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        check(conn, path, version)  # before WAL mode: a refused file is left byte for byte
+        if not readonly:
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=FULL")
+            # A small write-ahead log, folded in often and cut back after: on a nearly full
+            # disk the journal must not hold megabytes of old frames (SQLite's default is 4 MB).
+            conn.execute("PRAGMA wal_autocheckpoint=32")
+            conn.execute("PRAGMA journal_size_limit=131072")
+            if version < SCHEMA_VERSION:
+                migrate(conn, version)
+        conn.execute("SELECT count(*) FROM takes").fetchone()
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+class Journal:
+    """Synchronous access to one run directory's journal. Thread-safe; one writer (the owner row)."""
+
+    def __init__(self, conn: sqlite3.Connection, path: Path, *, readonly: bool = False) -> None:
         self._conn = conn
         self._lock = threading.Lock()
         self.path = path
+        self._identity = None if readonly else _identity(path)
+        self._stopped: str | None = None  # why every write is refused from now on
 
     @classmethod
     def open(cls, run_dir: Path, *, readonly: bool = False) -> Journal:
         """Open (or, unless ``readonly``, create) the journal; JournalError if it cannot be trusted."""
         path = run_dir / FILENAME
         try:
-            conn = _connect(path, readonly=readonly)
-            version = conn.execute("PRAGMA user_version").fetchone()[0]
-            if version > SCHEMA_VERSION:
-                conn.close()
-                raise JournalError(
-                    f"{path}: written by a newer previz (journal version {version}, this one reads "
-                    f"{SCHEMA_VERSION}); upgrade previz-runner"
-                )
-            if not readonly:
-                conn.execute("PRAGMA journal_mode=WAL")
-                conn.execute("PRAGMA synchronous=FULL")
-                # A small write-ahead log, folded in often and cut back after: on a nearly full
-                # disk the journal must not hold megabytes of old frames (SQLite's default is 4 MB).
-                conn.execute("PRAGMA wal_autocheckpoint=32")
-                conn.execute("PRAGMA journal_size_limit=131072")
-                if version < SCHEMA_VERSION:
-                    create = _SCHEMA if version == 0 else ""
-                    conn.executescript(f"BEGIN;{create}{_MONEY}PRAGMA user_version={SCHEMA_VERSION};COMMIT;")
-            conn.execute("SELECT count(*) FROM takes").fetchone()
+            conn = _open_checked(path, readonly=readonly)
         except sqlite3.OperationalError as exc:  # disk full, no permission, a folder in the way
             raise JournalError(f"{path}: cannot open the journal ({exc})") from exc
         except sqlite3.DatabaseError as exc:
             raise JournalError(f"{path}: not a usable journal ({exc}); move it aside to start over") from exc
-        return cls(conn, path)
+        except OSError as exc:
+            raise JournalError(f"{path}: cannot create the journal ({exc.strerror or exc})") from exc
+        return cls(conn, path, readonly=readonly)
 
     @property
     def run_dir(self) -> Path:
@@ -193,6 +136,7 @@ class Journal:
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
         with self._lock:
+            self._still_ours()
             try:
                 self._conn.execute("BEGIN IMMEDIATE")
                 try:
@@ -208,21 +152,132 @@ class Journal:
                     f"{self.path}: cannot write the journal ({exc}); nothing more is sent"
                 ) from exc
 
+    # --- the file under the journal -----------------------------------------------------------
+
+    def _still_ours(self) -> None:
+        """Before each write: the file at our path is still the one we opened, and we still own it.
+
+        A journal deleted under a run would take every task id in flight with it (the next run
+        would buy them again): it is put back from this open copy, and the run stops. A file put
+        in its place is left alone; this run's journal is kept beside it. Either way nothing more
+        is sent: which journal is true is the user's call.
+        """
+        if self._stopped is not None:
+            raise JournalWriteError(self._stopped)
+        try:
+            now = _identity(self.path)
+        except FileNotFoundError:
+            self._stopped = self._put_back()
+            raise JournalWriteError(self._stopped) from None
+        except OSError:
+            return  # cannot look (a flaky mount): the write itself will say if it fails
+        if now != self._identity:
+            self._stopped = self._keep_aside()
+            raise JournalWriteError(self._stopped)
+
+    def _copy_to(self, target: Path) -> None:
+        """This connection's journal, whole, into a new file ``target`` (SQLite's backup API)."""
+        target.unlink(missing_ok=True)
+        copy = sqlite3.connect(target)
+        try:
+            self._conn.backup(copy)
+        finally:
+            copy.close()
+
+    def _put_back(self) -> str:
+        tmp = self.path.with_name(f".{FILENAME}.restore-{os.getpid()}")
+        try:
+            self._copy_to(tmp)
+            self._conn.close()
+            for suffix in ("-wal", "-shm"):  # the deleted journal's log, still at the old names
+                stale = self.path.with_name(FILENAME + suffix)
+                with contextlib.suppress(FileNotFoundError):
+                    os.replace(stale, stale.with_name(f"{stale.name}.orphan-{os.getpid()}"))
+            with contextlib.suppress(FileExistsError):
+                os.link(tmp, self.path)
+            tmp.unlink(missing_ok=True)
+            self._conn = _connect(self.path, readonly=False)
+            self._identity = _identity(self.path)
+        except (OSError, sqlite3.Error) as exc:
+            return (
+                f"{self.path} was deleted while the run was going and could not be put back ({exc}); "
+                "nothing more is sent — keep this run's clips and ledger, and see docs/reliability.md"
+            )
+        return (
+            f"{self.path} was deleted while the run was going: put back from the run's open copy; "
+            "nothing more is sent — rerun the same command to collect the takes in flight"
+        )
+
+    def _keep_aside(self) -> str:
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+        aside = self.path.with_name(f"{FILENAME}.this-run-{stamp}")
+        try:
+            self._copy_to(aside)
+        except (OSError, sqlite3.Error) as exc:
+            kept = f"this run's journal could not be kept aside ({exc})"
+        else:
+            kept = f"this run's journal is kept as {aside.name}"
+        return (
+            f"{self.path} was replaced by another file while the run was going; {kept}; nothing more "
+            "is sent — decide which journal is true, put it at journal.sqlite, and rerun"
+        )
+
+    # --- one writer (runner.store.owner) ------------------------------------------------------
+
+    def claim(self, me: Owner) -> Owner | None:
+        with self._tx() as conn:
+            row = conn.execute("SELECT token, pid, host, started, beat FROM owner WHERE id = 1").fetchone()
+            held = None if row is None else Owner(*row)
+            if held is not None and held.token != me.token and not is_gone(held, me.beat, me.host):
+                raise LockHeldError(held_message(held, me.beat, str(self.run_dir)))
+            conn.execute(
+                "INSERT OR REPLACE INTO owner (id, token, pid, host, started, beat)"
+                " VALUES (1, ?, ?, ?, ?, ?)",
+                (me.token, me.pid, me.host, me.started, me.beat),
+            )
+        return held
+
+    def beat(self, token: str, now: float) -> bool:
+        with self._tx() as conn:
+            found = conn.execute("UPDATE owner SET beat = ? WHERE id = 1 AND token = ?", (now, token))
+            if found.rowcount == 1:
+                return True
+            holder = conn.execute("SELECT token, pid, host, started, beat FROM owner WHERE id = 1").fetchone()
+        taken = "" if holder is None else f" by {Owner(*holder).describe(now)}"
+        self._stopped = f"{self.path}: this run was taken over{taken}; nothing more is sent by this one"
+        return False
+
+    def disown(self, token: str) -> None:
+        with self._tx() as conn:
+            conn.execute("DELETE FROM owner WHERE id = 1 AND token = ?", (token,))
+
+    def holder(self) -> Owner | None:
+        """The run writing this journal now, if any run holds it and is not provably gone."""
+        with self._lock:
+            try:
+                row = self._conn.execute("SELECT token, pid, host, started, beat FROM owner").fetchone()
+            except sqlite3.OperationalError:  # a journal older than the owner row, read-only
+                return None
+        if row is None:
+            return None
+        held = Owner(*row)
+        return None if is_gone(held, time.time(), socket.gethostname()) else held
+
     # --- reading ------------------------------------------------------------------------------
 
     def records(self, *states: str) -> dict[str, Record]:
         """Every take's record by key (only those in ``states``, when given)."""
         where = f" WHERE state IN ({', '.join('?' * len(states))})" if states else ""
         with self._lock:
-            found = self._conn.execute(f"SELECT {_COLUMNS} FROM takes{where}", states)
-            return {r[0]: _record(r) for r in found}
+            found = self._conn.execute(f"SELECT {COLUMNS} FROM takes{where}", states)
+            return {r[0]: record_of(r) for r in found}
 
     def get(self, key: str) -> Record:
         with self._lock:
-            row = self._conn.execute(f"SELECT {_COLUMNS} FROM takes WHERE key = ?", (key,)).fetchone()
+            row = self._conn.execute(f"SELECT {COLUMNS} FROM takes WHERE key = ?", (key,)).fetchone()
         if row is None:
             raise KeyError(key)
-        return _record(row)
+        return record_of(row)
 
     def money(self) -> Money:
         with self._lock:
@@ -274,7 +329,7 @@ class Journal:
                 given.append(key)
                 if key in known:
                     continue
-                output = _free_name(wanted, claimed, self.path.parent)
+                output = free_name(wanted, claimed, self.path.parent)
                 claimed.add(output)
                 known.add(key)
                 conn.execute(
@@ -283,6 +338,20 @@ class Journal:
                 )
         records = self.records()
         return {key: records[key] for key in given}
+
+    def adopt(self, rows: Iterable[Mapping[str, Any]]) -> int:
+        """Into this empty journal, the ended takes of the ledger rows a lost journal wrote
+        (:mod:`runner.store.rebuild`); returns how many takes. Refused if the journal holds any."""
+        rebuilt = from_ledger(rows, self.run_dir)
+        with self._tx() as conn:
+            if conn.execute("SELECT count(*) FROM takes").fetchone()[0]:
+                raise JournalError(f"{self.path}: already holds takes; nothing rebuilt")
+            conn.executemany("INSERT INTO rows (seq, key, cost_usd, row) VALUES (?, ?, ?, ?)", rebuilt.rows)
+            for take in rebuilt.takes:
+                names = ", ".join(take)
+                marks = ", ".join("?" * len(take))
+                conn.execute(f"INSERT INTO takes ({names}) VALUES ({marks})", tuple(take.values()))
+        return len(rebuilt.takes)
 
     def batch(self, pending: Iterable[Pending]) -> None:
         """Run queued calls in one transaction (one fsync); each call fails alone (savepoints)."""
@@ -357,7 +426,7 @@ class Journal:
         with self._tx() as conn:
             claimed = {r[0] for r in conn.execute("SELECT output FROM takes WHERE output IS NOT NULL")}
             row = conn.execute("SELECT output FROM takes WHERE key=?", (key,)).fetchone()
-            output = _free_name(row[0], claimed, self.path.parent)
+            output = free_name(row[0], claimed, self.path.parent)
             conn.execute("UPDATE takes SET output=? WHERE key=?", (output, key))
         return self.get(key)
 
@@ -395,116 +464,3 @@ class Journal:
         conn.execute("INSERT INTO rows (key, cost_usd, row) VALUES (?, ?, ?)", (key, cost, blob))
         self.op_update(key, {**fields, "state": state, "reserved_usd": 0.0, "charged": 1})
         return written
-
-
-def _free_name(wanted: str, claimed: set[str], run_dir: Path) -> str:
-    stem, dot, ext = wanted.rpartition(".")
-    stem = re.sub(r"_v\d+$", "", stem)
-    candidate, n = wanted, 1
-    while candidate in claimed or (run_dir / candidate).exists():
-        n += 1
-        candidate = f"{stem}_v{n}{dot}{ext}"
-    return candidate
-
-
-T = TypeVar("T")
-
-
-class AsyncJournal:
-    """The journal for the event loop: calls queue up and are committed together (group commit).
-
-    Whoever finds no commit under way takes every call queued so far into one transaction, run
-    in a worker thread — one fsync for all of them — while later callers queue for the next. The
-    thread commits what queued meanwhile too (up to :attr:`ROUNDS` transactions) before handing
-    back: a reservation that arrives during another take's commit then waits for that commit
-    only, not for a trip through the event loop as well. A call's own failure is its alone (each
-    runs under a savepoint). A commit that has started is not cancellable: a hard stop waits for
-    it, so the journal is always consistent. ``inline`` runs calls on the loop itself, for tests
-    whose virtual clock must see every step.
-    """
-
-    #: Transactions one trip to the worker thread may commit (its callers wake when it returns).
-    ROUNDS = 3
-
-    def __init__(
-        self, journal: Store, *, on_row: Callable[[], object] | None = None, inline: bool = False
-    ) -> None:
-        self.sync = journal
-        self._on_row = on_row  # the ledger files' projection, run after a commit that wrote rows
-        self._inline = inline
-        self._queue: list[Pending] = []
-        self._guard = threading.Lock()  # the queue is taken from the worker thread too
-        self._flushing = anyio.Lock()
-        self._limiter = anyio.CapacityLimiter(1)
-        self.commits = 0  # group commits made (each one fsync), for benchmarks
-        self.trips = 0  # trips to the worker thread (each up to ROUNDS commits)
-
-    async def _run(self, op: Callable[[], T], *, rows: bool = False) -> T:
-        pending = Pending(op, rows=rows)
-        with self._guard:
-            self._queue.append(pending)
-        try:
-            async with self._flushing:
-                if not pending.done:
-                    await self._commit()
-        except anyio.get_cancelled_exc_class():
-            with self._guard:
-                if not pending.done and pending in self._queue:
-                    self._queue.remove(pending)
-            raise
-        if pending.error is not None:
-            raise pending.error
-        return cast(T, pending.result)
-
-    def _take(self) -> list[Pending]:
-        with self._guard:
-            batch, self._queue = self._queue, []
-        return batch
-
-    def _commit_queued(self) -> None:
-        """Every call queued so far, one transaction per round; a failed commit fails its calls."""
-        for _ in range(self.ROUNDS):
-            batch = self._take()
-            if not batch:
-                return
-            self.commits += 1
-            try:
-                self.sync.batch(batch)
-                if self._on_row is not None and any(p.rows for p in batch):
-                    self._on_row()
-            except Exception as exc:
-                for call in batch:
-                    call.done = True
-                    call.error = call.error or exc
-
-    async def _commit(self) -> None:
-        self.trips += 1
-        if self._inline:
-            self._commit_queued()
-            await anyio.lowlevel.checkpoint()
-        else:
-            with anyio.CancelScope(shield=True):
-                await anyio.to_thread.run_sync(self._commit_queued)
-
-    async def reserve(
-        self,
-        key: str,
-        attempt: int,
-        estimate: float,
-        check: Callable[[Money], R | None],
-        then: Mapping[str, Any] | None = None,
-    ) -> R | None:
-        return await self._run(partial(self.sync.op_reserve, key, attempt, estimate, check, then))
-
-    async def update(self, key: str, **fields: Any) -> None:
-        await self._run(partial(self.sync.op_update, key, fields))
-
-    async def release(self, key: str) -> None:
-        await self._run(partial(self.sync.op_release, key))
-
-    async def reclaim(self, key: str) -> Record:
-        return await anyio.to_thread.run_sync(self.sync.reclaim, key, limiter=self._limiter)
-
-    async def charge(self, key: str, row: Mapping[str, Any], *, state: str, **fields: Any) -> dict[str, Any]:
-        """End an attempt (see :meth:`Journal.charge`); the ledger files follow the commit."""
-        return await self._run(partial(self.sync.op_charge, key, row, state, fields), rows=True)

@@ -177,3 +177,91 @@ def test_a_ledger_csv_torn_inside_a_quoted_field_is_rewritten_by_the_next_run(tm
     assert bill["providers"]["aimlapi"]["accepted"] == 4
     assert [(r["seq"], r["prompt"]) for r in rows] == [(str(r["seq"]), r["prompt"]) for r in ledger(run_dir)]
     assert "ledger.csv was torn or short: rewritten from the journal" in out2 + err2
+
+
+# -- the files beside the journal, and the journal itself (issue 24 points 1–2) -----------------------
+
+
+def _audit(run_dir: Path, url: str, provider: str, takes: int) -> None:
+    """Every take bought once and saved once, and the ledger's total is the provider's bill."""
+    bill = stats(url)
+    rows = ledger(run_dir)
+    assert bill["providers"][provider]["accepted"] == takes, f"bought {bill['providers'][provider]}"
+    assert sorted(r["key"] for r in rows if r["status"] == "done") == sorted({r["key"] for r in rows})
+    assert len([r for r in rows if r["status"] == "done"]) == takes, rows
+    assert sum(r["cost_usd"] for r in rows) == pytest.approx(bill["billed_usd"])
+
+
+def test_a_deleted_lock_does_not_let_a_second_run_in(tmp_path: Path) -> None:
+    """Before: a deleted ``.lock`` let a second run in and 9 of 13 takes were bought twice. Now
+    the journal's owner row refuses it (exit 4, naming the holder) and the first run finishes."""
+    manifest = write_manifest(tmp_path, [shot("a", "aimlapi", takes=6)], name="night", concurrency=2)
+    run_dir = tmp_path / "out" / "night"
+    with standalone.simulator("clean", time_scale=SCALE, gen_min_s=20, gen_max_s=20) as url:
+        with standalone.started(manifest, url, clock_scale=SCALE) as proc:
+            _wait("a task bought", lambda: stats(url)["providers"]["aimlapi"]["accepted"] >= 1)
+            (run_dir / ".lock").unlink()
+            second, out2, err2 = standalone.run(manifest, url, clock_scale=SCALE)
+            code, out, err = standalone.finish(proc)
+        assert (second, code) == (4, 0), out2 + err2 + out + err
+        assert "another run of this manifest is going (pid" in err2 and "previz status" in err2
+        assert len(err2.strip().splitlines()) == 1, err2
+        _audit(run_dir, url, "aimlapi", 6)
+
+
+def test_a_journal_deleted_mid_run_is_put_back_and_nothing_is_bought_twice(tmp_path: Path) -> None:
+    """Before: a deleted journal went unnoticed (exit 0) and the rerun bought every take again.
+    Now the run puts it back from its open copy, stops sending (exit 1, one line), and the rerun
+    collects what was in flight by task id."""
+    manifest = write_manifest(tmp_path, [shot("a", "aimlapi", takes=6)], name="night", concurrency=2)
+    run_dir = tmp_path / "out" / "night"
+    with standalone.simulator("clean", time_scale=SCALE, gen_min_s=20, gen_max_s=20) as url:
+        with standalone.started(manifest, url, clock_scale=SCALE) as proc:
+            _wait("a task bought", lambda: stats(url)["providers"]["aimlapi"]["accepted"] >= 1)
+            (run_dir / "journal.sqlite").unlink()
+            code, out, err = standalone.finish(proc)
+        assert code == 1, out + err
+        assert "was deleted while the run was going: put back" in out + err
+        assert (run_dir / "journal.sqlite").is_file() and _states(run_dir), "put back, with its takes"
+        first = stats(url)["providers"]["aimlapi"]["accepted"]
+        again, out2, err2 = standalone.run(manifest, url, clock_scale=SCALE)
+        assert again == 0, out2 + err2
+        assert first < 6, "it stopped sending"
+        _audit(run_dir, url, "aimlapi", 6)
+
+
+def test_a_journal_replaced_mid_run_is_left_alone_and_this_runs_kept_aside(tmp_path: Path) -> None:
+    manifest = write_manifest(tmp_path, [shot("a", "runware", takes=6)], name="night", concurrency=2)
+    run_dir = tmp_path / "out" / "night"
+    with standalone.simulator("clean", time_scale=SCALE, gen_min_s=20, gen_max_s=20) as url:
+        with standalone.started(manifest, url, clock_scale=SCALE) as proc:
+            _wait("a task bought", lambda: stats(url)["providers"]["runware"]["accepted"] >= 1)
+            stranger = tmp_path / "other.sqlite"
+            sqlite3.connect(stranger).close()
+            stranger.rename(run_dir / "journal.sqlite")
+            code, out, err = standalone.finish(proc)
+        assert code == 1, out + err
+        assert "was replaced by another file while the run was going" in out + err
+        kept = list(run_dir.glob("journal.sqlite.this-run-*"))
+        assert len(kept) == 1 and (run_dir / "journal.sqlite").stat().st_size == 0, "stranger untouched"
+        kept[0].rename(run_dir / "journal.sqlite")  # the user's call: this run's journal is true
+        again, out2, err2 = standalone.run(manifest, url, clock_scale=SCALE)
+        assert again == 0, out2 + err2
+        _audit(run_dir, url, "runware", 6)
+
+
+def test_a_journal_lost_between_runs_is_rebuilt_from_the_ledger(tmp_path: Path) -> None:
+    """Before: every take bought again. Now the ended takes come back from ledger.jsonl, and
+    the new rows continue its numbering."""
+    manifest = write_manifest(tmp_path, [shot("a", "aimlapi", takes=4)], name="night")
+    run_dir = tmp_path / "out" / "night"
+    with standalone.simulator("clean", time_scale=SCALE) as url:
+        code, out, err = standalone.run(manifest, url, clock_scale=SCALE)
+        assert code == 0, out + err
+        (run_dir / "journal.sqlite").unlink()
+        bigger = write_manifest(tmp_path, [shot("a", "aimlapi", takes=5)], name="night")
+        again, out2, err2 = standalone.run(bigger, url, clock_scale=SCALE)
+        assert again == 0, out2 + err2
+        assert "journal.sqlite was missing: rebuilt 4 ended takes from ledger.jsonl" in out2 + err2
+        _audit(run_dir, url, "aimlapi", 5)
+    assert [r["seq"] for r in ledger(run_dir)] == [1, 2, 3, 4, 5]

@@ -29,8 +29,9 @@ from runner.engine.records import spec_of
 from runner.errors import FailureKind
 from runner.manifest.takes import Take
 from runner.providers.base import Provider, SubmitRequest, Submitted, TaskState, TaskStatus
+from runner.store.group import AsyncJournal
 from runner.store.records import Record
-from runner.store.sqlite import AsyncJournal, Journal
+from runner.store.sqlite import Journal
 
 #: Checkpoints the driver yields before deciding that every task is parked. Each checkpoint lets
 #: every runnable task take one step; the chains in these tests are a handful of steps long.

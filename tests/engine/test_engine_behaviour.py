@@ -31,7 +31,7 @@ from runner.manifest.takes import Take
 from runner.providers.base import Provider, SubmitRequest, Submitted, TaskState, TaskStatus
 from runner.reports.runlog import REDACTED, Redactor, RunLog
 from runner.simulator import Simulator
-from runner.store.sqlite import AsyncJournal
+from runner.store.group import AsyncJournal
 from tests.conftest import TEST_TIME_SCALE, SimFactory
 from tests.engine.direct import run_engine
 from tests.engine.fakes import (

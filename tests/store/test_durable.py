@@ -176,44 +176,96 @@ async def test_an_edited_prompt_never_overwrites_a_paid_clip(sim: Simulator, tmp
 # -- journals that cannot be trusted, locks left behind ----------------------------------------------
 
 
-@pytest.mark.parametrize("damage", ["garbage", "newer"])
-def test_a_corrupt_or_newer_journal_is_exit_2_with_one_line(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], damage: str
+def _damage(run_dir: Path, damage: str) -> None:
+    """A journal.sqlite that cannot be trusted, as users and accidents leave them."""
+    path = run_dir / FILENAME
+    if damage == "garbage":
+        path.write_bytes(b"this is not a database, it is a cry for help" * 100)
+        return
+    if damage == "empty":  # a full disk, a copy that never finished
+        path.write_bytes(b"")
+        return
+    if damage == "foreign":  # some other program's database, by name
+        with sqlite3.connect(path) as conn:
+            conn.execute("CREATE TABLE photos (id INTEGER PRIMARY KEY, name TEXT)")
+        conn.close()
+        return
+    Journal.open(run_dir).close()
+    with sqlite3.connect(path) as conn:
+        if damage == "newer":
+            conn.execute("PRAGMA user_version=99")
+        elif damage == "blob":  # a value no previz ever wrote
+            conn.execute(
+                "INSERT INTO takes (key, label, provider, spec, reserved_usd)"
+                " VALUES ('k', 'a', 'runware', '{}', ?)",
+                (b"\x00\x01",),
+            )
+        elif damage == "state":
+            conn.execute(
+                "INSERT INTO takes (key, label, provider, spec, state)"
+                " VALUES ('k', 'a', 'runware', '{}', 'exploded')"
+            )
+        elif damage == "columns":
+            conn.execute("ALTER TABLE takes DROP COLUMN handle")
+    conn.close()
+
+
+DAMAGE_SAYS = {
+    "garbage": "not a usable journal",
+    "empty": "is empty",
+    "foreign": "not a journal previz wrote",
+    "newer": "newer previz",
+    "blob": "reserved_usd",
+    "state": "exploded",
+    "columns": "handle",
+}
+
+
+@pytest.mark.parametrize("command", ["run", "plan", "status", "cancel"])
+@pytest.mark.parametrize("damage", sorted(DAMAGE_SAYS))
+def test_a_journal_that_cannot_be_trusted_is_exit_2_with_one_line_and_left_as_it_was(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], damage: str, command: str
 ) -> None:
     manifest = write_manifest(tmp_path, [shot("a", "runware")], simulate=True)
     run_dir = tmp_path / "out" / "t"
     run_dir.mkdir(parents=True)
-    if damage == "garbage":
-        (run_dir / FILENAME).write_bytes(b"this is not a database, it is a cry for help" * 100)
-    else:
-        conn = sqlite3.connect(run_dir / FILENAME)
-        conn.execute("PRAGMA user_version=99")
-        conn.close()
+    _damage(run_dir, damage)
     before = (run_dir / FILENAME).read_bytes()
-    assert main(["run", str(manifest), "--sim-time-scale", "0.01"]) == 2
+    target = str(manifest) if command in ("run", "plan") else str(run_dir)
+    assert main([command, target]) == 2
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1, err
     assert FILENAME in err and "Traceback" not in err
-    assert ("newer previz" in err) if damage == "newer" else ("not a usable journal" in err)
+    assert DAMAGE_SAYS[damage] in err, err
     assert (run_dir / FILENAME).read_bytes() == before, "the journal is left as it was"
+    sqlite_own = {FILENAME, f"{FILENAME}-wal", f"{FILENAME}-shm", ".lock"}  # SQLite's and the OS lock's
+    assert {p.name for p in run_dir.iterdir()} <= sqlite_own
     assert not (run_dir / "a").exists(), "nothing was run"
 
 
-def test_a_lock_left_by_a_dead_process_is_taken_over(
+def test_a_run_left_by_a_dead_process_is_taken_over(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     import socket
 
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
-    manifest = write_manifest(tmp_path, [shot("a", "runware")], simulate=True)
+    manifest = write_manifest(tmp_path, [shot("a", "runware"), shot("b", "runware")], simulate=True)
     run_dir = tmp_path / "out" / "t"
-    run_dir.mkdir(parents=True)
-    note = {"pid": dead.pid, "host": socket.gethostname(), "started": "2026-11-27T23:00:00+00:00"}
-    (run_dir / NOTE).write_text(json.dumps(note))
+    assert main(["run", str(manifest), "--sim-time-scale", "0.01"]) == 0
+    capsys.readouterr()
+    with sqlite3.connect(run_dir / FILENAME) as conn:  # what a SIGKILLed run leaves: its owner row
+        conn.execute(
+            "INSERT INTO owner (id, token, pid, host, started, beat) VALUES (1, 'gone', ?, ?, ?, 0)",
+            (dead.pid, socket.gethostname(), "2026-11-27T23:00:00+00:00"),
+        )
+    conn.close()
     assert main(["run", str(manifest), "--sim-time-scale", "0.01"]) == 0
     out = capsys.readouterr().out
-    assert f"took over the lock left by a run that is gone (pid {dead.pid}" in out
+    assert f"took over from a run that is gone (pid {dead.pid} on {socket.gethostname()}" in out
+    with sqlite3.connect(run_dir / FILENAME) as conn:
+        assert conn.execute("SELECT count(*) FROM owner").fetchone() == (0,), "given back at the end"
+    conn.close()
     assert not (run_dir / NOTE).exists(), "the note goes with the run that wrote it"
 
 

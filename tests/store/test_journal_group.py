@@ -11,8 +11,9 @@ import anyio
 import anyio.to_thread
 import pytest
 
+from runner.store.group import AsyncJournal
 from runner.store.records import Money
-from runner.store.sqlite import AsyncJournal, Journal
+from runner.store.sqlite import Journal
 
 pytestmark = pytest.mark.anyio
 

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from runner.store.sqlite import _SCHEMA, FILENAME, SCHEMA_VERSION, Journal
+from runner.store.schema import _TAKES
+from runner.store.sqlite import FILENAME, SCHEMA_VERSION, Journal
 
 
 def _sums(path: Path) -> tuple[float, float]:
@@ -44,7 +45,7 @@ def test_reserve_release_and_charge_keep_the_sums_equal_to_the_tables(tmp_path: 
 def test_a_version_1_journal_is_upgraded_with_its_sums(tmp_path: Path) -> None:
     path = tmp_path / FILENAME
     with sqlite3.connect(path) as conn:
-        conn.executescript(_SCHEMA + "PRAGMA user_version=1;")
+        conn.executescript(_TAKES + "PRAGMA user_version=1;")
         conn.execute(
             "INSERT INTO takes (key, label, provider, spec, reserved_usd) VALUES ('a', 'a', 'r', '{}', 0.3)"
         )
@@ -56,4 +57,4 @@ def test_a_version_1_journal_is_upgraded_with_its_sums(tmp_path: Path) -> None:
     assert (journal.money().spent_usd, journal.money().reserved_usd) == (0.25, 0.3)
     journal.close()
     with sqlite3.connect(path) as conn:
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3

@@ -11,9 +11,9 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from runner.store.base import JournalError, JournalWriteError
 from runner.store.postgres import SCHEMA_VERSION, PostgresStore, shown
 from runner.store.records import Money
-from runner.store.sqlite import JournalError, JournalWriteError
 from tests.pgcluster import Cluster
 
 

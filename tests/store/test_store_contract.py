@@ -9,7 +9,12 @@ reservation together, a take charged twice is billed once, and a batch's calls f
 
 from __future__ import annotations
 
+import os
+import socket
+import subprocess
+import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -17,9 +22,12 @@ from typing import Any
 import anyio
 import pytest
 
-from runner.store.base import Store
+from runner.errors import LockHeldError
+from runner.store.base import JournalWriteError, Store
+from runner.store.group import AsyncJournal
+from runner.store.owner import STALE_S, Owner
 from runner.store.records import Money, Pending
-from runner.store.sqlite import AsyncJournal, Journal
+from runner.store.sqlite import Journal
 
 Opener = Callable[[], Store]
 
@@ -216,3 +224,56 @@ async def test_the_event_loop_side_commits_concurrent_calls_together(store: Stor
     assert money.spent_usd == pytest.approx(2.0) and money.reserved_usd == 0.0
     assert len(store.records("done")) == 20 and len(store.row_seqs()) == 20
     assert journal.commits < 60 and rows, "calls were grouped, and the ledger files followed"
+
+
+# --- one writer at a time: the owner row (runner.store.owner) -----------------------------------
+
+
+def _owner(token: str, *, pid: int, host: str, beat: float) -> Owner:
+    return Owner(token, pid, host, "2026-12-07T01:00:00+00:00", beat)
+
+
+def _dead_pid() -> int:
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    return gone.pid
+
+
+def test_a_live_holder_is_named_and_a_second_run_refused(opener: Opener) -> None:
+    first, second = opener(), opener()
+    try:
+        now = time.time()
+        assert first.claim(_owner("a", pid=os.getpid(), host=socket.gethostname(), beat=now)) is None
+        with pytest.raises(LockHeldError, match=rf"pid {os.getpid()} on {socket.gethostname()}"):
+            second.claim(_owner("b", pid=1, host="render-07", beat=now))
+        elsewhere = _owner("c", pid=4242, host="render-07", beat=now)
+        first.disown("a")
+        assert second.claim(elsewhere) is None, "given back, it is free"
+        with pytest.raises(LockHeldError, match="pid 4242 on render-07"):
+            first.claim(_owner("d", pid=os.getpid(), host=socket.gethostname(), beat=now + STALE_S / 2))
+    finally:
+        first.close()
+        second.close()
+
+
+def test_a_holder_that_is_gone_is_taken_over_and_then_refused_its_writes(opener: Opener) -> None:
+    here, now = socket.gethostname(), time.time()
+    cases = [
+        _owner("dead", pid=_dead_pid(), host=here, beat=now),  # killed on this host: at once
+        _owner("quiet", pid=4242, host="render-07", beat=now - STALE_S - 1),  # another host, silent
+    ]
+    for gone in cases:
+        old, new = opener(), opener()
+        try:
+            _plan(old, f"k-{gone.token}")
+            assert old.claim(gone) is None
+            taken = new.claim(_owner(f"new-{gone.token}", pid=os.getpid(), host=here, beat=now))
+            assert taken == gone, "the claimant learns whom it took over from"
+            assert old.beat(gone.token, now) is False, "the old run learns it was taken over"
+            with pytest.raises(JournalWriteError, match="taken over"):
+                old.update(f"k-{gone.token}", state="submitted", handle="t")
+            assert new.get(f"k-{gone.token}").state == "planned", "nothing written by the old run"
+            new.disown(f"new-{gone.token}")
+        finally:
+            old.close()
+            new.close()
