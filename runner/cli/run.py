@@ -27,6 +27,7 @@ import anyio
 
 from runner.cli.preflight import preflight
 from runner.clock import REAL_TIME, Clock
+from runner.engine import strays
 from runner.engine.clips import ClipDownloader
 from runner.engine.collect import Downloader
 from runner.engine.core import Engine, EngineOptions
@@ -190,9 +191,10 @@ async def run_takes(
         stack.callback(ledger.close)
         log = RunLog(run_dir / "run.log", Redactor(keys or ()), run_id=run_id)
         stack.callback(log.close)
-        early = (*(Event(EventKind.WARNING, message=note) for note in notes), *early)
         ledger.sync(journal)  # rows a kill left unwritten to the files
         records = journal.plan((t.key, t.label, t.provider, spec_of(t), t.relpath) for t in prepared.takes)
+        takes, records = _with_strays(journal, prepared.takes, records, providers, notes)
+        early = (*(Event(EventKind.WARNING, message=note) for note in notes), *early)
         limits = await _preflight(prepared, records, configs, session) if configs else None
         bus = Bus(log, *subscribers)
         for name in ledger.rewritten:
@@ -218,10 +220,34 @@ async def run_takes(
             gate=Gate(budget_usd=prepared.budget_usd, deadline=prepared.deadline),
             run_dir=run_dir,
         )
-        await _drive(engine, prepared.takes, records)
+        await _drive(engine, takes, records)
         del records  # all 10,000 of a big run, held to here: gone before the end reads the journal again
         await _finish(prepared, engine, journal, ledger, bus, started)
         return engine.summary
+
+
+def _with_strays(
+    journal: Journal,
+    takes: tuple[Take, ...],
+    records: dict[str, Record],
+    providers: Mapping[str, Provider],
+    notes: list[str],
+) -> tuple[tuple[Take, ...], dict[str, Record]]:
+    """This run's takes plus those an earlier manifest left in flight (collected, never resent)."""
+    found = strays.find(journal.records(*strays.SENT, *strays.RESERVED).values(), records, providers)
+    for key in found.release:
+        journal.release(key)
+    if found.takes:
+        notes.append(
+            f"{len(found.takes)} takes of an earlier version of the manifest are still in flight:"
+            " collecting them by task id (flag earlier-manifest); nothing is sent for them"
+        )
+    for provider, count in sorted(found.unreachable.items()):
+        notes.append(
+            f"{count} takes of an earlier version of the manifest are in flight on {provider}, which"
+            " this manifest no longer uses: run the earlier manifest to collect them"
+        )
+    return (*found.takes, *takes), {**records, **found.records}
 
 
 def _open_journal(run_dir: Path, notes: list[str]) -> Journal:

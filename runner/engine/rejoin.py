@@ -97,6 +97,8 @@ class _Rejoiner:
             handle=record.handle if again else None,
             submits=record.submits if again else 0,
         )
+        if take.earlier:
+            job.flags.append("earlier-manifest")
         if again:
             job.flags.append("resumed")
             if record.cost_usd is not None:
@@ -147,8 +149,8 @@ class _Rejoiner:
         return None
 
     def _submitting_mode(self, take: Take, record: Record) -> Mode | None:
-        if self._policy.resend_safe.get(take.provider) and record.handle:
-            return Mode.RESEND
+        if self._policy.resend_safe.get(take.provider) and record.handle and not take.earlier:
+            return Mode.RESEND  # (never for an earlier manifest's take: its shot is no longer wanted)
         if self._policy.hold_uncertain:
             self._counts.held += 1
             message = "a submit may have landed unseen; held (--hold-uncertain): check the provider"

@@ -65,6 +65,9 @@ class Take:
     key: str
     #: Runway's ``contentModeration.publicFigureThreshold`` (``auto`` | ``low``); None: not sent.
     moderation: str | None = None
+    #: A take of an earlier version of the manifest, still in flight in the journal: collected by
+    #: its task id, never sent again (``runner.engine.strays``).
+    earlier: bool = False
 
     @property
     def label(self) -> str:

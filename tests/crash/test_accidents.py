@@ -265,3 +265,41 @@ def test_a_journal_lost_between_runs_is_rebuilt_from_the_ledger(tmp_path: Path) 
         assert "journal.sqlite was missing: rebuilt 4 ended takes from ledger.jsonl" in out2 + err2
         _audit(run_dir, url, "aimlapi", 5)
     assert [r["seq"] for r in ledger(run_dir)] == [1, 2, 3, 4, 5]
+
+
+# -- an edit after a crash (issue 24 point 3) -------------------------------------------------------
+
+
+@pytest.mark.parametrize("edit", ["prompt", "removed"])
+@pytest.mark.parametrize("provider", ["aimlapi", "runway"])
+def test_takes_in_flight_of_an_edited_or_removed_shot_are_still_collected(
+    tmp_path: Path, provider: str, edit: str
+) -> None:
+    """Before: the paid tasks of the old takes stayed in flight in the journal, were never
+    downloaded, got no ledger row, and the rerun exited 0. Now they are collected by task id,
+    charged and recorded as the manifest's earlier version (flag ``earlier-manifest``)."""
+    shots = [shot("a", provider, takes=2), shot("b", provider, takes=1)]
+    manifest = write_manifest(tmp_path, shots, name="night", concurrency=3)
+    run_dir = tmp_path / "out" / "night"
+    knobs = {"gen_min_s": 40, "gen_max_s": 40}
+    with standalone.simulator("clean", time_scale=SCALE, **knobs) as url:
+        with standalone.started(manifest, url, clock_scale=SCALE) as proc:
+            _wait("three tasks bought", lambda: stats(url)["providers"][provider]["accepted"] >= 3)
+            _wait("their task ids written", lambda: _states(run_dir).get("submitted", 0) == 3)
+            proc.kill()
+        edited = [shot("a", provider, takes=2, prompt="a crane shot over the harbour at dusk")]
+        if edit == "prompt":
+            edited.append(shots[1])
+        write_manifest(tmp_path, edited, name="night", concurrency=3)
+        code, out, err = standalone.run(manifest, url, clock_scale=SCALE)
+        bill = stats(url)
+    rows = ledger(run_dir)
+    earlier = [r for r in rows if "earlier-manifest" in (r.get("flags") or "")]
+    assert code == 0, out + err
+    strays = 3 if edit == "removed" else 2  # a's two old takes, and b's when b is gone
+    assert len(earlier) == strays and {r["status"] for r in earlier} == {"done"}, rows
+    assert all((run_dir / r["output"]).is_file() for r in earlier), "every paid clip saved"
+    assert _states(run_dir).keys() <= {"done"}, "nothing left in flight"
+    assert bill["providers"][provider]["accepted"] == 3 + 2, "the three paid once, a's new prompt twice"
+    assert len([r for r in rows if r["status"] == "done"]) == 3 + 2
+    assert sum(r["cost_usd"] for r in rows) == pytest.approx(bill["billed_usd"])
