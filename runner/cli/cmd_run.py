@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -100,6 +101,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     from runner.cli.progress import Progress
     from runner.cli.run import RunOptions, execute, prepare
+    from runner.cli.terminal import TerminalWatch, standard
     from runner.clock import REAL_TIME, ScaledClock
 
     options = RunOptions(
@@ -118,7 +120,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
         clock=ScaledClock(args.clock_scale) if args.clock_scale else REAL_TIME,
     )
     prepared = prepare(options)
-    console = Console(highlight=False, stderr=args.json)  # --json: stdout carries the summary only
+    terminal = TerminalWatch()  # a closed SSH session drains the run instead of crashing it
+    # --json: stdout carries the summary only, so the console writes to stderr
+    console = Console(file=standard(terminal, stderr=args.json), highlight=False)
     mode = "simulator (no key needed)" if prepared.simulate else "live providers"
     console.print(f"previz run {prepared.manifest.name}: {len(prepared.takes)} takes on {mode}", markup=False)
     console.print(f"run directory: {prepared.run_dir}", markup=False)
@@ -127,7 +131,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         shots[take.shot] = shots.get(take.shot, 0) + 1
     progress = Progress(console, shots=shots)
     with progress.live():
-        summary = anyio.run(execute, prepared, progress)
+        summary = anyio.run(partial(execute, prepared, progress, terminal=terminal))
     console.print(render_summary(summary, prepared.run_dir))
     _print_paths(console, prepared.run_dir)
     if args.json:

@@ -26,6 +26,7 @@ import aiohttp
 import anyio
 
 from runner.cli.preflight import preflight
+from runner.cli.terminal import TerminalWatch
 from runner.clock import REAL_TIME, Clock
 from runner.engine import strays
 from runner.engine.clips import ClipDownloader
@@ -136,7 +137,9 @@ def _check_clock_scale(scale: float | None, configs: Mapping[str, ProviderConfig
             raise ConfigError(f"--clock-scale is only for a simulator on loopback, not {config.base_url}")
 
 
-async def execute(prepared: Prepared, *subscribers: Subscriber) -> Summary:
+async def execute(
+    prepared: Prepared, *subscribers: Subscriber, terminal: TerminalWatch | None = None
+) -> Summary:
     """Run the prepared takes; the run directory's lock is held throughout."""
     with run_lock(prepared.run_dir):
         async with _provider_configs(prepared) as configs, aiohttp.ClientSession() as session:
@@ -149,6 +152,7 @@ async def execute(prepared: Prepared, *subscribers: Subscriber) -> Summary:
                 subscribers=subscribers,
                 keys=keys,
                 configs=configs,
+                terminal=terminal,
             )
 
 
@@ -172,6 +176,7 @@ async def run_takes(
     early: tuple[Event, ...] = (),
     wiring: Wiring = Wiring(),
     configs: Mapping[str, ProviderConfig] | None = None,
+    terminal: TerminalWatch | None = None,
 ) -> Summary:
     """The journal, ledger, log and engine for one run over ``providers`` (the lock already held).
 
@@ -220,7 +225,7 @@ async def run_takes(
             gate=Gate(budget_usd=prepared.budget_usd, deadline=prepared.deadline),
             run_dir=run_dir,
         )
-        await _drive(engine, takes, records)
+        await _drive(engine, takes, records, terminal)
         del records  # all 10,000 of a big run, held to here: gone before the end reads the journal again
         await _finish(prepared, engine, journal, ledger, bus, started)
         return engine.summary
@@ -330,11 +335,15 @@ def _write_report(prepared: Prepared) -> None:
     write_report_html(source, name=prepared.manifest.name, budget_usd=prepared.budget_usd)
 
 
-async def _drive(engine: Engine, takes: tuple[Take, ...], records: Mapping[str, Record]) -> None:
+async def _drive(
+    engine: Engine, takes: tuple[Take, ...], records: Mapping[str, Record], terminal: TerminalWatch | None
+) -> None:
     """The engine, with the interrupt handler beside it; a journal that fails ends the run whole."""
     try:
         async with anyio.create_task_group() as tg:
             tg.start_soon(_on_signals, engine, tg.cancel_scope)
+            if terminal is not None and not terminal.outlive:
+                tg.start_soon(_on_hangup, engine, terminal)
             await engine.run(takes, records)
             tg.cancel_scope.cancel()
     except BaseExceptionGroup as group:
@@ -422,6 +431,16 @@ async def _on_signals(engine: Engine, scope: anyio.CancelScope) -> None:
             engine.stop(
                 StopReason.INTERRUPTED, "interrupted: finishing takes in flight; again to stop at once"
             )
+
+
+async def _on_hangup(engine: Engine, terminal: TerminalWatch) -> None:
+    """The terminal went away (runner.cli.terminal): drain as on SIGHUP, unless already stopping."""
+    # The notice comes from whichever thread wrote (rich redraws from its own): a threading flag,
+    # looked at five times a second, not an anyio.Event that only the loop's thread may set.
+    while not terminal.gone:  # noqa: ASYNC110
+        await anyio.sleep(0.2)
+    if engine.summary.stopped is not StopReason.INTERRUPTED:
+        engine.stop(StopReason.INTERRUPTED, "the terminal went away: finishing takes in flight (see run.log)")
 
 
 @contextlib.asynccontextmanager

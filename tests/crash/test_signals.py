@@ -6,10 +6,15 @@ simulator's bill outlives the runner and shows whether anything was bought twice
 
 from __future__ import annotations
 
+import fcntl
+import json
+import os
+import select
 import signal
 import sqlite3
 import subprocess
 import sys
+import termios
 import time
 from contextlib import AbstractContextManager
 from pathlib import Path
@@ -179,4 +184,72 @@ def test_a_run_started_under_nohup_outlives_sighup(tmp_path: Path) -> None:
     assert len(rows) == 8 and all(r["status"] == "done" for r in rows), rows
     assert len(list((run_dir).rglob("*.mp4"))) == 8
     assert billed["providers"]["runware"]["accepted"] == 8
+    assert sum(r["cost_usd"] for r in rows) == pytest.approx(billed["billed_usd"])
+
+
+# -- a terminal that goes away (issue 24 point 5) ---------------------------------------------------
+
+
+def _controlling_tty() -> None:
+    """What a login shell's child has: its own session, with the pty as controlling terminal."""
+    os.setsid()
+    fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+
+def _read_until(master: int, seen: bytes, probe: bytes, timeout: float = 30) -> bytes:
+    """Keep the pty drained (a full one blocks the writer) until ``probe`` shows up."""
+    deadline = time.monotonic() + timeout
+    while probe not in seen and time.monotonic() < deadline:
+        ready, _, _ = select.select([master], [], [], 0.1)
+        if ready:
+            seen += os.read(master, 65536)
+    return seen
+
+
+@pytest.mark.parametrize("how", ["eio", "session"])
+def test_a_terminal_that_goes_away_drains_the_run_to_130(tmp_path: Path, how: str) -> None:
+    """Before: closing the SSH session crashed the run (exit 1, ``OSError: [Errno 5]`` from the
+    live table). Now the run notices — by the ``EIO`` of its next write, or by the SIGHUP of its
+    session — finishes the takes in flight, exits 130, and the rerun buys nothing twice.
+
+    ``eio``: the pty is the run's stdout but not its controlling terminal, so no SIGHUP comes —
+    only the failed writes. ``session``: the pty controls the run's session, as over SSH."""
+    manifest = write_manifest(tmp_path, [shot("a", "aimlapi", takes=8)], name="night", concurrency=2)
+    run_dir = tmp_path / "out" / "night"
+    argv = [sys.executable, "-m", "runner", "run", str(manifest), "--clock-scale", str(SCALE)]
+    with standalone.simulator("clean", time_scale=SCALE, gen_min_s=30, gen_max_s=30) as url:
+        master, slave = os.openpty()
+        env = {**standalone.env_for(url), "TERM": "xterm-256color", "COLUMNS": "100", "LINES": "40"}
+        proc = subprocess.Popen(
+            argv,
+            env=env,
+            stdin=slave,
+            stdout=slave,
+            stderr=slave,
+            preexec_fn=_controlling_tty if how == "session" else None,
+        )
+        os.close(slave)
+        try:
+            _read_until(master, b"", b"in flight")  # the live view is up
+            _wait_for_submitted(run_dir, 1)
+            os.close(master)  # the window closes: the terminal hangs up
+            code = proc.wait(timeout=120)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        summary = json.loads((run_dir / "summary.json").read_text(encoding="utf-8"))
+        first = stats(url)["providers"]["aimlapi"]["accepted"]
+        again, out, err = standalone.run(manifest, url, clock_scale=SCALE)
+        billed = stats(url)
+    rows = ledger(run_dir)
+    log = (run_dir / "run.log").read_text(encoding="utf-8")
+    assert code == 130, log[-2000:]
+    assert summary["stopped"] == "interrupted"
+    assert first < 8, "it drained: no new submissions after the terminal went"
+    if how == "eio":
+        assert "the terminal went away" in log
+    assert again == 0, out + err
+    assert billed["providers"]["aimlapi"]["accepted"] == 8, "nothing bought twice"
+    assert [r["status"] for r in rows].count("done") == 8
     assert sum(r["cost_usd"] for r in rows) == pytest.approx(billed["billed_usd"])
