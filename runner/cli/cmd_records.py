@@ -73,6 +73,12 @@ def _cmd_report(args: argparse.Namespace) -> int:
     from runner.reports.report import as_csv, as_json, as_markdown, load, totals
 
     sources = load(Path(p) for p in args.paths)
+    for source in sources:
+        if source.skipped:
+            print(
+                f"previz: {source.run_dir}: {source.skipped} ledger lines skipped (not rows previz writes)",
+                file=sys.stderr,
+            )
     report = totals(sources)
     if args.format == "json":
         print(as_json(report))

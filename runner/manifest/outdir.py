@@ -10,8 +10,10 @@ call ok is never refused by ``run`` for its output directory.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import stat
+import tempfile
 from pathlib import Path
 
 from runner.errors import ConfigError
@@ -40,9 +42,47 @@ def output_dir_problem(run_dir: Path) -> str | None:
     part, st = found
     if not stat.S_ISDIR(st.st_mode):
         return f"{part} is a file, not a directory; choose another output directory"
+    verb = "write in" if part == path else "create folders in"
+    tried = _try_making(part)  # first: it gives the true reason (a read-only mount, /proc)
+    if tried is not None:
+        return f"cannot {verb} {part} ({tried})"
     if not os.access(part, os.W_OK | os.X_OK):
-        verb = "write in" if part == path else "create folders in"
         return f"cannot {verb} {part} (permission denied)"
+    return _run_files_problem(path) if part == path else None
+
+
+def _try_making(part: Path) -> str | None:
+    """Make and remove an empty folder in ``part``: the only sure test (root passes every access
+    check, and /proc or a read-only mount refuse only when asked). Nothing is left behind."""
+    try:
+        probe = tempfile.mkdtemp(prefix=".previz-probe-", dir=part)
+    except OSError as exc:
+        return exc.strerror or str(exc)
+    with contextlib.suppress(OSError):
+        os.rmdir(probe)
+    return None
+
+
+#: What previz writes in a run directory (the store, the reports and the lock own these names;
+#: listed here because manifest/ may import neither). A folder at one of them fails mid-run.
+RUN_FILES = (
+    "journal.sqlite",
+    ".lock",
+    ".lock.json",
+    "run.log",
+    "ledger.csv",
+    "ledger.jsonl",
+    "summary.json",
+    "report.html",
+    "retry.yaml",
+)
+
+
+def _run_files_problem(run_dir: Path) -> str | None:
+    for name in RUN_FILES:
+        where = run_dir / name
+        if where.exists() and not where.is_file():
+            return f"{where} is not a regular file, and previz writes its {name} there: move it aside"
     return None
 
 

@@ -77,9 +77,13 @@ def write_report_html(source: Source, *, name: str, budget_usd: float | None = N
     """Write ``report.html`` into the run directory, replaced atomically."""
     path = source.run_dir / FILENAME
     tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("w", encoding="utf-8") as fh:
-        fh.writelines(_pieces(source, name=name, budget_usd=budget_usd))
-    os.replace(tmp, path)
+    try:
+        with tmp.open("w", encoding="utf-8") as fh:
+            fh.writelines(_pieces(source, name=name, budget_usd=budget_usd))
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # a full disk leaves no half page behind
+        raise
     return path
 
 

@@ -85,7 +85,7 @@ class LedgerFiles:
         if seqs is None and not path.exists():
             return 0
         readable = (
-            _seq_of(r.get("seq")) for r in (_csv_rows(path) if path.suffix == ".csv" else _rows(path))
+            _seq_of(r.get("seq")) for r in (_csv_rows(path) if path.suffix == ".csv" else _rows(path, [0]))
         )
         if not {seq for seq in readable if seq is not None} <= set(known):
             _keep_aside(path)  # torn, and holding rows of another journal: the rewrite must not lose them
@@ -155,7 +155,7 @@ def _rewrite(path: Path, journal: Journal) -> None:
 
 def _readable_seqs(path: Path) -> set[int]:
     """The ``seq`` of every row of a torn file that can still be read."""
-    rows = _csv_rows(path) if path.suffix == ".csv" else _rows(path)
+    rows = _csv_rows(path) if path.suffix == ".csv" else _rows(path, [0])
     try:
         return {seq for seq in (_seq_of(r.get("seq")) for r in rows) if seq is not None}
     except csv.Error:
@@ -235,19 +235,24 @@ def _csv_rows(path: Path) -> Iterator[dict[str, Any]]:
         yield from csv.DictReader(fh)
 
 
-def iter_rows(path: Path) -> Iterator[dict[str, Any]]:
-    """Rows of a ``ledger.jsonl``, one at a time; a torn line (crash mid-write) is skipped, not fatal."""
-    return _rows(path)
+def iter_rows(path: Path, bad: list[int] | None = None) -> Iterator[dict[str, Any]]:
+    """Rows of a ``ledger.jsonl``, one at a time; a torn line (crash mid-write) or one that is not
+    an object is skipped, not fatal, and counted in ``bad[0]`` when given."""
+    return _rows(path, bad if bad is not None else [0])
 
 
-def _rows(path: Path) -> Iterator[dict[str, Any]]:
+def _rows(path: Path, bad: list[int]) -> Iterator[dict[str, Any]]:
     if not path.exists():
         return
     with path.open(encoding="utf-8") as fh:
         for line in fh:
+            if not line.strip():
+                continue
             try:
                 row = json.loads(line)
             except json.JSONDecodeError:
-                continue
+                row = None
             if isinstance(row, dict):
                 yield row
+            else:
+                bad[0] += 1

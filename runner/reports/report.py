@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import statistics
 import sys
 from collections import defaultdict
@@ -58,6 +59,7 @@ class Source:
 
     run_dir: Path
     rows: tuple[dict[str, Any], ...]
+    skipped: int = 0  # ledger lines that are not rows previz writes (not an object, mistyped)
 
 
 def load(paths: Iterable[Path]) -> list[Source]:
@@ -65,9 +67,37 @@ def load(paths: Iterable[Path]) -> list[Source]:
     sources = []
     for path in paths:
         ledger = _ledger_of(path)
-        rows = iter_rows(ledger) if ledger.suffix == ".jsonl" else _csv_rows(ledger)
-        sources.append(Source(ledger.parent, tuple(_slim(row) for row in rows)))
+        bad = [0]
+        rows = iter_rows(ledger, bad) if ledger.suffix == ".jsonl" else _csv_rows(ledger, bad)
+        kept = []
+        for row in rows:
+            slim = _slim(row)
+            if _usable(slim):
+                kept.append(slim)
+            else:
+                bad[0] += 1
+        sources.append(Source(ledger.parent, tuple(kept), bad[0]))
     return sources
+
+
+#: Columns that must be real numbers, and those that must be whole ones (CSV gives digits).
+_NUMBERS = frozenset({"cost_usd", "generation_s"})
+_WHOLE = frozenset({"take", "seed", "duration_s"})
+
+
+def _usable(row: Mapping[str, Any]) -> bool:
+    """Whether every column the reports read has the type previz writes (None: absent)."""
+    return all(value is None or _fits(name, value) for name, value in row.items())
+
+
+def _fits(name: str, value: Any) -> bool:
+    if isinstance(value, bool):
+        return False
+    if name in _NUMBERS:
+        return isinstance(value, int | float) and math.isfinite(value)
+    if name in _WHOLE:
+        return isinstance(value, int) or (isinstance(value, str) and value.isdigit())
+    return isinstance(value, str)
 
 
 def _slim(row: Mapping[str, Any]) -> dict[str, Any]:
@@ -90,11 +120,15 @@ def _ledger_of(path: Path) -> Path:
     raise InputError(f"{path}: not a run directory or a ledger file (.jsonl, .csv)")
 
 
-def _csv_rows(path: Path) -> Iterator[dict[str, Any]]:
+def _csv_rows(path: Path, bad: list[int]) -> Iterator[dict[str, Any]]:
     with path.open(newline="", encoding="utf-8") as fh:
         for row in csv.DictReader(fh):
-            for name in ("cost_usd", "generation_s"):
-                row[name] = float(row[name]) if row.get(name) else None
+            try:
+                for name in _NUMBERS:
+                    row[name] = float(row[name]) if row.get(name) else None
+            except ValueError:
+                bad[0] += 1
+                continue
             yield row
 
 
