@@ -19,6 +19,7 @@ from runner.cli.common import (
     deadline,
     time_scale,
 )
+from runner.engine.diskcap import DEFAULT_MAX_RUN_GB
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -71,6 +72,15 @@ def add(sub: argparse._SubParsersAction[ArgParser]) -> None:
         help="refuse a clip larger than this (default 1024): a CDN that never stops cannot fill the disk",
     )
     r.add_argument(
+        "--max-run-gb",
+        type=above_zero,
+        default=DEFAULT_MAX_RUN_GB,
+        dest="max_run_gb",
+        metavar="GB",
+        help=f"cap on all of this run's downloads together (default {DEFAULT_MAX_RUN_GB:g}); "
+        "past it, no new submissions",
+    )
+    r.add_argument(
         "--clock-scale",
         type=float,
         dest="clock_scale",
@@ -117,6 +127,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         sim_time_scale=args.sim_time_scale,
         clock_scale=args.clock_scale,
         max_clip_mb=args.max_clip_mb,
+        max_run_gb=args.max_run_gb,
         clock=ScaledClock(args.clock_scale) if args.clock_scale else REAL_TIME,
     )
     prepared = prepare(options)

@@ -15,7 +15,7 @@ import math
 import os
 import secrets
 import signal
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
@@ -32,6 +32,8 @@ from runner.engine import strays
 from runner.engine.clips import ClipDownloader
 from runner.engine.collect import Downloader
 from runner.engine.core import Engine, EngineOptions
+from runner.engine.diskcap import DEFAULT_MAX_RUN_GB, RunDiskCap
+from runner.engine.download import DEFAULT_PACING, Pacing
 from runner.engine.events import Bus, Event, EventKind, Subscriber
 from runner.engine.gate import Gate, StopReason
 from runner.engine.lanes import LaneOptions
@@ -78,6 +80,7 @@ class RunOptions:
     #: (4: 3.2 s); on the bare loopback (disk- and CPU-bound) 4 and 8 differ by noise (perf.py)
     downloads: int = 8
     max_clip_mb: float = 1024.0  # a clip larger than this is refused (a CDN that never stops)
+    max_run_gb: float = DEFAULT_MAX_RUN_GB  # all this run's downloads together (runner.engine.diskcap)
     request_timeout: float = 60.0  # one HTTP request to a provider, per attempt
     clock_scale: float | None = None  # testing against a time-scaled simulator: loopback URLs only
     clock: Clock = REAL_TIME
@@ -117,6 +120,8 @@ def prepare(options: RunOptions) -> Prepared:
         raise ConfigError(f"--concurrency must be 1 to {MAX_CONCURRENCY}, got {options.concurrency}")
     if not 0 < options.max_clip_mb < math.inf:
         raise ConfigError(f"--max-clip-mb must be more than 0, got {options.max_clip_mb}")
+    if not 0 < options.max_run_gb < math.inf:
+        raise ConfigError(f"--max-run-gb must be more than 0, got {options.max_run_gb}")
     if options.budget_usd is not None and options.budget_usd <= 0:
         raise ConfigError(f"--budget must be more than 0 USD, got {options.budget_usd}")
     budget = options.budget_usd if options.budget_usd is not None else manifest.budget_usd
@@ -164,6 +169,7 @@ class Wiring:
     take_timeout: float = 900.0
     pending_limit: float = PENDING_LIMIT
     downloader: Downloader | None = None
+    pacing: Pacing = DEFAULT_PACING  # the slowest a clip's body may come before it is cut
 
 
 async def run_takes(
@@ -210,14 +216,7 @@ async def run_takes(
             bus.emit(event)
         engine = Engine(
             providers,
-            downloader=wiring.downloader
-            or ClipDownloader(
-                session,
-                run_dir,
-                limit=opts.downloads,
-                max_bytes=int(opts.max_clip_mb * 2**20),
-                secrets=keys or (),
-            ),
+            downloader=wiring.downloader or _downloader(session, run_dir, opts, keys or (), wiring.pacing),
             encoder=ImageEncoder(),
             journal=AsyncJournal(journal, on_row=lambda: ledger.sync(journal)),
             bus=bus,
@@ -229,6 +228,20 @@ async def run_takes(
         del records  # all 10,000 of a big run, held to here: gone before the end reads the journal again
         await _finish(prepared, engine, journal, ledger, bus, started)
         return engine.summary
+
+
+def _downloader(
+    session: aiohttp.ClientSession, run_dir: Path, opts: RunOptions, keys: Sequence[str], pacing: Pacing
+) -> ClipDownloader:
+    return ClipDownloader(
+        session,
+        run_dir,
+        limit=opts.downloads,
+        max_bytes=int(opts.max_clip_mb * 2**20),
+        run_cap=RunDiskCap(int(opts.max_run_gb * 1e9)),
+        pacing=pacing,
+        secrets=keys,
+    )
 
 
 def _with_strays(

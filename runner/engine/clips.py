@@ -14,7 +14,8 @@ from pathlib import Path
 import aiohttp
 import anyio
 
-from runner.engine.download import DEFAULT_MAX_BYTES, Downloaded, download
+from runner.engine.diskcap import RunDiskCap
+from runner.engine.download import DEFAULT_MAX_BYTES, DEFAULT_PACING, Downloaded, Pacing, download
 from runner.errors import PrevizError
 from runner.providers.guard import ProviderText
 
@@ -29,12 +30,16 @@ class ClipDownloader:
         *,
         limit: int = 8,
         max_bytes: int = DEFAULT_MAX_BYTES,
+        run_cap: RunDiskCap | None = None,
+        pacing: Pacing = DEFAULT_PACING,
         secrets: Sequence[str] = (),
     ) -> None:
         self._session = session
         self._run_dir = run_dir
         self._limit = anyio.CapacityLimiter(limit)
         self._max_bytes = max_bytes
+        self._run_cap = run_cap or RunDiskCap(None)
+        self._pacing = pacing
         self._text = ProviderText(secrets)
 
     async def fetch(self, url: str, relpath: str, *, provider: str, take: str) -> Downloaded:
@@ -47,6 +52,8 @@ class ClipDownloader:
                     provider=provider,
                     take=take,
                     max_bytes=self._max_bytes,
+                    run_cap=self._run_cap,
+                    pacing=self._pacing,
                 )
             except PrevizError as exc:
                 self._text.error(exc)

@@ -36,6 +36,7 @@ import anyio
 import anyio.to_thread
 from yarl import URL
 
+from runner.engine.diskcap import RunDiskCap
 from runner.engine.mp4 import Mp4Error, Mp4Info, inspect
 from runner.engine.piecewriter import PieceWriter
 from runner.errors import DownloadError, ExpiredURLError, NotSentError, TransientError, UnfetchableError
@@ -55,6 +56,19 @@ MAX_REDIRECTS = 5
 DEFAULT_MAX_BYTES = 1 << 30
 DEFAULT_READ_TIMEOUT = 30.0
 DEFAULT_TOTAL_TIMEOUT = 900.0
+
+
+@dataclass(frozen=True)
+class Pacing:
+    """The slowest a body may come: under ``min_bps`` over any ``window_s`` it is cut (and tried
+    again). A slowloris — 1 byte every 5 s under an honest Content-Length — never trips the read
+    timeout, and held a download slot for about 30 minutes; now for about ``window_s``."""
+
+    min_bps: float = 10_000.0
+    window_s: float = 60.0
+
+
+DEFAULT_PACING = Pacing()
 
 
 @dataclass(frozen=True)
@@ -88,19 +102,48 @@ class _Where:
 
 
 class _Part:
-    """The growing ``.part`` file, the hash of what it holds so far, and the cap it must stay under."""
+    """The growing ``.part`` file, the hash of what it holds so far, and the caps it must stay
+    under: its own (``max_bytes``) and the run's (every byte it holds is taken from ``run_cap``)."""
 
-    def __init__(self, dest: Path, max_bytes: int) -> None:
+    def __init__(self, dest: Path, max_bytes: int, run_cap: RunDiskCap) -> None:
         self.path = dest.with_name(dest.name + ".part")
         self.max_bytes = max_bytes
+        self.run_cap = run_cap
         self.hasher = hashlib.sha256()
         self.size = 0
         self.total: int | None = None
 
+    def grow(self, size: int) -> None:
+        self.run_cap.take(size)
+        self.size += size
+
     def restart(self) -> None:
+        self.run_cap.give_back(self.size)  # the file starts again from nothing
         self.hasher = hashlib.sha256()
         self.size = 0
         self.total = None
+
+
+class _Pace:
+    """How fast the body of one request comes, window by window (see :class:`Pacing`)."""
+
+    def __init__(self, pacing: Pacing) -> None:
+        self._pacing = pacing
+        self._start = anyio.current_time()
+        self._got = 0
+
+    def check(self, size: int, where: _Where) -> None:
+        self._got += size
+        now = anyio.current_time()
+        took = now - self._start
+        if took < self._pacing.window_s:
+            return
+        if self._got < self._pacing.min_bps * took:
+            raise where.transient(
+                f"download too slow: {self._got} bytes in {took:.0f} s "
+                f"(under {self._pacing.min_bps / 1000:g} kB/s)"
+            )
+        self._start, self._got = now, 0
 
 
 async def download(
@@ -114,6 +157,8 @@ async def download(
     max_bytes: int = DEFAULT_MAX_BYTES,
     read_timeout: float = DEFAULT_READ_TIMEOUT,
     total_timeout: float = DEFAULT_TOTAL_TIMEOUT,
+    run_cap: RunDiskCap | None = None,
+    pacing: Pacing = DEFAULT_PACING,
 ) -> Downloaded:
     """Fetch ``url`` to ``dest``; raise UnfetchableError, ExpiredURLError, TransientError or DownloadError.
 
@@ -124,45 +169,53 @@ async def download(
     if problem:
         raise UnfetchableError(f"{where}: {problem}")
     dest.parent.mkdir(parents=True, exist_ok=True)
-    part = _Part(dest, max_bytes)
+    part = _Part(dest, max_bytes, run_cap or RunDiskCap(None))
     try:
         try:
             with anyio.fail_after(total_timeout):
-                await _fetch_all(session, url, part, where, read_timeout, max_resumes)
+                await _fetch_all(session, url, part, where, _Limits(read_timeout, pacing), max_resumes)
         except TimeoutError as exc:
             raise where.transient(f"download not finished after {total_timeout:g} s") from exc
         return await _finish(part, dest, where)
     except BaseException:
         with anyio.CancelScope(shield=True):  # also on a hard stop: leave no half-written clip behind
             await _remove(part.path)
+        part.run_cap.give_back(part.size)
         raise
 
 
+@dataclass(frozen=True)
+class _Limits:
+    read_timeout: float
+    pacing: Pacing
+
+
 async def _fetch_all(
-    session: aiohttp.ClientSession, url: str, part: _Part, where: _Where, read_timeout: float, resumes: int
+    session: aiohttp.ClientSession, url: str, part: _Part, where: _Where, limits: _Limits, resumes: int
 ) -> None:
     for _ in range(resumes + 1):
-        await _fetch(session, url, part, where, read_timeout)
+        await _fetch(session, url, part, where, limits)
         if part.total is None or part.size >= part.total:
             return
 
 
 async def _fetch(
-    session: aiohttp.ClientSession, url: str, part: _Part, where: _Where, read_timeout: float
+    session: aiohttp.ClientSession, url: str, part: _Part, where: _Where, limits: _Limits
 ) -> None:
+    read_timeout = limits.read_timeout
     if part.size and await _stored_size(part.path) != part.size:
         part.restart()  # the file does not hold what was counted: only a whole download will do
     headers = {"Range": f"bytes={part.size}-"} if part.size else {}
-    limits = aiohttp.ClientTimeout(total=None, sock_connect=read_timeout, sock_read=read_timeout)
+    timeouts = aiohttp.ClientTimeout(total=None, sock_connect=read_timeout, sock_read=read_timeout)
     try:
-        async with _get(session, url, headers, limits, where) as resp:
+        async with _get(session, url, headers, timeouts, where) as resp:
             _check_status(resp, where)
             if part.size and resp.status != 206:
                 part.restart()  # no Range support: start over
             if part.total is None:
                 part.total = _total_length(resp, part.size)
                 _check_cap(part.total, part, where)
-            await _stream(resp, part, where)
+            await _stream(resp, part, where, _Pace(limits.pacing))
     except aiohttp.ClientConnectorError as exc:
         raise NotSentError(
             f"cannot connect: {exc}", provider=where.provider, take=where.take, url=where.url
@@ -232,7 +285,7 @@ def _total_length(resp: aiohttp.ClientResponse, already: int) -> int | None:
     return resp.content_length
 
 
-async def _stream(resp: aiohttp.ClientResponse, part: _Part, where: _Where) -> None:
+async def _stream(resp: aiohttp.ClientResponse, part: _Part, where: _Where, pace: _Pace) -> None:
     """Stream the body to the ``.part`` file. A body cut short still has every piece read so far
     written before the cut is raised: ``part.size`` counts them, and the resume asks for the bytes
     from there (dropping the queued ones left a hole the size of the queue in the file)."""
@@ -241,8 +294,9 @@ async def _stream(resp: aiohttp.ClientResponse, part: _Part, where: _Where) -> N
         try:
             async for piece in resp.content.iter_chunked(PIECE):
                 _check_cap(part.size + len(piece), part, where)  # stop reading before writing past the cap
-                part.size += len(piece)
+                part.grow(len(piece))  # RunDiskCapReached past the run's cap
                 await writer.put(piece)
+                pace.check(len(piece), where)
         except aiohttp.ClientPayloadError:
             await writer.finish()
             raise

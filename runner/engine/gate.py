@@ -25,11 +25,14 @@ class StopReason(StrEnum):
     DEADLINE = "deadline"
     DISK_FULL = "disk full"
     NOT_WRITABLE = "output not writable"
+    DISK_CAP = "disk cap"
 
 
 #: Stops after which nothing more is sent, not even the resend of a refused submit: the user
 #: asked, or no clip could be saved (a send would buy a clip that is paid but not saved).
-NO_SENDS = frozenset({StopReason.INTERRUPTED, StopReason.DISK_FULL, StopReason.NOT_WRITABLE})
+NO_SENDS = frozenset(
+    {StopReason.INTERRUPTED, StopReason.DISK_FULL, StopReason.NOT_WRITABLE, StopReason.DISK_CAP}
+)
 #: A clip write that failed this way fails every later clip too: the run stops submitting.
 _DISK_ERRORS = {
     errno.ENOSPC: StopReason.DISK_FULL,
@@ -37,6 +40,7 @@ _DISK_ERRORS = {
     errno.EROFS: StopReason.NOT_WRITABLE,
     errno.EACCES: StopReason.NOT_WRITABLE,
     errno.EPERM: StopReason.NOT_WRITABLE,
+    errno.EFBIG: StopReason.DISK_CAP,  # runner.engine.diskcap (or a file over the filesystem's limit)
 }
 
 
