@@ -115,11 +115,12 @@ def _plan_preflight(manifest: Manifest, done: set[str]) -> PreflightReport:
 
 def _history(manifest: Manifest) -> tuple[set[str], float]:
     """Keys already done and USD spent in this manifest's run directory (none before the first run)."""
-    from runner.store.sqlite import FILENAME, Journal
+    from runner.store.factory import open_store
+    from runner.store.sqlite import FILENAME
 
     if not (manifest.run_dir / FILENAME).exists():
         return set(), 0.0
-    journal = Journal.open(manifest.run_dir, readonly=True)
+    journal = open_store(manifest.run_dir, readonly=True)
     try:
         done = {k for k, r in journal.records().items() if r.state == "done"}
         return done, journal.money().spent_usd

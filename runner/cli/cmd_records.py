@@ -147,9 +147,9 @@ def _cmd_cancel(args: argparse.Namespace) -> int:
 
 def _runway_in_flight(run_dir: Path) -> bool:
     from runner.reports.status import IN_FLIGHT_STATES
-    from runner.store.sqlite import Journal
+    from runner.store.factory import open_store
 
-    journal = Journal.open(run_dir, readonly=True)
+    journal = open_store(run_dir, readonly=True)
     try:
         return any(r.provider == "runway" and r.state in IN_FLIGHT_STATES for r in journal.records().values())
     finally:

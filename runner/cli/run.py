@@ -14,7 +14,6 @@ import contextlib
 import math
 import os
 import secrets
-import signal
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -25,6 +24,7 @@ from urllib.parse import urlsplit
 import aiohttp
 import anyio
 
+from runner.cli.interrupts import drive
 from runner.cli.preflight import preflight
 from runner.cli.terminal import TerminalWatch
 from runner.clock import REAL_TIME, Clock
@@ -35,7 +35,7 @@ from runner.engine.core import Engine, EngineOptions
 from runner.engine.diskcap import DEFAULT_MAX_RUN_GB, RunDiskCap
 from runner.engine.download import DEFAULT_PACING, Pacing
 from runner.engine.events import Bus, Event, EventKind, Subscriber
-from runner.engine.gate import Gate, StopReason
+from runner.engine.gate import Gate
 from runner.engine.lanes import LaneOptions
 from runner.engine.records import spec_of
 from runner.engine.tally import Summary
@@ -55,11 +55,13 @@ from runner.reports.report import load
 from runner.reports.retry_yaml import write_retry
 from runner.reports.runlog import Redactor, RunLog
 from runner.reports.summary import RunFacts, write_summary
+from runner.store.base import Store
+from runner.store.factory import open_store
 from runner.store.group import AsyncJournal
 from runner.store.owner import owned
 from runner.store.records import Record
 from runner.store.runlock import run_lock
-from runner.store.sqlite import FILENAME, Journal, JournalWriteError
+from runner.store.sqlite import FILENAME
 
 
 @dataclass(frozen=True)
@@ -224,7 +226,7 @@ async def run_takes(
             gate=Gate(budget_usd=prepared.budget_usd, deadline=prepared.deadline),
             run_dir=run_dir,
         )
-        await _drive(engine, takes, records, terminal)
+        await drive(engine, takes, records, terminal)
         del records  # all 10,000 of a big run, held to here: gone before the end reads the journal again
         await _finish(prepared, engine, journal, ledger, bus, started)
         return engine.summary
@@ -245,7 +247,7 @@ def _downloader(
 
 
 def _with_strays(
-    journal: Journal,
+    journal: Store,
     takes: tuple[Take, ...],
     records: dict[str, Record],
     providers: Mapping[str, Provider],
@@ -268,13 +270,13 @@ def _with_strays(
     return (*found.takes, *takes), {**records, **found.records}
 
 
-def _open_journal(run_dir: Path, notes: list[str]) -> Journal:
+def _open_journal(run_dir: Path, notes: list[str]) -> Store:
     """The run directory's journal; a lost one rebuilt from ``ledger.jsonl`` (never bought again)."""
     ledger_rows = run_dir / "ledger.jsonl"
     if (run_dir / FILENAME).exists() or not ledger_rows.is_file():
-        return Journal.open(run_dir)
+        return open_store(run_dir)
     rows = list(iter_rows(ledger_rows))
-    journal = Journal.open(run_dir)
+    journal = open_store(run_dir)
     if rows:
         try:
             takes = journal.adopt(rows)
@@ -289,7 +291,7 @@ def _open_journal(run_dir: Path, notes: list[str]) -> Journal:
 
 
 async def _finish(
-    prepared: Prepared, engine: Engine, journal: Journal, ledger: LedgerFiles, bus: Bus, started: datetime
+    prepared: Prepared, engine: Engine, journal: Store, ledger: LedgerFiles, bus: Bus, started: datetime
 ) -> None:
     """The run's end: retry.yaml, summary.json, report.html — each best effort (a full disk must
     not turn a finished night into a crash), with a word on whatever could not be written.
@@ -302,7 +304,7 @@ async def _finish(
 
 
 def _write_files(
-    prepared: Prepared, summary: Summary, journal: Journal, ledger: LedgerFiles, started: datetime
+    prepared: Prepared, summary: Summary, journal: Store, ledger: LedgerFiles, started: datetime
 ) -> list[str]:
     ledger.sync(journal)
     steps = (
@@ -332,7 +334,7 @@ def _facts(prepared: Prepared) -> RunFacts:
     )
 
 
-def _write_retry(prepared: Prepared, journal: Journal) -> None:
+def _write_retry(prepared: Prepared, journal: Store) -> None:
     """The takes of this manifest that stand failed, as a manifest of their own."""
     records = journal.records("failed")
     failed = [
@@ -346,27 +348,6 @@ def _write_retry(prepared: Prepared, journal: Journal) -> None:
 def _write_report(prepared: Prepared) -> None:
     (source,) = load([prepared.run_dir])
     write_report_html(source, name=prepared.manifest.name, budget_usd=prepared.budget_usd)
-
-
-async def _drive(
-    engine: Engine, takes: tuple[Take, ...], records: Mapping[str, Record], terminal: TerminalWatch | None
-) -> None:
-    """The engine, with the interrupt handler beside it; a journal that fails ends the run whole."""
-    try:
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(_on_signals, engine, tg.cancel_scope)
-            if terminal is not None and not terminal.outlive:
-                tg.start_soon(_on_hangup, engine, terminal)
-            await engine.run(takes, records)
-            tg.cancel_scope.cancel()
-    except BaseExceptionGroup as group:
-        failed = group.subgroup(JournalWriteError)
-        if failed is None:
-            raise
-        first: BaseException = failed
-        while isinstance(first, BaseExceptionGroup):
-            first = first.exceptions[0]
-        raise first from None
 
 
 @dataclass(frozen=True)
@@ -417,43 +398,6 @@ def _engine_options(
         run_id=run_id,
         manifest=str(manifest.path),
     )
-
-
-def _interrupts() -> list[signal.Signals]:
-    """Ctrl-C, SIGTERM and — where the platform has it — SIGHUP (a closed SSH session).
-
-    A SIGHUP ignored when previz started (``nohup``, some ``setsid`` or tmux set-ups) stays
-    ignored: the user asked for the night to outlive the terminal, and a handler would undo that.
-    """
-    names = ("SIGINT", "SIGTERM", "SIGHUP")
-    found = [getattr(signal, n) for n in names if hasattr(signal, n)]
-    return [s for s in found if s.name != "SIGHUP" or signal.getsignal(s) is not signal.SIG_IGN]
-
-
-async def _on_signals(engine: Engine, scope: anyio.CancelScope) -> None:
-    """First interrupt: stop submitting and drain. Second: stop at once (the journal keeps the rest)."""
-    try:
-        receiver = anyio.open_signal_receiver(*_interrupts())
-    except NotImplementedError:  # Windows: Ctrl-C arrives as KeyboardInterrupt instead
-        return
-    with receiver as signals:
-        async for _ in signals:
-            if engine.summary.stopped is StopReason.INTERRUPTED:
-                scope.cancel()
-                return
-            engine.stop(
-                StopReason.INTERRUPTED, "interrupted: finishing takes in flight; again to stop at once"
-            )
-
-
-async def _on_hangup(engine: Engine, terminal: TerminalWatch) -> None:
-    """The terminal went away (runner.cli.terminal): drain as on SIGHUP, unless already stopping."""
-    # The notice comes from whichever thread wrote (rich redraws from its own): a threading flag,
-    # looked at five times a second, not an anyio.Event that only the loop's thread may set.
-    while not terminal.gone:  # noqa: ASYNC110
-        await anyio.sleep(0.2)
-    if engine.summary.stopped is not StopReason.INTERRUPTED:
-        engine.stop(StopReason.INTERRUPTED, "the terminal went away: finishing takes in flight (see run.log)")
 
 
 @contextlib.asynccontextmanager

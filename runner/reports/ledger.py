@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 from runner.engine.records import COLUMNS
 
 if TYPE_CHECKING:
-    from runner.store.sqlite import Journal
+    from runner.store.base import Store
 
 
 class LedgerFiles:
@@ -42,7 +42,7 @@ class LedgerFiles:
         self.failed: str | None = None
         self.rewritten: list[str] = []  # the files the first sync rewrote from the journal
 
-    def sync(self, journal: Journal) -> int:
+    def sync(self, journal: Store) -> int:
         """Append the journal's rows that either file lacks. Returns rows appended.
 
         Written through to the OS at once (a killed process loses nothing), fsynced only at
@@ -62,7 +62,7 @@ class LedgerFiles:
             self.failed = f"cannot write the ledger files ({exc.strerror or exc}); the journal keeps the rows"
             return 0
 
-    def _open(self, journal: Journal) -> None:
+    def _open(self, journal: Store) -> None:
         """Check both files against the journal (rewriting a torn or short one), then open them."""
         known = journal.row_seqs()
         csv_path, jsonl_path = self._paths
@@ -75,7 +75,7 @@ class LedgerFiles:
         if new_csv:
             self._writer.writeheader()
 
-    def _checked(self, path: Path, seqs: list[int] | None, known: list[int], journal: Journal) -> int:
+    def _checked(self, path: Path, seqs: list[int] | None, known: list[int], journal: Store) -> int:
         """The last row ``path`` holds once it can be appended to; a torn or short file is rewritten."""
         if seqs is not None and seqs == known[: len(seqs)]:
             return seqs[-1] if seqs else 0
@@ -93,7 +93,7 @@ class LedgerFiles:
         self.rewritten.append(path.name)
         return known[-1] if known else 0
 
-    def _append(self, journal: Journal) -> int:
+    def _append(self, journal: Store) -> int:
         assert self._csv is not None and self._jsonl is not None and self._writer is not None
         written = 0
         for seq, row in journal.rows_after(min(self._csv_seq, self._jsonl_seq)):
@@ -137,7 +137,7 @@ def _csv_cells(full: dict[str, Any]) -> dict[str, Any]:
     return {k: "" if v is None else v for k, v in full.items()}
 
 
-def _rewrite(path: Path, journal: Journal) -> None:
+def _rewrite(path: Path, journal: Store) -> None:
     """``path`` made anew from every row of the journal: written beside it, fsynced, renamed over it."""
     temp = path.with_name(path.name + ".tmp")
     rows = journal.rows_after(0)

@@ -27,10 +27,12 @@ from runner.providers.base import ProviderConfig
 from runner.providers.registry import build_provider
 from runner.reports.ledger import LedgerFiles
 from runner.reports.summary import take_counts
+from runner.store.base import Store
+from runner.store.factory import open_store
 from runner.store.owner import owned
 from runner.store.records import Record
 from runner.store.runlock import describe, holder, is_held, run_lock
-from runner.store.sqlite import FILENAME, Journal
+from runner.store.sqlite import FILENAME
 
 IN_FLIGHT_STATES = ("reserved", "submitting", "submitted")
 
@@ -92,7 +94,7 @@ def take_view(run_dir: Path, record: Record) -> dict[str, Any]:
 
 def status(run_dir: Path) -> dict[str, Any]:
     """The whole picture of a run directory, as ``status --json`` prints it."""
-    journal = Journal.open(run_dir, readonly=True)
+    journal = open_store(run_dir, readonly=True)
     try:
         records = list(journal.records().values())
         money = journal.money()
@@ -128,7 +130,7 @@ async def cancel(run_dir: Path, configs: Mapping[str, ProviderConfig]) -> Cancel
     """Cancel in-flight tasks where the provider allows; record them ``cancelled`` (lock held)."""
     with (
         run_lock(run_dir),
-        contextlib.closing(Journal.open(run_dir)) as journal,
+        contextlib.closing(open_store(run_dir)) as journal,
         owned(journal, warn=lambda _message: None),
         contextlib.closing(LedgerFiles(run_dir)) as ledger,
     ):
@@ -137,7 +139,7 @@ async def cancel(run_dir: Path, configs: Mapping[str, ProviderConfig]) -> Cancel
 
 
 async def _cancel_all(
-    journal: Journal, ledger: LedgerFiles, flying: list[Record], configs: Mapping[str, ProviderConfig]
+    journal: Store, ledger: LedgerFiles, flying: list[Record], configs: Mapping[str, ProviderConfig]
 ) -> Cancelled:
     done: list[str] = []
     cannot: dict[str, list[str]] = {}
@@ -160,7 +162,7 @@ async def _cancel_all(
     return Cancelled(done, cannot, errors)
 
 
-def _record_cancelled(journal: Journal, record: Record) -> None:
+def _record_cancelled(journal: Store, record: Record) -> None:
     now = datetime.now(UTC).isoformat().replace("+00:00", "Z")
     spec = record.spec
     row = {

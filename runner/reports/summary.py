@@ -16,8 +16,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from runner.store.base import Store
 from runner.store.records import Record
-from runner.store.sqlite import Journal
 
 if TYPE_CHECKING:
     from runner.engine.tally import Summary
@@ -64,7 +64,7 @@ class RunFacts:
     deadline: datetime | None
 
 
-def build(facts: RunFacts, summary: Summary, journal: Journal, *, started: datetime) -> dict[str, Any]:
+def build(facts: RunFacts, summary: Summary, journal: Store, *, started: datetime) -> dict[str, Any]:
     records = [r for k, r in journal.records().items() if k in facts.keys]
     money = journal.money()
     run_dir = facts.run_dir
@@ -107,7 +107,7 @@ def build(facts: RunFacts, summary: Summary, journal: Journal, *, started: datet
     }
 
 
-def write_summary(facts: RunFacts, summary: Summary, journal: Journal, *, started: datetime) -> Path:
+def write_summary(facts: RunFacts, summary: Summary, journal: Store, *, started: datetime) -> Path:
     """Write ``summary.json`` into the run directory (strict JSON, replaced atomically)."""
     data = build(facts, summary, journal, started=started)
     path = facts.run_dir / FILENAME

@@ -100,6 +100,10 @@ class Store(Protocol):
         """Give the owner row back at the end of a run."""
         ...
 
+    def holder(self) -> Owner | None:
+        """The run writing this store now, unless none does or it is provably gone (read-only)."""
+        ...
+
     # --- writing, each call one transaction ---------------------------------------------------
 
     def adopt(self, rows: Iterable[Mapping[str, Any]]) -> int:

@@ -19,7 +19,9 @@ at once do not race to create the tables.
 from __future__ import annotations
 
 import json
+import socket
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -30,6 +32,7 @@ import psycopg
 
 from runner.errors import LockHeldError
 from runner.store.base import JournalError, JournalWriteError, PlannedTake
+from runner.store.calls import SingleCalls
 from runner.store.owner import Owner, held_message, is_gone
 from runner.store.records import COLUMNS, Money, Pending, Record, free_name, record_of
 
@@ -116,7 +119,7 @@ def shown(url: str) -> str:
     return urlunsplit(parts._replace(netloc=netloc))
 
 
-class PostgresStore:
+class PostgresStore(SingleCalls):
     """One manifest's records (``scope``) in a PostgreSQL database, for one machine's run directory."""
 
     def __init__(self, conn: psycopg.Connection[Any], url: str, scope: str, run_dir: Path) -> None:
@@ -274,6 +277,14 @@ class PostgresStore:
         self._stopped = f"{self.location}: this run was taken over{taken}; nothing more is sent by this one"
         return False
 
+    def holder(self) -> Owner | None:
+        with self._lock:
+            row = self._conn.execute(self._OWNER, (self._scope,)).fetchone()
+        if row is None:
+            return None
+        held = Owner(*row)
+        return None if is_gone(held, time.time(), socket.gethostname()) else held
+
     def disown(self, token: str) -> None:
         with self._tx() as conn:
             conn.execute("DELETE FROM owners WHERE scope = %s AND token = %s", (self._scope, token))
@@ -338,24 +349,6 @@ class PostgresStore:
                 except Exception as exc:
                     call.error = exc
                 call.done = True
-
-    def reserve(
-        self, key: str, attempt: int, estimate: float, check: Callable[[Money], R | None]
-    ) -> R | None:
-        with self._tx():
-            return self.op_reserve(key, attempt, estimate, check)
-
-    def update(self, key: str, **fields: Any) -> None:
-        with self._tx():
-            self.op_update(key, fields)
-
-    def release(self, key: str) -> None:
-        with self._tx():
-            self.op_release(key)
-
-    def charge(self, key: str, row: Mapping[str, Any], *, state: str, **fields: Any) -> dict[str, Any]:
-        with self._tx():
-            return self.op_charge(key, row, state, fields)
 
     # --- inside a transaction the caller holds ------------------------------------------------
 

@@ -39,6 +39,7 @@ from typing import Any, TypeVar
 
 from runner.errors import LockHeldError
 from runner.store.base import JournalError, JournalWriteError
+from runner.store.calls import SingleCalls
 from runner.store.owner import Owner, held_message, is_gone
 from runner.store.rebuild import from_ledger
 from runner.store.records import COLUMNS, Money, Pending, Record, free_name, record_of
@@ -97,7 +98,7 @@ def _open_checked(path: Path, *, readonly: bool) -> sqlite3.Connection:
     return conn
 
 
-class Journal:
+class Journal(SingleCalls):
     """Synchronous access to one run directory's journal. Thread-safe; one writer (the owner row)."""
 
     def __init__(self, conn: sqlite3.Connection, path: Path, *, readonly: bool = False) -> None:
@@ -365,28 +366,6 @@ class Journal:
                     call.error = exc
                 conn.execute("RELEASE call")
                 call.done = True
-
-    def reserve(
-        self, key: str, attempt: int, estimate: float, check: Callable[[Money], R | None]
-    ) -> R | None:
-        """See :meth:`op_reserve`; one transaction."""
-        with self._tx():
-            return self.op_reserve(key, attempt, estimate, check)
-
-    def update(self, key: str, **fields: Any) -> None:
-        """See :meth:`op_update`; one transaction."""
-        with self._tx():
-            self.op_update(key, fields)
-
-    def release(self, key: str) -> None:
-        """See :meth:`op_release`; one transaction."""
-        with self._tx():
-            self.op_release(key)
-
-    def charge(self, key: str, row: Mapping[str, Any], *, state: str, **fields: Any) -> dict[str, Any]:
-        """See :meth:`op_charge`; one transaction."""
-        with self._tx():
-            return self.op_charge(key, row, state, fields)
 
     # The op_* methods run inside a transaction their caller holds (:meth:`batch` or a wrapper).
 

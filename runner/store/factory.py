@@ -1,0 +1,29 @@
+"""Which store a command opens: the run directory's ``journal.sqlite``, or a team's PostgreSQL.
+
+Why one place: ``run``, ``status``, ``report`` and ``cancel`` must all read the same store for the
+same flags, and nothing of PostgreSQL may be imported unless a ``postgresql://`` store is given
+(DESIGN §7) — so the import happens here, and only on that branch.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from runner.errors import ConfigError
+from runner.store.base import Store
+from runner.store.sqlite import Journal
+
+#: URL schemes of the PostgreSQL backend (libpq accepts both).
+POSTGRES = ("postgresql://", "postgres://")
+
+
+def open_store(run_dir: Path, *, url: str | None = None, scope: str = "", readonly: bool = False) -> Store:
+    """The store for ``run_dir``: its journal, or the PostgreSQL at ``url`` (``scope``: the manifest)."""
+    if not url:
+        return Journal.open(run_dir, readonly=readonly)
+    if not url.startswith(POSTGRES):
+        scheme = url.split(":", 1)[0] if ":" in url else "no scheme"
+        raise ConfigError(f"--store must be a postgresql:// URL (got {scheme!r}); without it, journal.sqlite")
+    from runner.store.postgres import PostgresStore
+
+    return PostgresStore.open(url, scope=scope or run_dir.name, run_dir=run_dir, readonly=readonly)
