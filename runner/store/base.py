@@ -104,6 +104,29 @@ class Store(Protocol):
         """The run writing this store now, unless none does or it is provably gone (read-only)."""
         ...
 
+    # --- leases: which run works on a take (team mode: many runs share a store) --------------
+
+    def op_lease(self, key: str, run: str, seconds: float) -> Record | None:
+        """Hold ``key`` for ``run`` for ``seconds`` (the store's clock) unless it ended or another
+        live run holds it; its fresh record, or None. SQLite: every take not ended is this run's."""
+        ...
+
+    def lease(self, key: str, run: str, seconds: float) -> Record | None:
+        """:meth:`op_lease` as one transaction."""
+        ...
+
+    def renew(self, run: str, seconds: float) -> int:
+        """Extend every lease ``run`` holds; how many."""
+        ...
+
+    def lapsed(self) -> list[Record]:
+        """Takes not ended that no live lease holds (a dead run's, or never taken)."""
+        ...
+
+    def unended(self) -> int:
+        """How many of the manifest's takes have not ended."""
+        ...
+
     # --- writing, each call one transaction ---------------------------------------------------
 
     def adopt(self, rows: Iterable[Mapping[str, Any]]) -> int:

@@ -11,13 +11,13 @@ from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
 from typing import Any, TypeVar
 
-from runner.store.records import Money
+from runner.store.records import Money, Record
 
 R = TypeVar("R")
 
 
 class SingleCalls:
-    """``reserve``, ``update``, ``release``, ``charge``: the op of the same name in a transaction."""
+    """``reserve``, ``update``, ``release``, ``charge``, ``lease``: the op of that name in a transaction."""
 
     def _tx(self) -> AbstractContextManager[Any]:
         raise NotImplementedError
@@ -43,6 +43,9 @@ class SingleCalls:
     ) -> dict[str, Any]:
         raise NotImplementedError
 
+    def op_lease(self, key: str, run: str, seconds: float) -> Record | None:
+        raise NotImplementedError
+
     def reserve(
         self, key: str, attempt: int, estimate: float, check: Callable[[Money], R | None]
     ) -> R | None:
@@ -60,3 +63,7 @@ class SingleCalls:
     def charge(self, key: str, row: Mapping[str, Any], *, state: str, **fields: Any) -> dict[str, Any]:
         with self._tx():
             return self.op_charge(key, row, state, fields)
+
+    def lease(self, key: str, run: str, seconds: float) -> Record | None:
+        with self._tx():
+            return self.op_lease(key, run, seconds)

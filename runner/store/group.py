@@ -122,3 +122,17 @@ class AsyncJournal:
     async def charge(self, key: str, row: Mapping[str, Any], *, state: str, **fields: Any) -> dict[str, Any]:
         """End an attempt (see :meth:`Store.charge`); the ledger files follow the commit."""
         return await self._run(partial(self.sync.op_charge, key, row, state, fields), rows=True)
+
+    # --- leases (team mode; runner.engine.claims) -------------------------------------------
+
+    async def lease(self, key: str, run: str, seconds: float) -> Record | None:
+        return await self._run(partial(self.sync.op_lease, key, run, seconds))
+
+    async def renew(self, run: str, seconds: float) -> int:
+        return await anyio.to_thread.run_sync(self.sync.renew, run, seconds, limiter=self._limiter)
+
+    async def lapsed(self) -> list[Record]:
+        return await anyio.to_thread.run_sync(self.sync.lapsed, limiter=self._limiter)
+
+    async def unended(self) -> int:
+        return await anyio.to_thread.run_sync(self.sync.unended, limiter=self._limiter)

@@ -21,7 +21,6 @@ from __future__ import annotations
 import json
 import socket
 import threading
-import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -30,83 +29,13 @@ from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 
-from runner.errors import LockHeldError
 from runner.store.base import JournalError, JournalWriteError, PlannedTake
 from runner.store.calls import SingleCalls
-from runner.store.owner import Owner, held_message, is_gone
+from runner.store.owner import Owner, is_gone
+from runner.store.pgschema import LOCK_ID, MIGRATIONS, SCHEMA_VERSION
 from runner.store.records import COLUMNS, Money, Pending, Record, free_name, record_of
 
 R = TypeVar("R")
-
-#: Migrations by version; each runs once, in order, in one transaction.
-_MIGRATIONS: dict[int, str] = {
-    1: """
-CREATE TABLE takes (
-    scope TEXT NOT NULL,
-    key TEXT NOT NULL,
-    label TEXT NOT NULL,
-    provider TEXT NOT NULL,
-    spec TEXT NOT NULL,
-    state TEXT NOT NULL DEFAULT 'planned',
-    attempt INTEGER NOT NULL DEFAULT 0,
-    submits INTEGER NOT NULL DEFAULT 0,
-    handle TEXT,
-    submitted_at TEXT,
-    finished_at TEXT,
-    generation_s DOUBLE PRECISION,
-    failure_kind TEXT,
-    failure_message TEXT,
-    cost_usd DOUBLE PRECISION,
-    cost_source TEXT,
-    reserved_usd DOUBLE PRECISION NOT NULL DEFAULT 0,
-    charged INTEGER NOT NULL DEFAULT 0,
-    output TEXT,
-    bytes BIGINT,
-    sha256 TEXT,
-    flags TEXT NOT NULL DEFAULT '',
-    PRIMARY KEY (scope, key),
-    UNIQUE (scope, output)
-);
-CREATE TABLE rows (
-    seq BIGSERIAL PRIMARY KEY,
-    scope TEXT NOT NULL,
-    key TEXT NOT NULL,
-    cost_usd DOUBLE PRECISION NOT NULL DEFAULT 0,
-    row TEXT NOT NULL
-);
-CREATE INDEX rows_by_scope ON rows (scope, seq);
-CREATE TABLE money (
-    scope TEXT PRIMARY KEY,
-    spent DOUBLE PRECISION NOT NULL DEFAULT 0,
-    held DOUBLE PRECISION NOT NULL DEFAULT 0
-);
-CREATE FUNCTION previz_spent() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    UPDATE money SET spent = spent + NEW.cost_usd WHERE scope = NEW.scope;
-    RETURN NULL;
-END $$;
-CREATE TRIGGER money_spent AFTER INSERT ON rows FOR EACH ROW EXECUTE FUNCTION previz_spent();
-CREATE FUNCTION previz_held() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    UPDATE money SET held = held + NEW.reserved_usd
-        - CASE WHEN TG_OP = 'UPDATE' THEN OLD.reserved_usd ELSE 0 END
-        WHERE scope = NEW.scope;
-    RETURN NULL;
-END $$;
-CREATE TRIGGER money_held AFTER INSERT OR UPDATE OF reserved_usd ON takes
-    FOR EACH ROW EXECUTE FUNCTION previz_held();
-""",
-    # The writer of each scope (runner.store.owner); team mode's claims will share it out per take.
-    2: """
-CREATE TABLE owners (
-    scope TEXT PRIMARY KEY,
-    token TEXT NOT NULL, pid INTEGER NOT NULL, host TEXT NOT NULL, started TEXT NOT NULL,
-    beat DOUBLE PRECISION NOT NULL
-);
-""",
-}
-SCHEMA_VERSION = max(_MIGRATIONS)
-_LOCK_ID = 0x70726576  # "prev": the advisory lock that serialises migrations
 
 
 def shown(url: str) -> str:
@@ -128,6 +57,7 @@ class PostgresStore(SingleCalls):
         self._scope = scope
         self.run_dir = run_dir
         self.location = f"{shown(url)} ({scope})"
+        self._here = f"{socket.gethostname()}:{run_dir.resolve()}"  # whose ledger files a row is in
         self._stopped: str | None = None  # why every write is refused from now on (taken over)
 
     @classmethod
@@ -166,10 +96,10 @@ class PostgresStore(SingleCalls):
 
     def _migrate(self) -> None:
         with self._conn.transaction():
-            self._conn.execute("SELECT pg_advisory_xact_lock(%s)", (_LOCK_ID,))
+            self._conn.execute("SELECT pg_advisory_xact_lock(%s)", (LOCK_ID,))
             self._conn.execute("CREATE TABLE IF NOT EXISTS previz_schema (version INTEGER PRIMARY KEY)")
             for version in range(self._version() + 1, SCHEMA_VERSION + 1):
-                self._conn.execute(_MIGRATIONS[version])
+                self._conn.execute(MIGRATIONS[version])
                 self._conn.execute("INSERT INTO previz_schema (version) VALUES (%s)", (version,))
             self._conn.execute(
                 "INSERT INTO money (scope) VALUES (%s) ON CONFLICT (scope) DO NOTHING", (self._scope,)
@@ -236,58 +166,113 @@ class PostgresStore(SingleCalls):
         return {str(source or "estimated"): float(total) for source, total in found}
 
     def row_seqs(self) -> list[int]:
+        """This run directory's rows (each machine's ledger files hold the takes it saved)."""
         with self._lock:
-            found = self._conn.execute("SELECT seq FROM rows WHERE scope = %s ORDER BY seq", (self._scope,))
+            found = self._conn.execute(
+                "SELECT seq FROM rows WHERE scope = %s AND saved_in = %s ORDER BY seq",
+                (self._scope, self._here),
+            )
             return [int(s) for (s,) in found.fetchall()]
 
     def rows_after(self, seq: int) -> list[tuple[int, dict[str, Any]]]:
         with self._lock:
             found = self._conn.execute(
-                "SELECT seq, row FROM rows WHERE scope = %s AND seq > %s ORDER BY seq", (self._scope, seq)
+                "SELECT seq, row FROM rows WHERE scope = %s AND saved_in = %s AND seq > %s ORDER BY seq",
+                (self._scope, self._here, seq),
             )
             return [(int(s), json.loads(r)) for s, r in found.fetchall()]
 
-    # --- one writer per scope (runner.store.owner) --------------------------------------------
+    # --- the runs of a scope (runner.store.owner): many at once, each with its beat ------------
 
-    _OWNER = "SELECT token, pid, host, started, beat FROM owners WHERE scope = %s"
+    _RUNS = "SELECT token, pid, host, started, beat FROM owners WHERE scope = %s"
+    _NOW = "SELECT extract(epoch FROM clock_timestamp())::float8"
 
     def claim(self, me: Owner) -> Owner | None:
+        """Join the scope's runs (team mode: runs cooperate, none is refused); the rows of runs
+        that are gone — judged by the server's clock — are cleared, and the first is returned."""
         with self._tx() as conn:
-            row = conn.execute(self._OWNER, (self._scope,)).fetchone()
-            held = None if row is None else Owner(*row)
-            if held is not None and held.token != me.token and not is_gone(held, me.beat, me.host):
-                raise LockHeldError(held_message(held, me.beat, str(self.run_dir)))
+            now = float(conn.execute(self._NOW).fetchone()[0])  # type: ignore[index]
+            runs = [Owner(*r) for r in conn.execute(self._RUNS, (self._scope,)).fetchall()]
+            gone = [run for run in runs if run.token != me.token and is_gone(run, now, me.host)]
+            for run in gone:
+                conn.execute("DELETE FROM owners WHERE scope = %s AND token = %s", (self._scope, run.token))
             conn.execute(
                 "INSERT INTO owners (scope, token, pid, host, started, beat) VALUES (%s, %s, %s, %s, %s, %s)"
-                " ON CONFLICT (scope) DO UPDATE SET token = EXCLUDED.token, pid = EXCLUDED.pid,"
-                " host = EXCLUDED.host, started = EXCLUDED.started, beat = EXCLUDED.beat",
-                (self._scope, me.token, me.pid, me.host, me.started, me.beat),
+                " ON CONFLICT (scope, token) DO UPDATE SET beat = EXCLUDED.beat",
+                (self._scope, me.token, me.pid, me.host, me.started, now),
             )
-        return held
+        return gone[0] if gone else None
 
     def beat(self, token: str, now: float) -> bool:
         with self._tx() as conn:
             found = conn.execute(
-                "UPDATE owners SET beat = %s WHERE scope = %s AND token = %s", (now, self._scope, token)
+                f"UPDATE owners SET beat = ({self._NOW}) WHERE scope = %s AND token = %s",
+                (self._scope, token),
             )
             if found.rowcount == 1:
                 return True
-            row = conn.execute(self._OWNER, (self._scope,)).fetchone()
-        taken = "" if row is None else f" by {Owner(*row).describe(now)}"
-        self._stopped = f"{self.location}: this run was taken over{taken}; nothing more is sent by this one"
+        self._stopped = (
+            f"{self.location}: this run was taken for gone (its beat lapsed) and its takes taken over;"
+            " nothing more is sent by this one"
+        )
         return False
 
     def holder(self) -> Owner | None:
+        """The live run of this scope that beat last (team mode: there may be more)."""
         with self._lock:
-            row = self._conn.execute(self._OWNER, (self._scope,)).fetchone()
-        if row is None:
-            return None
-        held = Owner(*row)
-        return None if is_gone(held, time.time(), socket.gethostname()) else held
+            now = float(self._conn.execute(self._NOW).fetchone()[0])  # type: ignore[index]
+            runs = [Owner(*r) for r in self._conn.execute(self._RUNS, (self._scope,)).fetchall()]
+        live = [run for run in runs if not is_gone(run, now, socket.gethostname())]
+        return max(live, key=lambda run: run.beat) if live else None
 
     def disown(self, token: str) -> None:
         with self._tx() as conn:
             conn.execute("DELETE FROM owners WHERE scope = %s AND token = %s", (self._scope, token))
+            conn.execute(  # what it still held is free at once, not after the lease time
+                "UPDATE takes SET lease_until = clock_timestamp() WHERE scope = %s AND lease_run = %s",
+                (self._scope, token),
+            )
+
+    # --- leases: which run works on a take (team mode, runner.engine.claims) -----------------
+
+    def op_lease(self, key: str, run: str, seconds: float) -> Record | None:
+        """Take ``key`` for ``run`` until ``seconds`` from now by the server's clock, unless it has
+        ended or another run's lease on it is still running; its fresh record, or None."""
+        row = self._conn.execute(
+            f"UPDATE takes SET lease_run = %s, lease_until = clock_timestamp() + %s * interval '1 second'"
+            f" WHERE scope = %s AND key = %s AND state NOT IN {_ENDED}"
+            " AND (lease_run IS NULL OR lease_run = %s OR lease_until < clock_timestamp())"
+            f" RETURNING {COLUMNS}",
+            (run, seconds, self._scope, key, run),
+        ).fetchone()
+        return None if row is None else record_of(row)
+
+    def renew(self, run: str, seconds: float) -> int:
+        """Push ``run``'s leases ``seconds`` past now; how many it holds."""
+        with self._tx() as conn:
+            found = conn.execute(
+                "UPDATE takes SET lease_until = clock_timestamp() + %s * interval '1 second'"
+                f" WHERE scope = %s AND lease_run = %s AND state NOT IN {_ENDED}",
+                (seconds, self._scope, run),
+            )
+            return found.rowcount
+
+    def lapsed(self) -> list[Record]:
+        """Takes not ended that no live lease holds: what a waiting run may pick up."""
+        with self._lock:
+            found = self._conn.execute(
+                f"SELECT {COLUMNS} FROM takes WHERE scope = %s AND state NOT IN {_ENDED}"
+                " AND (lease_until IS NULL OR lease_until < clock_timestamp()) ORDER BY key",
+                (self._scope,),
+            )
+            return [record_of(r) for r in found.fetchall()]
+
+    def unended(self) -> int:
+        with self._lock:
+            row = self._conn.execute(
+                f"SELECT count(*) FROM takes WHERE scope = %s AND state NOT IN {_ENDED}", (self._scope,)
+            ).fetchone()
+        return int(row[0]) if row else 0
 
     def adopt(self, rows: Iterable[Mapping[str, Any]]) -> int:
         """Not for a shared store: it does not vanish with a run directory, so there is no ledger
@@ -416,12 +401,14 @@ class PostgresStore(SingleCalls):
         cost = written.get("cost_usd") or 0.0
         blob = json.dumps(written, ensure_ascii=False, allow_nan=False)
         conn.execute(
-            "INSERT INTO rows (scope, key, cost_usd, row) VALUES (%s, %s, %s, %s)",
-            (self._scope, key, cost, blob),
+            "INSERT INTO rows (scope, key, cost_usd, row, saved_in) VALUES (%s, %s, %s, %s, %s)",
+            (self._scope, key, cost, blob, self._here),
         )
         self.op_update(key, {**fields, "state": state, "reserved_usd": 0.0, "charged": 1})
         return written
 
+
+_ENDED = "('done', 'failed', 'cancelled')"
 
 #: The columns a caller may set (names are spliced into SQL, so they are checked against this).
 _WRITABLE = frozenset(c.strip() for c in COLUMNS.split(",")) - {"key"}

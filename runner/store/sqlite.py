@@ -57,6 +57,8 @@ __all__ = [
 
 #: States in which a take may be billed by the provider without a ledger row yet.
 IN_FLIGHT = frozenset({"submitting", "submitted", "succeeded"})
+#: States a take's row ends in (for this night: a rerun may still retry some failures).
+ENDED = ("done", "failed", "cancelled")
 
 R = TypeVar("R")
 
@@ -263,6 +265,27 @@ class Journal(SingleCalls):
             return None
         held = Owner(*row)
         return None if is_gone(held, time.time(), socket.gethostname()) else held
+
+    # --- leases (team mode's; one run writes a journal, so every take not ended is its own) ------
+
+    def op_lease(self, key: str, run: str, seconds: float) -> Record | None:
+        row = self._conn.execute(f"SELECT {COLUMNS} FROM takes WHERE key=?", (key,)).fetchone()
+        if row is None:
+            raise KeyError(key)
+        record = record_of(row)
+        return None if record.state in ENDED else record
+
+    def renew(self, run: str, seconds: float) -> int:
+        return 0
+
+    def lapsed(self) -> list[Record]:
+        return []  # no other run: nothing is ever left by one
+
+    def unended(self) -> int:
+        with self._lock:
+            marks = ", ".join("?" * len(ENDED))
+            row = self._conn.execute(f"SELECT count(*) FROM takes WHERE state NOT IN ({marks})", tuple(ENDED))
+            return int(row.fetchone()[0])
 
     # --- reading ------------------------------------------------------------------------------
 

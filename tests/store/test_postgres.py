@@ -12,7 +12,8 @@ import psycopg
 import pytest
 
 from runner.store.base import JournalError, JournalWriteError
-from runner.store.postgres import SCHEMA_VERSION, PostgresStore, shown
+from runner.store.pgschema import SCHEMA_VERSION
+from runner.store.postgres import PostgresStore, shown
 from runner.store.records import Money
 from tests.pgcluster import Cluster
 
