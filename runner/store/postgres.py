@@ -101,6 +101,13 @@ CREATE TABLE owners (
     beat DOUBLE PRECISION NOT NULL
 );
 """,
+    # The selects: the takes an artist chose in the morning (who, when).
+    3: """
+CREATE TABLE selects (
+    scope TEXT NOT NULL, key TEXT NOT NULL, who TEXT NOT NULL, at TEXT NOT NULL,
+    PRIMARY KEY (scope, key), FOREIGN KEY (scope, key) REFERENCES takes (scope, key)
+);
+""",
 }
 SCHEMA_VERSION = max(_MIGRATIONS)
 _LOCK_ID = 0x70726576  # "prev": the advisory lock that serialises migrations
@@ -243,6 +250,38 @@ class PostgresStore:
                 "SELECT seq, row FROM rows WHERE scope = %s AND seq > %s ORDER BY seq", (self._scope, seq)
             )
             return [(int(s), json.loads(r)) for s, r in found.fetchall()]
+
+    def selects(self) -> dict[str, tuple[str, str]]:
+        with self._lock:
+            found = self._conn.execute(
+                "SELECT key, who, at FROM selects WHERE scope = %s ORDER BY at, key", (self._scope,)
+            ).fetchall()
+        return {key: (who, at) for key, who, at in found}
+
+    def select(self, keys: Iterable[str], who: str, at: str, *, instead_of: Iterable[str] = ()) -> None:
+        chosen = list(dict.fromkeys(keys))
+        with self._tx() as conn:
+            for key in chosen:
+                found = conn.execute("SELECT 1 FROM takes WHERE scope = %s AND key = %s", (self._scope, key))
+                if found.fetchone() is None:
+                    raise KeyError(key)
+            for key in instead_of:
+                conn.execute("DELETE FROM selects WHERE scope = %s AND key = %s", (self._scope, key))
+            for key in chosen:
+                conn.execute(
+                    "INSERT INTO selects (scope, key, who, at) VALUES (%s, %s, %s, %s) ON CONFLICT (scope, key)"
+                    " DO UPDATE SET who = EXCLUDED.who, at = EXCLUDED.at",
+                    (self._scope, key, who, at),
+                )
+
+    def unselect(self, keys: Iterable[str] | None = None) -> int:
+        with self._tx() as conn:
+            if keys is None:
+                return conn.execute("DELETE FROM selects WHERE scope = %s", (self._scope,)).rowcount
+            return sum(
+                conn.execute("DELETE FROM selects WHERE scope = %s AND key = %s", (self._scope, k)).rowcount
+                for k in keys
+            )
 
     # --- one writer per scope (runner.store.owner) --------------------------------------------
 

@@ -6,14 +6,15 @@ a careless ``> journal.sqlite``) was taken as a new one, and ``run`` bought ever
 So a journal is trusted only when it is what previz writes: ``user_version`` set, the ``takes`` and
 ``rows`` tables with the columns of this schema, every value of the type its column holds. Anything
 else is :class:`JournalError` (exit 2, one line, the file untouched) naming how to recover. Tables
-previz does not know (a later version's ``selects``) are left alone.
+previz does not know (a later version's) are left alone.
 
 A new journal is written whole into a temporary file and linked into place, so a kill while it is
 made leaves either no journal or a complete one — never the empty file that would be refused.
 
 Versions: 1 the takes and rows; 2 the budget's sums kept by triggers (a reservation reads one row
 instead of summing every take and row, which made 10,000-take runs quadratic); 3 the owner row
-(:mod:`runner.store.owner`). Older journals are brought up to date on open.
+(:mod:`runner.store.owner`); 4 the selects (the takes an artist circled: who, when). Older journals
+are brought up to date on open; a read-only open of an older one reads what it has.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from pathlib import Path
 
 from runner.store.base import JournalError
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 FILENAME = "journal.sqlite"
 #: Every state a take's row can be in, in the order of a take's life.
 STATES = ("planned", "reserved", "submitting", "submitted", "succeeded", "done", "failed", "cancelled")
@@ -81,8 +82,12 @@ CREATE TABLE owner (
 );
 """
 
+_SELECTS = """
+CREATE TABLE selects (key TEXT PRIMARY KEY REFERENCES takes(key), who TEXT NOT NULL, at TEXT NOT NULL);
+"""
+
 #: What each version adds, applied in order from the journal's own version.
-_STEPS = {1: _TAKES, 2: _MONEY, 3: _OWNER}
+_STEPS = {1: _TAKES, 2: _MONEY, 3: _OWNER, 4: _SELECTS}
 
 #: Each column previz reads, and the SQLite types its values may have (NULL where the column allows).
 _TYPES = {
@@ -99,7 +104,10 @@ _TYPES = {
         "bytes": ("integer", "null"),
     },
     "rows": {"seq": ("integer",), "key": ("text",), "cost_usd": ("real", "integer"), "row": ("text",)},
+    "selects": dict.fromkeys(("key", "who", "at"), ("text",)),
 }
+#: The version that added a table checked above (older journals are checked without it).
+_SINCE = {"selects": 4}
 _MOVE_ASIDE = "move it aside (mv {name} {name}.bad) and rerun: ledger.jsonl shows what is done"
 
 
@@ -126,6 +134,8 @@ def check(conn: sqlite3.Connection, path: Path, version: int) -> None:
             raise _foreign(path, f"tables {', '.join(sorted(names))} but no journal version")
         return
     for table, types in _TYPES.items():
+        if _SINCE.get(table, 1) > version:
+            continue
         have = {r[1] for r in conn.execute(f"PRAGMA table_info({table})")}
         missing = sorted(set(types) - have)
         if missing:

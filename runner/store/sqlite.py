@@ -312,7 +312,35 @@ class Journal:
             found = self._conn.execute("SELECT seq, row FROM rows WHERE seq > ? ORDER BY seq", (seq,))
             return [(s, json.loads(r)) for s, r in found.fetchall()]
 
+    def selects(self) -> dict[str, tuple[str, str]]:
+        """The selects by key: (who, when); none in an older journal read without upgrading it."""
+        with self._lock:
+            try:
+                found = self._conn.execute("SELECT key, who, at FROM selects ORDER BY at, key").fetchall()
+            except sqlite3.OperationalError:  # a journal older than version 4, opened read-only
+                return {}
+        return {key: (who, at) for key, who, at in found}
+
     # --- writing ------------------------------------------------------------------------------
+
+    def select(self, keys: Iterable[str], who: str, at: str, *, instead_of: Iterable[str] = ()) -> None:
+        """Record selects, forgetting ``instead_of`` in the same transaction; KeyError for an unknown take."""
+        chosen = list(dict.fromkeys(keys))
+        with self._tx() as conn:
+            for key in chosen:
+                if conn.execute("SELECT 1 FROM takes WHERE key = ?", (key,)).fetchone() is None:
+                    raise KeyError(key)
+            conn.executemany("DELETE FROM selects WHERE key = ?", [(k,) for k in instead_of])
+            conn.executemany(
+                "INSERT OR REPLACE INTO selects (key, who, at) VALUES (?, ?, ?)", [(k, who, at) for k in chosen]
+            )
+
+    def unselect(self, keys: Iterable[str] | None = None) -> int:
+        """Forget the selects of ``keys`` (all of them when None); how many were forgotten."""
+        with self._tx() as conn:
+            if keys is None:
+                return conn.execute("DELETE FROM selects").rowcount
+            return sum(conn.execute("DELETE FROM selects WHERE key = ?", (k,)).rowcount for k in keys)
 
     def plan(self, takes: Iterable[tuple[str, str, str, Mapping[str, Any], str]]) -> dict[str, Record]:
         """Add takes not seen before as ``planned``, each claiming a clip path no other take holds.

@@ -277,3 +277,40 @@ def test_a_holder_that_is_gone_is_taken_over_and_then_refused_its_writes(opener:
         finally:
             old.close()
             new.close()
+
+
+# --- the selects: the takes an artist chose in the morning ---------------------------------------
+
+
+def test_selects_are_recorded_with_who_and_when_and_survive_a_reopening(opener: Opener) -> None:
+    first = opener()
+    _plan(first, "a", "b", "c")
+    first.select(["a", "b"], "ana", "2026-12-07T08:00:00Z")
+    first.select(["c"], "ben", "2026-12-07T08:05:00Z", instead_of=["b"])
+    first.close()
+    again = opener()
+    try:
+        assert again.selects() == {
+            "a": ("ana", "2026-12-07T08:00:00Z"),
+            "c": ("ben", "2026-12-07T08:05:00Z"),
+        }, "c replaced b in one transaction"
+        again.select(["a"], "cleo", "2026-12-07T09:00:00Z")
+        assert again.selects()["a"] == ("cleo", "2026-12-07T09:00:00Z"), "selected again: who and when now"
+    finally:
+        again.close()
+
+
+def test_a_select_of_an_unknown_take_writes_nothing(store: Store) -> None:
+    _plan(store, "a")
+    with pytest.raises(KeyError, match="nope"):
+        store.select(["a", "nope"], "ana", "2026-12-07T08:00:00Z")
+    assert store.selects() == {}
+
+
+def test_unselect_forgets_some_or_every_select(store: Store) -> None:
+    _plan(store, "a", "b", "c")
+    store.select(["a", "b", "c"], "ana", "2026-12-07T08:00:00Z")
+    assert store.unselect(["b", "missing"]) == 1
+    assert sorted(store.selects()) == ["a", "c"]
+    assert store.unselect() == 2
+    assert store.selects() == {}
