@@ -36,6 +36,6 @@ def test_a_select_holding_a_number_for_a_name_is_refused(tmp_path: Path) -> None
     journal.plan([("a", "a#t01", "runway", {}, "a/a_t01.mp4")])
     journal.close()
     with sqlite3.connect(tmp_path / FILENAME) as conn:
-        conn.execute("INSERT INTO selects (key, who, at) VALUES ('a', 42, '2026-12-07T08:00:00Z')")
-    with pytest.raises(JournalError, match=r"selects\.who holds a integer value"):
+        conn.execute("INSERT INTO selects (key, who, at) VALUES ('a', X'00ff', '2026-12-07T08:00:00Z')")
+    with pytest.raises(JournalError, match=r"selects\.who holds a blob value"):
         Journal.open(tmp_path, readonly=True)
