@@ -269,8 +269,8 @@ class PostgresStore:
                 conn.execute("DELETE FROM selects WHERE scope = %s AND key = %s", (self._scope, key))
             for key in chosen:
                 conn.execute(
-                    "INSERT INTO selects (scope, key, who, at) VALUES (%s, %s, %s, %s) ON CONFLICT (scope, key)"
-                    " DO UPDATE SET who = EXCLUDED.who, at = EXCLUDED.at",
+                    "INSERT INTO selects (scope, key, who, at) VALUES (%s, %s, %s, %s)"
+                    " ON CONFLICT (scope, key) DO UPDATE SET who = EXCLUDED.who, at = EXCLUDED.at",
                     (self._scope, key, who, at),
                 )
 

@@ -90,7 +90,7 @@ CREATE TABLE selects (key TEXT PRIMARY KEY REFERENCES takes(key), who TEXT NOT N
 _STEPS = {1: _TAKES, 2: _MONEY, 3: _OWNER, 4: _SELECTS}
 
 #: Each column previz reads, and the SQLite types its values may have (NULL where the column allows).
-_TYPES = {
+_TYPES: dict[str, dict[str, tuple[str, ...]]] = {
     "takes": {
         **dict.fromkeys(("key", "label", "provider", "spec", "state", "flags"), ("text",)),
         **dict.fromkeys(("attempt", "submits", "charged"), ("integer",)),

@@ -332,7 +332,8 @@ class Journal:
                     raise KeyError(key)
             conn.executemany("DELETE FROM selects WHERE key = ?", [(k,) for k in instead_of])
             conn.executemany(
-                "INSERT OR REPLACE INTO selects (key, who, at) VALUES (?, ?, ?)", [(k, who, at) for k in chosen]
+                "INSERT OR REPLACE INTO selects (key, who, at) VALUES (?, ?, ?)",
+                [(k, who, at) for k in chosen],
             )
 
     def unselect(self, keys: Iterable[str] | None = None) -> int:
