@@ -301,7 +301,9 @@ def _write_retry(prepared: Prepared, journal: Journal) -> None:
 
 def _write_report(prepared: Prepared) -> None:
     (source,) = load([prepared.run_dir])
-    write_report_html(source, name=prepared.manifest.name, budget_usd=prepared.budget_usd)
+    write_report_html(
+        source, name=prepared.manifest.name, budget_usd=prepared.budget_usd, manifest=prepared.manifest
+    )
 
 
 async def _drive(engine: Engine, takes: tuple[Take, ...], records: Mapping[str, Record]) -> None:

@@ -1,5 +1,12 @@
 """``report.html``: the morning's contact sheet — every take's clip playing in place, by shot.
 
+The review (DESIGN §8): each shot shows its plate (first frame, inline) beside its takes and what
+the shot cost; each done take can be circled (a toggle, or ``s``; arrows move between takes, space
+plays), the circles kept in the browser's localStorage under the run's id (the run directory's
+name and path), one per shot like the journal's selects; "download selects" saves them as the file
+``previz select --from`` reads. Selects already in the journal are marked and circled on first
+open.
+
 One self-contained file (inline CSS and JS, no CDN) that works from the file system: clips are
 linked relative to the run directory, so the folder can be copied or zipped whole. Rendered with
 Jinja2 with autoescaping on — prompts are user text, and a prompt holding ``<script>`` must show
@@ -16,7 +23,11 @@ from typing import Any
 
 import jinja2
 
+from runner.manifest.document import Manifest
+from runner.reports.plates import Plate, plates
 from runner.reports.report import Source, last_rows, totals
+from runner.store.sqlite import FILENAME as JOURNAL
+from runner.store.sqlite import Journal
 
 FILENAME = "report.html"
 
@@ -31,14 +42,17 @@ class _Card:
     """A take as the template sees it: its ledger row's columns (``t.status``…) and, beside them,
     ``clip`` (the playable file, or None) and ``tags_list`` — the row itself is not copied."""
 
-    __slots__ = ("_row", "clip", "tags_list")
+    __slots__ = ("_row", "clip", "item", "selected", "tags_list")
 
-    def __init__(self, row: Mapping[str, Any], run_dir: Path) -> None:
+    def __init__(self, row: Mapping[str, Any], run_dir: Path, selects: Mapping[str, tuple[str, str]]) -> None:
         self._row = row
         output = row.get("output")
         playable = output and row.get("status") == "done" and (run_dir / output).exists()
         self.clip = output if playable else None
         self.tags_list = [t for t in str(row.get("tags") or "").split(";") if t]
+        self.item = f"{row.get('shot')}:{int(row.get('take') or 0)}"
+        chosen = selects.get(str(row.get("key")))
+        self.selected = f"{chosen[0]}, {chosen[1]}" if chosen else None
 
     def __getitem__(self, name: str) -> Any:
         return self._row[name]
@@ -47,23 +61,51 @@ class _Card:
         return self._row.get(name)
 
 
-def render(source: Source, *, name: str, budget_usd: float | None = None) -> str:
+def render(
+    source: Source, *, name: str, budget_usd: float | None = None, manifest: Manifest | None = None
+) -> str:
     """The contact sheet of one run directory: its takes as they stand now, grouped by shot."""
-    return "".join(_pieces(source, name=name, budget_usd=budget_usd))
+    return "".join(_pieces(source, name=name, budget_usd=budget_usd, manifest=manifest))
 
 
-def _pieces(source: Source, *, name: str, budget_usd: float | None) -> Iterator[str]:
+def _selects(run_dir: Path) -> dict[str, tuple[str, str]]:
+    """The journal's selects (read-only), or none when there is no journal to read."""
+    if not (run_dir / JOURNAL).is_file():
+        return {}
+    journal = Journal.open(run_dir, readonly=True)
+    try:
+        return journal.selects()
+    finally:
+        journal.close()
+
+
+def _pieces(
+    source: Source, *, name: str, budget_usd: float | None, manifest: Manifest | None
+) -> Iterator[str]:
     """:func:`render` piece by piece (10,000 takes make millions of pieces: never all at once)."""
-    takes = [_Card(row, source.run_dir) for row in last_rows([source])]
+    selects = _selects(source.run_dir)
+    takes = [_Card(row, source.run_dir, selects) for row in last_rows([source])]
+    order = {s.id: n for n, s in enumerate(manifest.shots)} if manifest else {}
     shots: dict[str, list[_Card]] = {}
-    for take in sorted(takes, key=lambda t: (str(t.get("shot")), int(t.get("take") or 0))):
+    for take in sorted(
+        takes,
+        key=lambda t: (
+            order.get(str(t.get("shot")), len(order)),
+            str(t.get("shot")),
+            int(t.get("take") or 0),
+        ),
+    ):
         shots.setdefault(str(take.get("shot")), []).append(take)
     report = totals([source])
+    shown: dict[str, Plate] = plates(manifest.shots) if manifest else {}
     statuses = sorted({str(t.get("status")) for t in takes})
     tags = sorted({tag for t in takes for tag in t.tags_list})
     return _ENV.get_template("report.html.j2").generate(
         name=name,
         shots=shots,
+        plates=shown,
+        spend=report["shot"],
+        run_id=f"{source.run_dir.name}@{source.run_dir.resolve()}",
         total=report["total"],
         by_status=report["status"],
         budget_usd=budget_usd,
@@ -73,15 +115,22 @@ def _pieces(source: Source, *, name: str, budget_usd: float | None) -> Iterator[
     )
 
 
-def write_report_html(source: Source, *, name: str, budget_usd: float | None = None) -> Path:
+def write_report_html(
+    source: Source, *, name: str, budget_usd: float | None = None, manifest: Manifest | None = None
+) -> Path:
     """Write ``report.html`` into the run directory, replaced atomically."""
     path = source.run_dir / FILENAME
     tmp = path.with_name(path.name + ".tmp")
     with tmp.open("w", encoding="utf-8") as fh:
-        fh.writelines(_pieces(source, name=name, budget_usd=budget_usd))
+        fh.writelines(_pieces(source, name=name, budget_usd=budget_usd, manifest=manifest))
     os.replace(tmp, path)
     return path
 
 
-def write_all(sources: Sequence[Source]) -> list[Path]:
-    return [write_report_html(s, name=s.run_dir.name) for s in sources]
+def write_all(sources: Sequence[Source], manifests: Sequence[Manifest | None] = ()) -> list[Path]:
+    """``report.html`` for each source (with its manifest, when one was found: plates, shot order)."""
+    found = list(manifests) + [None] * (len(sources) - len(manifests))
+    return [
+        write_report_html(s, name=s.run_dir.name, budget_usd=m.budget_usd if m else None, manifest=m)
+        for s, m in zip(sources, found, strict=True)
+    ]
