@@ -52,7 +52,7 @@ class _Card:
         self.tags_list = [t for t in str(row.get("tags") or "").split(";") if t]
         self.item = f"{row.get('shot')}:{int(row.get('take') or 0)}"
         chosen = selects.get(str(row.get("key")))
-        self.selected = f"{chosen[0]}, {chosen[1]}" if chosen else None
+        self.selected = chosen  # (who, when) when the journal holds this take as its shot's select
 
     def __getitem__(self, name: str) -> Any:
         return self._row[name]
