@@ -19,7 +19,12 @@ def add(sub: argparse._SubParsersAction[ArgParser]) -> None:
     se.add_argument("target", metavar="RUN_DIR", help="a run directory (or the manifest that makes it)")
     se.add_argument("items", nargs="*", metavar="SHOT:TAKE", help="a take by shot id and take number")
     se.add_argument("--from", dest="from_file", metavar="FILE", help="a selects file (report.html saves one)")
-    se.add_argument("--clear", action="store_true", help="forget the selects given (every select if none)")
+    se.add_argument(
+        "--clear",
+        nargs="*",
+        metavar="SHOT:TAKE",
+        help="forget these selects (every select when none is given)",
+    )
     se.add_argument("--who", help="who chose (default: the login name)")
     se.set_defaults(func=_cmd_select)
 
@@ -56,10 +61,10 @@ def _cmd_select(args: argparse.Namespace) -> int:
     from runner.reports.status import resolve_run_dir
 
     run_dir = resolve_run_dir(Path(args.target))
-    picks = [selects.parse_arg(item) for item in args.items]
+    picks = [selects.parse_arg(item) for item in [*args.items, *(args.clear or ())]]
     if args.from_file:
         picks += selects.parse_file(Path(args.from_file))
-    if args.clear:
+    if args.clear is not None:
         gone = selects.clear(run_dir, picks)
         print(f"forgot {gone} select{'' if gone == 1 else 's'}")
     elif picks:
