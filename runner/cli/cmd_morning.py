@@ -25,7 +25,7 @@ def add(sub: argparse._SubParsersAction[ArgParser]) -> None:
         metavar="SHOT:TAKE",
         help="forget these selects (every select when none is given)",
     )
-    se.add_argument("--who", help="who chose (default: the login name)")
+    se.add_argument("--who", type=_who, help="who chose (default: the login name)")
     se.set_defaults(func=_cmd_select)
 
     ex = command(
@@ -53,6 +53,15 @@ def add(sub: argparse._SubParsersAction[ArgParser]) -> None:
     rr.add_argument("--takes", type=at_least_one, required=True, metavar="N", help="new takes per shot")
     rr.add_argument("--manifest", metavar="FILE", help="the run's manifest, when the run cannot name it")
     rr.set_defaults(func=_cmd_reroll)
+
+
+def _who(text: str) -> str:
+    """A name for the journal: 1–64 characters, no control characters."""
+    from runner.textcheck import first_control
+
+    if not text.strip() or len(text) > 64 or first_control(text) is not None:
+        raise argparse.ArgumentTypeError("must be 1–64 characters without control characters")
+    return text
 
 
 def _cmd_select(args: argparse.Namespace) -> int:

@@ -27,7 +27,7 @@ from runner.manifest.document import Manifest
 from runner.reports.plates import Plate, plates
 from runner.reports.report import Source, last_rows, totals
 from runner.store.sqlite import FILENAME as JOURNAL
-from runner.store.sqlite import Journal
+from runner.store.sqlite import Journal, JournalError
 
 FILENAME = "report.html"
 
@@ -72,7 +72,10 @@ def _selects(run_dir: Path) -> dict[str, tuple[str, str]]:
     """The journal's selects (read-only), or none when there is no journal to read."""
     if not (run_dir / JOURNAL).is_file():
         return {}
-    journal = Journal.open(run_dir, readonly=True)
+    try:
+        journal = Journal.open(run_dir, readonly=True)
+    except JournalError:  # the sheet is still worth having; status and run say what is wrong
+        return {}
     try:
         return journal.selects()
     finally:

@@ -24,6 +24,8 @@ from runner.manifest.takes import ImageKind, ImageRef
 THUMB_PX = 480
 #: A plate larger than this is not decoded for a thumbnail (the manifest's own cap is far above).
 MAX_PIXELS = 64_000_000
+#: Distinct plates shown at most: a 10,000-shot sheet must not spend minutes (and megabytes) on them.
+MAX_PLATES = 400
 
 
 @dataclass(frozen=True)
@@ -39,7 +41,10 @@ def plates(shots: Iterable[Shot]) -> dict[str, Plate]:
     for shot in shots:
         ref = shot.image
         if ref.content_id not in cache:
-            cache[ref.content_id] = _plate(ref)
+            many = len(cache) >= MAX_PLATES
+            cache[ref.content_id] = (
+                Plate(None, f"more than {MAX_PLATES} plates: not shown") if many else _plate(ref)
+            )
         out[shot.id] = cache[ref.content_id]
     return out
 

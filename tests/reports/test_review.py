@@ -146,6 +146,7 @@ def _bad_file(tmp_path: Path, text: str) -> str:
         (["--from", "MISSING"], r"missing.txt: cannot read the selects file"),
         (["--from", "DIR"], r"cannot read the selects file \(is a directory"),
         (["--clear", "harbor:7"], r"harbor:7: no such take in this run"),
+        (["harbor:1", "--who", "ana\x1b[31m"], r"--who: must be 1–64 characters without control characters"),
     ],
 )
 def test_bad_select_input_is_exit_2_in_one_line_and_writes_nothing(
