@@ -88,7 +88,8 @@ def resolve(picks: Sequence[Pick], takes: RunTakes) -> list[Record]:
     for pick in picks:
         if pick.shot not in shots:
             known = ", ".join(list(shots)[:8]) + (", …" if len(shots) > 8 else "")
-            raise InputError(f"{pick.where}: {pick.item}: no shot {pick.shot!r} in this run (shots: {known})")
+            have = f"shots: {known}" if shots else "it has no takes yet"
+            raise InputError(f"{pick.where}: {pick.item}: no shot {pick.shot!r} in this run ({have})")
         numbers = shots[pick.shot]
         if pick.take not in numbers:
             raise InputError(
