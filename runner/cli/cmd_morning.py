@@ -130,8 +130,8 @@ def _cmd_export(args: argparse.Namespace) -> int:
     )
     for warning in done.warnings:
         print(f"previz: warning: {one_line(warning)}", file=sys.stderr)
-    media = "relative to the timeline (inside the run directory)" if done.relative else "absolute file URLs"
-    print(f"timeline: {done.otio} ({done.clips} clips, {done.gaps} gaps; media {media})")
+    media = "paths relative to it (it is inside the run directory)" if done.relative else "absolute file URLs"
+    print(f"timeline: {done.otio} ({done.clips} clips, {done.gaps} gaps; media: {media})")
     if done.edl is not None:
         print(f"edl: {done.edl}")
     return EXIT_OK

@@ -88,7 +88,7 @@ def _timeline(manifest: Manifest, takes: RunTakes, done: Exported, *, every_take
     timeline = otio.schema.Timeline(name=manifest.name)
     track = otio.schema.Track(name="previz", kind=otio.schema.TrackKind.Video)
     timeline.tracks.append(track)
-    chosen = list(_chosen(manifest, takes, every_take, done.warnings))
+    chosen = list(_chosen(manifest, takes, every_take, gaps, done.warnings))
     rate = next((t.timing.rate for _, ts in chosen for t in ts), DEFAULT_RATE)
     for number, (shot, found) in enumerate(chosen, start=1):
         if not found and gaps:
@@ -109,7 +109,7 @@ def _timeline(manifest: Manifest, takes: RunTakes, done: Exported, *, every_take
 
 
 def _chosen(
-    manifest: Manifest, takes: RunTakes, every_take: bool, warnings: list[str]
+    manifest: Manifest, takes: RunTakes, every_take: bool, gaps: bool, warnings: list[str]
 ) -> Iterator[tuple[Any, list[_Take]]]:
     """Each shot of the manifest, in order, with the takes that go in (maybe none)."""
     selected = takes.selected()
@@ -121,10 +121,10 @@ def _chosen(
             records = [selected[shot.id]] if shot.id in selected else []
         found = [t for t in (_on_disk(r, takes.run_dir, warnings) for r in records) if t is not None]
         if not records:
-            warnings.append(
-                f"shot {shot.id}: {'no done take' if every_take else 'no select'}; "
-                "left out (--gaps holds its place with a gap)"
+            kept = (
+                f"a gap of {shot.duration} s holds its place" if gaps else "left out (--gaps: a gap instead)"
             )
+            warnings.append(f"shot {shot.id}: {'no done take' if every_take else 'no select'}; {kept}")
         yield shot, found
 
 

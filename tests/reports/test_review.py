@@ -188,8 +188,8 @@ def test_export_writes_the_selects_as_an_otio_timeline_and_a_cmx_3600_edl(
     timeline_path, edl_path = run_dir / "selects.otio", run_dir / "selects.edl"
     assert main(["export", str(run_dir), "--otio", str(timeline_path), "--edl", str(edl_path)]) == 0
     captured = capsys.readouterr()
-    assert "2 clips, 0 gaps; media relative to the timeline" in captured.out
-    assert "shot crowd: no select; left out" in captured.err
+    assert "2 clips, 0 gaps; media: paths relative to it (it is inside the run directory)" in captured.out
+    assert "shot crowd: no select; left out (--gaps: a gap instead)" in captured.err
 
     timeline = otio.adapters.read_from_file(str(timeline_path))
     (track,) = timeline.video_tracks()
@@ -227,7 +227,9 @@ def test_export_outside_the_run_every_take_with_gaps(
     out = tmp_path / "editorial" / "all.otio"
     out.parent.mkdir()
     assert main(["export", str(run_dir), "--otio", str(out), "--all", "--gaps"]) == 0
-    assert "3 clips, 1 gaps; media absolute file URLs" in capsys.readouterr().out
+    captured = capsys.readouterr()
+    assert "3 clips, 1 gaps; media: absolute file URLs" in captured.out
+    assert f"shot crowd: no done take; a gap of {SHOTS[1]['duration']} s holds its place" in captured.err
     timeline = otio.adapters.read_from_file(str(out))
     items = list(timeline.video_tracks()[0])
     assert [i.name for i in items] == ["harbor#t01", "harbor#t02", "crowd", "pier#t01"]
