@@ -52,14 +52,20 @@ def write_reroll(run_dir: Path, manifest: Manifest, shot_ids: Sequence[str], tak
     base = _ROUND.sub("", manifest.name)
     number = _next_round(run_dir.parent, base)
     name = round_name(base, number)
-    rounds = [run_dir] + [run_dir.parent / round_name(base, n) for n in range(1, number)]
-    seen = _seen_seeds(rounds)
+    rounds = [run_dir, run_dir.parent / base] + [
+        run_dir.parent / round_name(base, n) for n in range(1, number)
+    ]
+    seen = _seen_seeds(dict.fromkeys(rounds))
     seeds = {s.id: _new_seeds(s, number, takes, seen.get(s.id, set()) | set(s.take_seeds())) for s in shots}
     path = run_dir / ("reroll.yaml" if number == 1 else f"reroll-{number}.yaml")
     text = _render(manifest, name, shots, seeds, path)
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise InputError(f"{path}: cannot write the reroll manifest ({exc.strerror or exc})") from None
     return Rerolled(path, name, number, seeds)
 
 

@@ -253,6 +253,11 @@ def test_export_outside_the_run_every_take_with_gaps(
         (["--otio", "NOFOLDER"], r"does not exist"),
         (["--edl", "OUT.edl"], r"the following arguments are required: --otio"),
         (["--otio", "OUT", "--manifest", "NOMANIFEST"], r"cannot find the manifest"),
+        pytest.param(
+            ["--otio", "/proc/previz.otio", "--all"],
+            r"/proc/previz\.otio: cannot write it",
+            marks=pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="no /proc here"),
+        ),
     ],
 )
 def test_bad_export_input_is_exit_2_in_one_line_and_writes_nothing(
@@ -311,6 +316,11 @@ def test_reroll_writes_a_manifest_of_new_takes_that_validates_runs_and_resumes(
     assert capsys.readouterr().out.splitlines()[-1].endswith(f"runs as t-reroll-2: previz run {second}")
     seeds = set(load_manifest(second).shots[0].take_seeds())
     assert len(seeds) == 2 and not seeds & (_seeds(run_dir) | _seeds(reroll_dir)), "unseen in every round"
+
+    assert main(["reroll", str(reroll_dir), "harbor", "--takes", "2"]) == 0, "a reroll of a reroll's run"
+    again = load_manifest(reroll_dir / "reroll-2.yaml")
+    assert again.name == "t-reroll-2", "the rounds of the original name go on"
+    assert not set(again.shots[0].take_seeds()) & (_seeds(run_dir) | _seeds(reroll_dir))
 
 
 @pytest.mark.parametrize(
