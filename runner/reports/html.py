@@ -42,7 +42,7 @@ class _Card:
     """A take as the template sees it: its ledger row's columns (``t.status``…) and, beside them,
     ``clip`` (the playable file, or None) and ``tags_list`` — the row itself is not copied."""
 
-    __slots__ = ("_row", "clip", "item", "selected", "tags_list")
+    __slots__ = ("_row", "clip", "item", "pickable", "selected", "tags_list")
 
     def __init__(self, row: Mapping[str, Any], run_dir: Path, selects: Mapping[str, tuple[str, str]]) -> None:
         self._row = row
@@ -53,6 +53,7 @@ class _Card:
         self.item = f"{row.get('shot')}:{int(row.get('take') or 0)}"
         chosen = selects.get(str(row.get("key")))
         self.selected = chosen  # (who, when) when the journal holds this take as its shot's select
+        self.pickable = self.clip is not None
 
     def __getitem__(self, name: str) -> Any:
         return self._row[name]
@@ -82,12 +83,26 @@ def _selects(run_dir: Path) -> dict[str, tuple[str, str]]:
         journal.close()
 
 
+def _one_per_number(cards: list[_Card]) -> None:
+    """Of two takes with one shot and take number (a shot edited since), only the one ``previz
+    select`` would take — done, the latest to finish — can be circled; the other keeps its clip."""
+    best: dict[str, _Card] = {}
+    for card in cards:
+        rank = (card.get("status") == "done", str(card.get("finished_at") or ""))
+        held = best.get(card.item)
+        if held is None or rank >= (held.get("status") == "done", str(held.get("finished_at") or "")):
+            best[card.item] = card
+    for card in cards:
+        card.pickable = card.clip is not None and best[card.item] is card
+
+
 def _pieces(
     source: Source, *, name: str, budget_usd: float | None, manifest: Manifest | None
 ) -> Iterator[str]:
     """:func:`render` piece by piece (10,000 takes make millions of pieces: never all at once)."""
     selects = _selects(source.run_dir)
     takes = [_Card(row, source.run_dir, selects) for row in last_rows([source])]
+    _one_per_number(takes)
     order = {s.id: n for n, s in enumerate(manifest.shots)} if manifest else {}
     shots: dict[str, list[_Card]] = {}
     for take in sorted(

@@ -368,3 +368,19 @@ def test_a_journal_from_before_selects_is_read_and_upgraded_by_select(
     assert json.loads(capsys.readouterr().out)["selects"] == {}
     assert main(["select", str(run_dir), "harbor:1"]) == 0
     assert len(_selects(run_dir)) == 1
+
+
+def test_an_edited_shot_circles_and_selects_its_newer_take(tmp_path: Path) -> None:
+    first = [shot("harbor", "runware", takes=1, prompt="A harbor at dawn")]
+    manifest = write_manifest(tmp_path, first, simulate=True)
+    assert main(["run", str(manifest), "--sim-time-scale", "0.01"]) == 0
+    write_manifest(tmp_path, [{**first[0], "prompt": "A harbor at dusk"}], simulate=True)
+    assert main(["run", str(manifest), "--sim-time-scale", "0.01"]) == 0
+    run_dir = tmp_path / "out" / "t"
+    assert len({r["key"] for r in ledger_rows(run_dir)}) == 2, "one take number, two takes"
+    page = (run_dir / "report.html").read_text(encoding="utf-8")
+    assert page.count('data-item="harbor:1" data-pickable="1"') == 1 and "earlier version" in page
+    assert main(["select", str(run_dir), "harbor:1"]) == 0
+    (key,) = _selects(run_dir)
+    (newer,) = [r for r in ledger_rows(run_dir) if r["prompt"] == "A harbor at dusk"]
+    assert key == newer["key"], "the take the page lets you circle is the one recorded"
