@@ -57,10 +57,14 @@ def _cmd_status(args: argparse.Namespace) -> int:
     print("a run is going: " + report["holder"] if report["running"] else "no run is going")
     print("takes: " + ", ".join(f"{n} {state}" for state, n in report["counts"].items()))
     print(f"spent: {report['spent_usd']:.4f} USD; held for takes in flight: {report['reserved_usd']:.4f} USD")
+    chosen = {s["key"] for s in report["selects"].values()}
+    if chosen:
+        print("selects (*): " + ", ".join(f"{shot}:{s['take']}" for shot, s in report["selects"].items()))
     for take in report["takes"]:
+        circled = "* " if take["key"] in chosen else "  "
         extra = "; ".join(x for x in (take["failure"], take["clip"] and f"clip {take['clip']}") if x)
         cost = "" if take["cost_usd"] is None else f" ${take['cost_usd']:.4f}"
-        print(f"  {take['take']:<28} {take['state']:<15} seed {take['seed']}{cost}  {extra}".rstrip())
+        print(f"{circled}{take['take']:<28} {take['state']:<15} seed {take['seed']}{cost}  {extra}".rstrip())
     if report["clip_problems"]:
         print(
             f"{report['clip_problems']} clips are missing or altered; `previz run` fetches missing ones again"
@@ -70,6 +74,7 @@ def _cmd_status(args: argparse.Namespace) -> int:
 
 def _cmd_report(args: argparse.Namespace) -> int:
     from runner.reports.html import write_all
+    from runner.reports.origin import maybe_manifest
     from runner.reports.report import as_csv, as_json, as_markdown, load, totals
 
     sources = load(Path(p) for p in args.paths)
@@ -88,7 +93,7 @@ def _cmd_report(args: argparse.Namespace) -> int:
         print(as_markdown(report))
     else:
         _print_report_text(report)
-    for path in write_all(sources):
+    for path in write_all(sources, [maybe_manifest(s.run_dir) for s in sources]):
         print(f"report: {path}", file=sys.stderr if args.format != "text" else sys.stdout)
     return EXIT_OK
 

@@ -13,7 +13,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from runner import __version__
-from runner.cli import cmd_checks, cmd_records, cmd_run, cmd_simulate
+from runner.cli import cmd_checks, cmd_morning, cmd_records, cmd_run, cmd_simulate
 from runner.cli.common import (
     EXIT_FAILED,
     EXIT_INPUT,
@@ -38,6 +38,10 @@ a night, start to finish:
   previz plan night/previz.yaml
   previz run night/previz.yaml  rerun the same command after any stop
   previz report night/outputs/starter
+the morning:
+  previz select night/outputs/starter harbor:2      or --from the file report.html saves
+  previz export night/outputs/starter --otio night/outputs/starter/selects.otio
+  previz reroll night/outputs/starter harbor --takes 4
 
 exit codes: 0 all done · 1 takes failed · 2 bad input (nothing sent) · 3 budget/deadline/daily
 limit with takes left · 4 another run holds the lock · 130 interrupted (rerun resumes)"""
@@ -52,7 +56,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("-V", "--version", action="version", version=f"previz-runner {__version__}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for group in (cmd_checks, cmd_run, cmd_records, cmd_simulate):
+    for group in (cmd_checks, cmd_run, cmd_records, cmd_morning, cmd_simulate):
         group.add(sub)
 
     return p

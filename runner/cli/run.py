@@ -347,7 +347,9 @@ def _write_retry(prepared: Prepared, journal: Store) -> None:
 
 def _write_report(prepared: Prepared) -> None:
     (source,) = load([prepared.run_dir])
-    write_report_html(source, name=prepared.manifest.name, budget_usd=prepared.budget_usd)
+    write_report_html(
+        source, name=prepared.manifest.name, budget_usd=prepared.budget_usd, manifest=prepared.manifest
+    )
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,8 @@ size 0 means "to the end of the file") that tile the file exactly, starting with
 holding a ``moov`` (the index) and an ``mdat`` (the media). The walk reads only box headers and
 the ``moov`` box, so a 1 GiB clip costs a few hundred reads, and it reports what the ledger
 wants to know: the duration (``mvhd``) and the picture size (the first video track's ``tkhd``).
+:func:`timing` reads the video track's own clock for editorial (``previz export``): its frame count
+and frame rate from ``mdhd`` and ``stts``, so a timeline holds the file's real length, in frames.
 """
 
 from __future__ import annotations
@@ -55,6 +57,60 @@ def inspect(path: Path) -> Mp4Info:
         index = read(moov[0], moov[1] - moov[0])
     duration, width, height = _read_moov(index)
     return Mp4Info(duration, width, height, tuple(k.decode("latin-1") for k, _, _ in top))
+
+
+@dataclass(frozen=True)
+class Timing:
+    """The first video track's length: ``frames`` at ``rate`` frames per second (``mdhd``, ``stts``)."""
+
+    frames: int
+    rate: float
+    duration_s: float
+
+
+def timing(path: Path) -> Timing:
+    """The video track's frame count and rate; Mp4Error if the file is not whole or has no video track."""
+    size = path.stat().st_size
+    with path.open("rb") as fh:
+
+        def read(offset: int, n: int) -> bytes:
+            fh.seek(offset)
+            return fh.read(n)
+
+        start, end = _check_top(list(_boxes(read, 0, size)))
+        if end - start > MAX_MOOV:
+            raise Mp4Error(f"moov box of {end - start} bytes (over {MAX_MOOV})")
+        moov = read(start, end - start)
+    for kind, s, e in _boxes(_reader(moov), 0, len(moov)):
+        if kind == b"trak" and _video_size(moov[s:e]) is not None:
+            return _track_timing(moov[s:e])
+    raise Mp4Error("no video track: the clip has no frames to count")
+
+
+def _child(box: bytes, *path: bytes) -> bytes:
+    """The payload of the first box at ``path`` below ``box``; Mp4Error if there is none."""
+    for name in path:
+        found = next((box[s:e] for kind, s, e in _boxes(_reader(box), 0, len(box)) if kind == name), None)
+        if found is None:
+            raise Mp4Error(f"the video track has no {name.decode()} box")
+        box = found
+    return box
+
+
+def _track_timing(trak: bytes) -> Timing:
+    mdhd = _child(trak, b"mdia", b"mdhd")
+    at_scale = _MVHD.get(mdhd[0] if mdhd else -1, (len(mdhd), 0, 0))[0]
+    stts = _child(trak, b"mdia", b"minf", b"stbl", b"stts")
+    try:
+        (timescale,) = struct.unpack_from(">I", mdhd, at_scale)
+        (count,) = struct.unpack_from(">I", stts, 4)
+        entries = [struct.unpack_from(">II", stts, 8 + 8 * i) for i in range(count)]
+    except struct.error as exc:
+        raise Mp4Error("the video track's mdhd or stts box is cut short") from exc
+    frames, ticks = sum(n for n, _ in entries), sum(n * delta for n, delta in entries)
+    if timescale == 0 or frames == 0 or ticks == 0:
+        raise Mp4Error("the video track has no frames or a zero timescale")
+    return Timing(frames, frames * timescale / ticks, ticks / timescale)
 
 
 def duration_mismatch(actual_s: float | None, requested_s: float, tolerance_s: float = 1.0) -> bool:

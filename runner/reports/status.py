@@ -26,7 +26,7 @@ from runner.errors import InputError, PrevizError
 from runner.providers.base import ProviderConfig
 from runner.providers.registry import build_provider
 from runner.reports.ledger import LedgerFiles
-from runner.reports.summary import take_counts
+from runner.reports.summary import selects_of, take_counts
 from runner.store.base import Store
 from runner.store.factory import open_store
 from runner.store.owner import owned
@@ -99,6 +99,7 @@ def status(run_dir: Path) -> dict[str, Any]:
         records = list(journal.records().values())
         money = journal.money()
         owner = journal.holder()
+        selects = selects_of(journal)
     finally:
         journal.close()
     takes = [take_view(run_dir, r) for r in sorted(records, key=lambda r: r.label)]
@@ -115,6 +116,7 @@ def status(run_dir: Path) -> dict[str, Any]:
         "clip_problems": sum(1 for t in takes if t["clip"]),
         "spent_usd": round(money.spent_usd, 6),
         "reserved_usd": round(money.reserved_usd, 6),
+        "selects": selects,
         "takes": takes,
     }
 

@@ -71,6 +71,7 @@ def build(facts: RunFacts, summary: Summary, journal: Store, *, started: datetim
     retry = run_dir / "retry.yaml"
     return {
         "manifest": str(facts.manifest),
+        "manifest_path": str(facts.manifest.resolve()),
         "name": facts.name,
         "started_at": _iso(started),
         "finished_at": _iso(datetime.now(UTC)),
@@ -91,6 +92,7 @@ def build(facts: RunFacts, summary: Summary, journal: Store, *, started: datetim
             "budget_usd": facts.budget_usd,
         },
         "deadline": facts.deadline.isoformat() if facts.deadline else None,
+        "selects": selects_of(journal),
         "providers": {
             name: figures | _retries(summary.retries.get(name, {}))
             for name, figures in _providers(records).items()
@@ -105,6 +107,41 @@ def build(facts: RunFacts, summary: Summary, journal: Store, *, started: datetim
             "retry_yaml": str(retry) if retry.exists() else None,
         },
     }
+
+
+def selects_of(journal: Store) -> dict[str, dict[str, Any]]:
+    """The selects, by shot: which take, who chose it and when (``previz select``)."""
+    chosen = journal.selects()
+    out: dict[str, dict[str, Any]] = {}
+    for key, record in journal.records().items():
+        if key in chosen:
+            spec = record.spec
+            who, at = chosen[key]
+            out[str(spec.get("shot"))] = {
+                "take": spec.get("take"),
+                "label": record.label,
+                "seed": spec.get("seed"),
+            }
+            out[str(spec.get("shot"))] |= {"output": record.output, "who": who, "at": at, "key": key}
+    return dict(sorted(out.items()))
+
+
+def update_selects(run_dir: Path, journal: Store) -> Path | None:
+    """`summary.json`'s selects as the journal has them now (after `previz select`); None if none."""
+    path = run_dir / FILENAME
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+    except ValueError:
+        data = None
+    if not isinstance(data, dict):
+        return None  # a summary previz cannot read is left for the next run to rewrite
+    data["selects"] = selects_of(journal)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2, allow_nan=False) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+    return path
 
 
 def write_summary(facts: RunFacts, summary: Summary, journal: Store, *, started: datetime) -> Path:

@@ -86,6 +86,10 @@ class Store(Protocol):
         """Ledger rows after ``seq``, in order (what a ledger file lacks)."""
         ...
 
+    def selects(self) -> dict[str, tuple[str, str]]:
+        """The takes an artist chose (the selects), by key: (who, when as ISO 8601 UTC)."""
+        ...
+
     # --- one writer at a time (runner.store.owner) -------------------------------------------
 
     def claim(self, me: Owner) -> Owner | None:
@@ -139,6 +143,15 @@ class Store(Protocol):
 
     def reclaim(self, key: str) -> Record:
         """A new clip path for a take whose clip was changed on disk."""
+        ...
+
+    def select(self, keys: Iterable[str], who: str, at: str, *, instead_of: Iterable[str] = ()) -> None:
+        """Record ``keys`` as selects (by ``who``, at ``at``), forgetting ``instead_of`` in the same
+        transaction; KeyError (nothing written) for a key the store holds no take of."""
+        ...
+
+    def unselect(self, keys: Iterable[str] | None = None) -> int:
+        """Forget the selects of ``keys`` (every select when None); how many were forgotten."""
         ...
 
     def reserve(

@@ -77,6 +77,13 @@ ALTER TABLE takes ADD COLUMN lease_run TEXT, ADD COLUMN lease_until TIMESTAMPTZ;
 ALTER TABLE rows ADD COLUMN saved_in TEXT NOT NULL DEFAULT '';
 CREATE INDEX rows_by_place ON rows (scope, saved_in, seq);
 """,
+    # The selects: the takes an artist chose in the morning (who, when).
+    3: """
+CREATE TABLE selects (
+    scope TEXT NOT NULL, key TEXT NOT NULL, who TEXT NOT NULL, at TEXT NOT NULL,
+    PRIMARY KEY (scope, key), FOREIGN KEY (scope, key) REFERENCES takes (scope, key)
+);
+""",
 }
 
 SCHEMA_VERSION = max(MIGRATIONS)

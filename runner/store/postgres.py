@@ -25,7 +25,6 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
-from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 
@@ -34,18 +33,9 @@ from runner.store.calls import SingleCalls
 from runner.store.owner import Owner, is_gone
 from runner.store.pgschema import LOCK_ID, MIGRATIONS, SCHEMA_VERSION
 from runner.store.records import COLUMNS, Money, Pending, Record, free_name, record_of
+from runner.store.storeurl import shown, without_password
 
 R = TypeVar("R")
-
-
-def shown(url: str) -> str:
-    """The URL as it may be printed: the password (a secret, like a key) replaced by ``***``."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    host = parts.hostname or ""
-    netloc = f"{parts.username}:***@{host}" + (f":{parts.port}" if parts.port else "")
-    return urlunsplit(parts._replace(netloc=netloc))
 
 
 class PostgresStore(SingleCalls):
@@ -181,6 +171,38 @@ class PostgresStore(SingleCalls):
                 (self._scope, self._here, seq),
             )
             return [(int(s), json.loads(r)) for s, r in found.fetchall()]
+
+    def selects(self) -> dict[str, tuple[str, str]]:
+        with self._lock:
+            found = self._conn.execute(
+                "SELECT key, who, at FROM selects WHERE scope = %s ORDER BY at, key", (self._scope,)
+            ).fetchall()
+        return {key: (who, at) for key, who, at in found}
+
+    def select(self, keys: Iterable[str], who: str, at: str, *, instead_of: Iterable[str] = ()) -> None:
+        chosen = list(dict.fromkeys(keys))
+        with self._tx() as conn:
+            for key in chosen:
+                found = conn.execute("SELECT 1 FROM takes WHERE scope = %s AND key = %s", (self._scope, key))
+                if found.fetchone() is None:
+                    raise KeyError(key)
+            for key in instead_of:
+                conn.execute("DELETE FROM selects WHERE scope = %s AND key = %s", (self._scope, key))
+            for key in chosen:
+                conn.execute(
+                    "INSERT INTO selects (scope, key, who, at) VALUES (%s, %s, %s, %s)"
+                    " ON CONFLICT (scope, key) DO UPDATE SET who = EXCLUDED.who, at = EXCLUDED.at",
+                    (self._scope, key, who, at),
+                )
+
+    def unselect(self, keys: Iterable[str] | None = None) -> int:
+        with self._tx() as conn:
+            if keys is None:
+                return conn.execute("DELETE FROM selects WHERE scope = %s", (self._scope,)).rowcount
+            return sum(
+                conn.execute("DELETE FROM selects WHERE scope = %s AND key = %s", (self._scope, k)).rowcount
+                for k in keys
+            )
 
     # --- the runs of a scope (runner.store.owner): many at once, each with its beat ------------
 
@@ -421,6 +443,4 @@ def _plain(value: Any) -> Any:
 
 def _reason(exc: psycopg.Error, url: str) -> str:
     """The driver's words, one line, with the URL's password never among them."""
-    text = " ".join(str(exc).split()) or exc.__class__.__name__
-    password = urlsplit(url).password
-    return text.replace(password, "***") if password else text
+    return without_password(str(exc), url) or exc.__class__.__name__

@@ -6,14 +6,15 @@ a careless ``> journal.sqlite``) was taken as a new one, and ``run`` bought ever
 So a journal is trusted only when it is what previz writes: ``user_version`` set, the ``takes`` and
 ``rows`` tables with the columns of this schema, every value of the type its column holds. Anything
 else is :class:`JournalError` (exit 2, one line, the file untouched) naming how to recover. Tables
-previz does not know (a later version's ``selects``) are left alone.
+previz does not know (a later version's) are left alone.
 
 A new journal is written whole into a temporary file and linked into place, so a kill while it is
 made leaves either no journal or a complete one — never the empty file that would be refused.
 
 Versions: 1 the takes and rows; 2 the budget's sums kept by triggers (a reservation reads one row
 instead of summing every take and row, which made 10,000-take runs quadratic); 3 the owner row
-(:mod:`runner.store.owner`). Older journals are brought up to date on open.
+(:mod:`runner.store.owner`); 4 the selects (the takes an artist circled: who, when). Older journals
+are brought up to date on open; a read-only open of an older one reads what it has.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from pathlib import Path
 
 from runner.store.base import JournalError
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 FILENAME = "journal.sqlite"
 #: Every state a take's row can be in, in the order of a take's life.
 STATES = ("planned", "reserved", "submitting", "submitted", "succeeded", "done", "failed", "cancelled")
@@ -81,11 +82,15 @@ CREATE TABLE owner (
 );
 """
 
+_SELECTS = """
+CREATE TABLE selects (key TEXT PRIMARY KEY REFERENCES takes(key), who TEXT NOT NULL, at TEXT NOT NULL);
+"""
+
 #: What each version adds, applied in order from the journal's own version.
-_STEPS = {1: _TAKES, 2: _MONEY, 3: _OWNER}
+_STEPS = {1: _TAKES, 2: _MONEY, 3: _OWNER, 4: _SELECTS}
 
 #: Each column previz reads, and the SQLite types its values may have (NULL where the column allows).
-_TYPES = {
+_TYPES: dict[str, dict[str, tuple[str, ...]]] = {
     "takes": {
         **dict.fromkeys(("key", "label", "provider", "spec", "state", "flags"), ("text",)),
         **dict.fromkeys(("attempt", "submits", "charged"), ("integer",)),
@@ -99,7 +104,10 @@ _TYPES = {
         "bytes": ("integer", "null"),
     },
     "rows": {"seq": ("integer",), "key": ("text",), "cost_usd": ("real", "integer"), "row": ("text",)},
+    "selects": dict.fromkeys(("key", "who", "at"), ("text",)),
 }
+#: The version that added a table checked above (older journals are checked without it).
+_SINCE = {"selects": 4}
 _MOVE_ASIDE = "move it aside (mv {name} {name}.bad) and rerun: ledger.jsonl shows what is done"
 
 
@@ -126,6 +134,8 @@ def check(conn: sqlite3.Connection, path: Path, version: int) -> None:
             raise _foreign(path, f"tables {', '.join(sorted(names))} but no journal version")
         return
     for table, types in _TYPES.items():
+        if _SINCE.get(table, 1) > version:
+            continue
         have = {r[1] for r in conn.execute(f"PRAGMA table_info({table})")}
         missing = sorted(set(types) - have)
         if missing:
@@ -206,3 +216,43 @@ def _fsync_dir(folder: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+# --- opening a journal that passed the checks ----------------------------------------------------
+
+
+def connect(path: Path, *, readonly: bool) -> sqlite3.Connection:
+    uri = f"{path.resolve().as_uri()}?mode={'ro' if readonly else 'rw'}"
+    conn = sqlite3.connect(uri, uri=True, check_same_thread=False, isolation_level=None, timeout=10)
+    conn.row_factory = sqlite3.Row
+    return conn
+
+
+def identity(path: Path) -> tuple[int, int]:
+    st = os.stat(path)
+    return st.st_dev, st.st_ino
+
+
+def open_checked(path: Path, *, readonly: bool) -> sqlite3.Connection:
+    """A connection to a journal that passed :func:`check`, brought up to date unless read-only."""
+    refuse_empty(path)
+    if not readonly and not path.exists():
+        create(path)
+    conn = connect(path, readonly=readonly)
+    try:
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        check(conn, path, version)  # before WAL mode: a refused file is left byte for byte
+        if not readonly:
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=FULL")
+            # A small write-ahead log, folded in often and cut back after: on a nearly full
+            # disk the journal must not hold megabytes of old frames (SQLite's default is 4 MB).
+            conn.execute("PRAGMA wal_autocheckpoint=32")
+            conn.execute("PRAGMA journal_size_limit=131072")
+            if version < SCHEMA_VERSION:
+                migrate(conn, version)
+        conn.execute("SELECT count(*) FROM takes").fetchone()
+    except BaseException:
+        conn.close()
+        raise
+    return conn

@@ -24,26 +24,25 @@ loop go through :class:`AsyncJournal`, one worker thread at a time, so SQLite ne
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 import socket
 import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
 from runner.errors import LockHeldError
+from runner.store import filewatch, schema
 from runner.store.base import JournalError, JournalWriteError
 from runner.store.calls import SingleCalls
 from runner.store.owner import Owner, held_message, is_gone
 from runner.store.rebuild import from_ledger
 from runner.store.records import COLUMNS, Money, Pending, Record, free_name, record_of
-from runner.store.schema import FILENAME, SCHEMA_VERSION, STATES, check, create, migrate, refuse_empty
+from runner.store.schema import FILENAME, SCHEMA_VERSION, STATES
 
 __all__ = [
     "FILENAME",
@@ -63,43 +62,6 @@ ENDED = ("done", "failed", "cancelled")
 R = TypeVar("R")
 
 
-def _connect(path: Path, *, readonly: bool) -> sqlite3.Connection:
-    uri = f"{path.resolve().as_uri()}?mode={'ro' if readonly else 'rw'}"
-    conn = sqlite3.connect(uri, uri=True, check_same_thread=False, isolation_level=None, timeout=10)
-    conn.row_factory = sqlite3.Row
-    return conn
-
-
-def _identity(path: Path) -> tuple[int, int]:
-    st = os.stat(path)
-    return st.st_dev, st.st_ino
-
-
-def _open_checked(path: Path, *, readonly: bool) -> sqlite3.Connection:
-    """A connection to a journal that passed :func:`schema.check`, brought up to date unless read-only."""
-    refuse_empty(path)
-    if not readonly and not path.exists():
-        create(path)
-    conn = _connect(path, readonly=readonly)
-    try:
-        version = conn.execute("PRAGMA user_version").fetchone()[0]
-        check(conn, path, version)  # before WAL mode: a refused file is left byte for byte
-        if not readonly:
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=FULL")
-            # A small write-ahead log, folded in often and cut back after: on a nearly full
-            # disk the journal must not hold megabytes of old frames (SQLite's default is 4 MB).
-            conn.execute("PRAGMA wal_autocheckpoint=32")
-            conn.execute("PRAGMA journal_size_limit=131072")
-            if version < SCHEMA_VERSION:
-                migrate(conn, version)
-        conn.execute("SELECT count(*) FROM takes").fetchone()
-    except BaseException:
-        conn.close()
-        raise
-    return conn
-
-
 class Journal(SingleCalls):
     """Synchronous access to one run directory's journal. Thread-safe; one writer (the owner row)."""
 
@@ -107,7 +69,7 @@ class Journal(SingleCalls):
         self._conn = conn
         self._lock = threading.Lock()
         self.path = path
-        self._identity = None if readonly else _identity(path)
+        self._identity = None if readonly else schema.identity(path)
         self._stopped: str | None = None  # why every write is refused from now on
 
     @classmethod
@@ -115,7 +77,7 @@ class Journal(SingleCalls):
         """Open (or, unless ``readonly``, create) the journal; JournalError if it cannot be trusted."""
         path = run_dir / FILENAME
         try:
-            conn = _open_checked(path, readonly=readonly)
+            conn = schema.open_checked(path, readonly=readonly)
         except sqlite3.OperationalError as exc:  # disk full, no permission, a folder in the way
             raise JournalError(f"{path}: cannot open the journal ({exc})") from exc
         except sqlite3.DatabaseError as exc:
@@ -168,7 +130,7 @@ class Journal(SingleCalls):
         if self._stopped is not None:
             raise JournalWriteError(self._stopped)
         try:
-            now = _identity(self.path)
+            now = schema.identity(self.path)
         except FileNotFoundError:
             self._stopped = self._put_back()
             raise JournalWriteError(self._stopped) from None
@@ -178,52 +140,16 @@ class Journal(SingleCalls):
             self._stopped = self._keep_aside()
             raise JournalWriteError(self._stopped)
 
-    def _copy_to(self, target: Path) -> None:
-        """This connection's journal, whole, into a new file ``target`` (SQLite's backup API)."""
-        target.unlink(missing_ok=True)
-        copy = sqlite3.connect(target)
-        try:
-            self._conn.backup(copy)
-        finally:
-            copy.close()
-
     def _put_back(self) -> str:
-        tmp = self.path.with_name(f".{FILENAME}.restore-{os.getpid()}")
-        try:
-            self._copy_to(tmp)
-            self._conn.close()
-            for suffix in ("-wal", "-shm"):  # the deleted journal's log, still at the old names
-                stale = self.path.with_name(FILENAME + suffix)
-                with contextlib.suppress(FileNotFoundError):
-                    os.replace(stale, stale.with_name(f"{stale.name}.orphan-{os.getpid()}"))
-            with contextlib.suppress(FileExistsError):
-                os.link(tmp, self.path)
-            tmp.unlink(missing_ok=True)
-            self._conn = _connect(self.path, readonly=False)
-            self._identity = _identity(self.path)
-        except (OSError, sqlite3.Error) as exc:
-            return (
-                f"{self.path} was deleted while the run was going and could not be put back ({exc}); "
-                "nothing more is sent — keep this run's clips and ledger, and see docs/reliability.md"
-            )
-        return (
-            f"{self.path} was deleted while the run was going: put back from the run's open copy; "
-            "nothing more is sent — rerun the same command to collect the takes in flight"
-        )
+        reconnect = partial(schema.connect, self.path, readonly=False)
+        message, conn = filewatch.put_back(self._conn, self.path, reconnect)
+        if conn is not None:
+            self._conn = conn
+            self._identity = schema.identity(self.path)
+        return message
 
     def _keep_aside(self) -> str:
-        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-        aside = self.path.with_name(f"{FILENAME}.this-run-{stamp}")
-        try:
-            self._copy_to(aside)
-        except (OSError, sqlite3.Error) as exc:
-            kept = f"this run's journal could not be kept aside ({exc})"
-        else:
-            kept = f"this run's journal is kept as {aside.name}"
-        return (
-            f"{self.path} was replaced by another file while the run was going; {kept}; nothing more "
-            "is sent — decide which journal is true, put it at journal.sqlite, and rerun"
-        )
+        return filewatch.keep_aside(self._conn, self.path)
 
     # --- one writer (runner.store.owner) ------------------------------------------------------
 
@@ -336,7 +262,36 @@ class Journal(SingleCalls):
             found = self._conn.execute("SELECT seq, row FROM rows WHERE seq > ? ORDER BY seq", (seq,))
             return [(s, json.loads(r)) for s, r in found.fetchall()]
 
+    def selects(self) -> dict[str, tuple[str, str]]:
+        """The selects by key: (who, when); none in an older journal read without upgrading it."""
+        with self._lock:
+            try:
+                found = self._conn.execute("SELECT key, who, at FROM selects ORDER BY at, key").fetchall()
+            except sqlite3.OperationalError:  # a journal older than version 4, opened read-only
+                return {}
+        return {key: (who, at) for key, who, at in found}
+
     # --- writing ------------------------------------------------------------------------------
+
+    def select(self, keys: Iterable[str], who: str, at: str, *, instead_of: Iterable[str] = ()) -> None:
+        """Record selects, forgetting ``instead_of`` in the same transaction; KeyError for an unknown take."""
+        chosen = list(dict.fromkeys(keys))
+        with self._tx() as conn:
+            for key in chosen:
+                if conn.execute("SELECT 1 FROM takes WHERE key = ?", (key,)).fetchone() is None:
+                    raise KeyError(key)
+            conn.executemany("DELETE FROM selects WHERE key = ?", [(k,) for k in instead_of])
+            conn.executemany(
+                "INSERT OR REPLACE INTO selects (key, who, at) VALUES (?, ?, ?)",
+                [(k, who, at) for k in chosen],
+            )
+
+    def unselect(self, keys: Iterable[str] | None = None) -> int:
+        """Forget the selects of ``keys`` (all of them when None); how many were forgotten."""
+        with self._tx() as conn:
+            if keys is None:
+                return conn.execute("DELETE FROM selects").rowcount
+            return sum(conn.execute("DELETE FROM selects WHERE key = ?", (k,)).rowcount for k in keys)
 
     def plan(self, takes: Iterable[tuple[str, str, str, Mapping[str, Any], str]]) -> dict[str, Record]:
         """Add takes not seen before as ``planned``, each claiming a clip path no other take holds.

@@ -57,4 +57,4 @@ def test_a_version_1_journal_is_upgraded_with_its_sums(tmp_path: Path) -> None:
     assert (journal.money().spent_usd, journal.money().reserved_usd) == (0.25, 0.3)
     journal.close()
     with sqlite3.connect(path) as conn:
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 3
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 4

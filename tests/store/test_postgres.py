@@ -13,8 +13,9 @@ import pytest
 
 from runner.store.base import JournalError, JournalWriteError
 from runner.store.pgschema import SCHEMA_VERSION
-from runner.store.postgres import PostgresStore, shown
+from runner.store.postgres import PostgresStore
 from runner.store.records import Money
+from runner.store.storeurl import shown
 from tests.pgcluster import Cluster
 
 

@@ -299,3 +299,40 @@ def test_a_take_that_ended_is_leased_by_no_one_and_unended_counts_the_rest(store
     leased = store.lease("c", "run-1", 30)
     assert leased is not None and (leased.state, leased.handle) == ("submitted", "task-3"), "fresh record"
     assert store.renew("run-1", 30) in (0, 1)
+
+
+# --- the selects: the takes an artist chose in the morning ---------------------------------------
+
+
+def test_selects_are_recorded_with_who_and_when_and_survive_a_reopening(opener: Opener) -> None:
+    first = opener()
+    _plan(first, "a", "b", "c")
+    first.select(["a", "b"], "ana", "2026-12-07T08:00:00Z")
+    first.select(["c"], "ben", "2026-12-07T08:05:00Z", instead_of=["b"])
+    first.close()
+    again = opener()
+    try:
+        assert again.selects() == {
+            "a": ("ana", "2026-12-07T08:00:00Z"),
+            "c": ("ben", "2026-12-07T08:05:00Z"),
+        }, "c replaced b in one transaction"
+        again.select(["a"], "cleo", "2026-12-07T09:00:00Z")
+        assert again.selects()["a"] == ("cleo", "2026-12-07T09:00:00Z"), "selected again: who and when now"
+    finally:
+        again.close()
+
+
+def test_a_select_of_an_unknown_take_writes_nothing(store: Store) -> None:
+    _plan(store, "a")
+    with pytest.raises(KeyError, match="nope"):
+        store.select(["a", "nope"], "ana", "2026-12-07T08:00:00Z")
+    assert store.selects() == {}
+
+
+def test_unselect_forgets_some_or_every_select(store: Store) -> None:
+    _plan(store, "a", "b", "c")
+    store.select(["a", "b", "c"], "ana", "2026-12-07T08:00:00Z")
+    assert store.unselect(["b", "missing"]) == 1
+    assert sorted(store.selects()) == ["a", "c"]
+    assert store.unselect() == 2
+    assert store.selects() == {}
