@@ -31,20 +31,21 @@ from typing import Any
 import anyio
 
 from runner.clock import REAL_TIME, Clock
+from runner.engine.claims import Claims
 from runner.engine.collect import CollectOptions, Collector, Downloader, NotSaved
-from runner.engine.cost import decide_cost, failed_cost, uncertain_cost
+from runner.engine.cost import uncertain_cost
 from runner.engine.events import Bus, Event, EventKind, Outcome, TakeEnd
 from runner.engine.flight import Job, Mode, NotStarted, TakeFailed, done_outcome, failed_outcome
 from runner.engine.gate import NO_SENDS, Gate, Refusal, StopReason, disk_refusal
 from runner.engine.lanes import Lane, LaneOptions
-from runner.engine.polling import PollSchedule
 from runner.engine.records import row_of
 from runner.engine.rejoin import RESUMED, Policy, rejoin
 from runner.engine.retrying import Retry, RetryPolicy
-from runner.engine.sending import SUBMIT_RETRY, Encoder, Sender, terminal_failure
+from runner.engine.sending import SUBMIT_RETRY, Encoder, Sender
 from runner.engine.tally import DAILY_LIMIT, Summary
-from runner.engine.unfinished import PENDING_LIMIT, Waited, lost_track, timed_out
-from runner.errors import FailureKind, PollGaveUpError, ProviderError, TerminalError
+from runner.engine.unfinished import PENDING_LIMIT
+from runner.engine.waiting import TaskWatch
+from runner.errors import FailureKind
 from runner.manifest.takes import Take
 from runner.providers.base import Provider, TaskState, TaskStatus
 from runner.store.group import AsyncJournal
@@ -88,8 +89,11 @@ class Engine:
         options: EngineOptions,
         gate: Gate | None = None,
         run_dir: Path | None = None,
+        claims: Claims | None = None,
     ) -> None:
         self._opt = options
+        self._claims = claims  # team mode: a take is worked on only once this run leased it
+        self._policy: Policy | None = None
         self.summary = Summary()
         self._clock = options.clock
         self._rng = random.Random(options.seed)
@@ -116,6 +120,9 @@ class Engine:
         )
         self._journal = journal
         self._gate = gate or Gate(budget_usd=None, deadline=None)
+        self._watch = TaskWatch(
+            options.clock, options.take_timeout, options.pending_limit, self._gate, bus, journal
+        )
         self._run_dir = run_dir or journal.sync.run_dir
         self._new_tasks: dict[str, int] = {}  # per provider, for its daily cap
 
@@ -134,20 +141,20 @@ class Engine:
 
     async def run(self, takes: Iterable[Take], records: Mapping[str, Record]) -> Summary:
         """Every take to its end (or as far as the budget, deadline or user allow)."""
+        takes = tuple(takes)
         queues = self._rejoin(takes, records)
-        for queue in queues.values():
-            for job in queue:
-                if job.mode is Mode.UNCERTAIN:
-                    await self._write_off(job)
-                elif job.mode is Mode.REFETCH:
-                    job.record = await self._journal.reclaim(job.take.key)
+        if self._claims is None:  # in team mode, only once a take is leased (another run may have it)
+            for job in (job for queue in queues.values() for job in queue):
+                await self._ready(job)
         self._bus.emit(Event(EventKind.RUN_STARTED, message=str(sum(len(q) for q in queues.values()))))
         async with anyio.create_task_group() as pollers:
             for lane in self._lanes.values():
                 pollers.start_soon(lane.poller.run)
-            async with anyio.create_task_group() as feeders:
-                for name, queue in queues.items():
-                    feeders.start_soon(self._feed, self._lanes[name], queue)
+            if self._claims is not None:
+                pollers.start_soon(self._claims.keep)
+            await self._feed_all(queues)
+            if self._claims is not None:
+                await self._pick_up(self._claims, takes)
             pollers.cancel_scope.cancel()
         self.summary.closed = {n: lane.closed_reason for n, lane in self._lanes.items() if lane.closed_reason}
         self._bus.emit(
@@ -155,14 +162,52 @@ class Engine:
         )
         return self.summary
 
+    async def _feed_all(self, queues: Mapping[str, deque[Job]]) -> None:
+        async with anyio.create_task_group() as feeders:
+            for name, queue in queues.items():
+                feeders.start_soon(self._feed, self._lanes[name], queue)
+
+    async def _pick_up(self, claims: Claims, takes: tuple[Take, ...]) -> None:
+        """Team mode: until every take of the manifest has ended, those whose run died (its lease
+        lapsed) are rejoined here by task id, as a rerun would."""
+        by_key = {take.key: take for take in takes}
+        while not self.summary.stopped:
+            left = await claims.left()
+            if not left:
+                return
+            claims.pass_over(r.key for r in left if r.key not in by_key)  # an earlier version's
+            mine = {r.key: r for r in left if r.key in by_key}
+            queues = self._rejoin([by_key[key] for key in mine], mine)
+            claims.pass_over(set(mine) - {job.take.key for queue in queues.values() for job in queue})
+            await self._feed_all(queues)
+
+    async def _ready(self, job: Job) -> None:
+        """What a rejoined take needs before it starts: a lost submit written off, a new clip path."""
+        if job.mode is Mode.UNCERTAIN:
+            await self._write_off(job)
+        elif job.mode is Mode.REFETCH:
+            job.record = await self._journal.reclaim(job.take.key)
+
+    async def _leased(self, queue: deque[Job]) -> bool:
+        """Team mode: the next take leased to this run, fresh from the store; False (and dropped)
+        when another live run has it or it has ended."""
+        assert self._claims is not None and self._policy is not None
+        job = await self._claims.fresh(queue.popleft(), self._policy)
+        if job is None:
+            return False
+        await self._ready(job)
+        queue.appendleft(job)
+        return True
+
     # --- which takes, and how each rejoins ------------------------------------------------------
 
     def _rejoin(self, takes: Iterable[Take], records: Mapping[str, Record]) -> dict[str, deque[Job]]:
         resend_safe = {name: lane.provider.resend_safe for name, lane in self._lanes.items()}
         policy = Policy(self._run_dir, resend_safe, self._opt.retry_failed, self._opt.hold_uncertain)
+        self._policy = policy
         found = rejoin(takes, records, policy)
         for name in ("skipped", "failed_earlier", "held", "resumed"):
-            setattr(self.summary, name, getattr(found.counts, name))
+            setattr(self.summary, name, getattr(self.summary, name) + getattr(found.counts, name))
         for event in found.events:
             self._bus.emit(event)
         return found.queues
@@ -182,6 +227,8 @@ class Engine:
     async def _feed(self, lane: Lane, queue: deque[Job]) -> None:
         async with anyio.create_task_group() as tg:
             while queue:
+                if self._claims is not None and not await self._leased(queue):
+                    continue
                 if queue[0].mode not in FINISHED_AT_PROVIDER:  # a finished task holds no provider slot
                     await lane.slots.acquire()
                     if not self._may_start(lane, queue[0]):
@@ -272,7 +319,7 @@ class Engine:
         committed: the next take's reservation then shares that commit instead of waiting for it.
         """
         if job.mode in FINISHED_AT_PROVIDER:
-            return await self._finished_status(lane, job)
+            return await self._watch.finished_status(lane, job)
         clean = False
         if job.mode is Mode.POLL:  # submitted by an earlier run: its schedule starts from now
             job.submitted_clock = self._clock.now()
@@ -280,96 +327,12 @@ class Engine:
             if job.mode is not Mode.POLL:
                 reserve = partial(self._reserve, job) if job.mode in NEEDS_RESERVATION else None
                 await self._sender.submit(lane, job, reserve)
-            status = await self._await_terminal(lane, job)
+            status = await self._watch.await_terminal(lane, job)
             clean = status.state is TaskState.SUCCEEDED
         finally:
             with anyio.CancelScope(shield=True):
                 await lane.slots.release(clean=clean)
-        return await self._terminal_status(lane, job, status)
-
-    async def _await_terminal(self, lane: Lane, job: Job) -> TaskStatus:
-        """Poll until the task ends, or it runs past the take's timeout or queues past the
-        pending limit (the take then ends as :mod:`runner.engine.unfinished` says)."""
-        with lane.watching(job.take, job.submitted_clock, job.handle) as schedule:
-            return await self._poll_until_terminal(lane, job, schedule)
-
-    async def _poll_until_terminal(self, lane: Lane, job: Job, schedule: PollSchedule) -> TaskStatus:
-        waited = Waited()
-        seen: tuple[TaskState | None, float | None] = (None, None)
-        job.last_seen = job.submitted_clock
-        while True:
-            before = self._clock.now()
-            limits = (self._opt.take_timeout, self._opt.pending_limit, self._gate.seconds_left())
-            patience = waited.patience(seen[0], *limits)
-            status = await self._poll(lane, job, before + schedule.next_delay(), patience=patience)
-            waited.add(seen[0], self._clock.now() - job.last_seen)
-            job.last_seen = self._clock.now()
-            schedule.observe(job.last_seen - job.submitted_clock, status.progress)
-            if (status.state, status.progress) != seen:
-                seen = (status.state, status.progress)
-                self._bus.emit(
-                    Event(EventKind.STATUS, job.take, state=status.state, progress=status.progress)
-                )
-            if status.state.terminal:
-                return status
-            job.last_pending = job.last_seen
-            if waited.running > self._opt.take_timeout:
-                raise await timed_out(lane, job, self._bus, waited.running)
-            if waited.queued > self._opt.pending_limit:
-                why = f"still {status.raw_status or status.state.value} after {waited.queued / 3600:.1f} h"
-                raise await lost_track(lane, job, self._bus, f"{why} (the pending limit)")
-
-    async def _terminal_status(self, lane: Lane, job: Job, status: TaskStatus) -> TaskStatus:
-        job.generation_s = self._clock.now() - job.submitted_clock if job.mode is not Mode.POLL else None
-        if status.state is not TaskState.SUCCEEDED:
-            kind = status.failure_kind or FailureKind.PROVIDER
-            cost = failed_cost(status.cost_usd, job.estimate, accepted=True)
-            cancelled = status.state is TaskState.CANCELLED
-            message = status.failure_message or status.raw_status
-            raise TakeFailed(kind, message, cost=cost, cancelled=cancelled, retryable=status.retryable)
-        if job.generation_s is not None:  # the true time lies between the last "not yet" and now
-            pending = job.submitted_clock if job.last_pending is None else job.last_pending
-            lane.ended(job.take, job.submitted_clock, pending - job.submitted_clock, job.generation_s)
-        job.paid = decide_cost(status.cost_usd, job.estimate)
-        with anyio.CancelScope(shield=True):  # the provider billed: the cost must reach the disk
-            await self._journal.update(
-                job.take.key,
-                state="succeeded",
-                handle=job.handle,
-                cost_usd=job.paid.usd,
-                cost_source=job.paid.source,
-                reserved_usd=job.paid.usd,
-                generation_s=job.generation_s,
-            )
-        return status
-
-    async def _poll(self, lane: Lane, job: Job, when: float, *, patience: float = 0.0) -> TaskStatus:
-        """The task's status at ``when``; ``patience``: how long a 429 may hold the take up."""
-        assert job.handle is not None
-        not_before = job.last_poll + lane.provider.min_poll_interval
-        when = max(when, not_before)
-        try:
-            status = await lane.poller.status_at(job.handle, when, not_before=not_before, patience=patience)
-        except TerminalError as exc:
-            if isinstance(exc, PollGaveUpError) and job.paid is None:  # accepted, fate unknown
-                raise await lost_track(lane, job, self._bus, str(exc)) from exc
-            raise terminal_failure(lane, exc, paid=job.paid) from exc
-        except ProviderError as exc:  # the poller retries transient trouble itself; this is a last resort
-            raise TakeFailed(
-                FailureKind.PROVIDER, str(exc), cost=job.paid, paid=job.paid is not None
-            ) from exc
-        job.last_poll = self._clock.now()
-        return status
-
-    async def _finished_status(self, lane: Lane, job: Job) -> TaskStatus:
-        """A paid task whose clip was not saved: ask again for its (fresh) result URL."""
-        status = await self._poll(lane, job, self._clock.now())
-        if status.state is not TaskState.SUCCEEDED:
-            message = f"the provider no longer has the clip (task {job.handle} is {status.raw_status or '?'})"
-            raise TakeFailed(FailureKind.DOWNLOAD, message, cost=job.paid)
-        if status.cost_usd is not None or job.paid is None:
-            job.paid = decide_cost(status.cost_usd, job.estimate)
-        return status
+        return await self._watch.terminal_status(lane, job, status)
 
     # --- the clip -------------------------------------------------------------------------------
 
@@ -388,7 +351,7 @@ class Engine:
 
     async def _refresh(self, lane: Lane, job: Job) -> str | None:
         try:
-            return (await self._poll(lane, job, self._clock.now())).output_url
+            return (await self._watch.poll(lane, job, self._clock.now())).output_url
         except TakeFailed as exc:
             raise NotSaved(f"could not refresh the expired URL: {exc}") from exc
 
