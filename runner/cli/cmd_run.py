@@ -20,6 +20,7 @@ from runner.cli.common import (
     time_scale,
 )
 from runner.engine.diskcap import DEFAULT_MAX_RUN_GB
+from runner.store.owner import LEASE_S
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -70,6 +71,20 @@ def add(sub: argparse._SubParsersAction[ArgParser]) -> None:
         dest="max_clip_mb",
         metavar="MB",
         help="refuse a clip larger than this (default 1024): a CDN that never stops cannot fill the disk",
+    )
+    r.add_argument(
+        "--store",
+        metavar="URL",
+        help="team mode: a postgresql:// store the runs of every machine share (also PREVIZ_STORE); "
+        "default: the run directory's journal.sqlite",
+    )
+    r.add_argument(
+        "--lease-seconds",
+        type=above_zero,
+        default=LEASE_S,
+        dest="lease_s",
+        metavar="S",
+        help=f"team mode: a dead run's takes go to another run after this long (default {LEASE_S:g})",
     )
     r.add_argument(
         "--max-run-gb",
@@ -128,6 +143,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
         clock_scale=args.clock_scale,
         max_clip_mb=args.max_clip_mb,
         max_run_gb=args.max_run_gb,
+        store=args.store,
+        lease_s=args.lease_s,
         clock=ScaledClock(args.clock_scale) if args.clock_scale else REAL_TIME,
     )
     prepared = prepare(options)

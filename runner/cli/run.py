@@ -29,6 +29,7 @@ from runner.cli.preflight import preflight
 from runner.cli.terminal import TerminalWatch
 from runner.clock import REAL_TIME, Clock
 from runner.engine import strays
+from runner.engine.claims import Claims
 from runner.engine.clips import ClipDownloader
 from runner.engine.collect import Downloader
 from runner.engine.core import Engine, EngineOptions
@@ -56,12 +57,13 @@ from runner.reports.retry_yaml import write_retry
 from runner.reports.runlog import Redactor, RunLog
 from runner.reports.summary import RunFacts, write_summary
 from runner.store.base import Store
-from runner.store.factory import open_store
+from runner.store.factory import POSTGRES, open_store
 from runner.store.group import AsyncJournal
-from runner.store.owner import owned
+from runner.store.owner import LEASE_S, owned
 from runner.store.records import Record
 from runner.store.runlock import run_lock
 from runner.store.sqlite import FILENAME
+from runner.store.storeurl import shown
 
 
 @dataclass(frozen=True)
@@ -87,6 +89,8 @@ class RunOptions:
     clock_scale: float | None = None  # testing against a time-scaled simulator: loopback URLs only
     clock: Clock = REAL_TIME
     environ: Mapping[str, str] | None = None
+    store: str | None = None  # team mode: a postgresql:// store (else PREVIZ_STORE, else journal.sqlite)
+    lease_s: float = LEASE_S  # team mode: how long a take stays a dead run's before another takes it
 
 
 @dataclass(frozen=True)
@@ -99,6 +103,7 @@ class Prepared:
     configs: Mapping[str, ProviderConfig]  # empty when simulating: the simulator supplies them
     budget_usd: float | None
     deadline: datetime | None
+    store: str | None = None  # the team's store URL, or None: the run directory's journal.sqlite
 
     @property
     def providers(self) -> tuple[str, ...]:
@@ -129,7 +134,20 @@ def prepare(options: RunOptions) -> Prepared:
     budget = options.budget_usd if options.budget_usd is not None else manifest.budget_usd
     deadline_text = options.deadline if options.deadline is not None else manifest.deadline
     deadline = None if deadline_text is None else parse_deadline(deadline_text, datetime.now().astimezone())
-    return Prepared(options, manifest, takes, run_dir, simulate, configs, budget, deadline)
+    store = _store_url(options, env)
+    return Prepared(options, manifest, takes, run_dir, simulate, configs, budget, deadline, store)
+
+
+def _store_url(options: RunOptions, env: Mapping[str, str]) -> str | None:
+    """``--store``, else ``PREVIZ_STORE``; refused unless it is a postgresql:// URL (exit 2)."""
+    url = options.store if options.store is not None else env.get("PREVIZ_STORE")
+    if not url:
+        return None
+    if not url.startswith(POSTGRES):
+        raise ConfigError(f"--store / PREVIZ_STORE: {shown(url)} is not a postgresql:// URL")
+    if not 0 < options.lease_s < math.inf:
+        raise ConfigError(f"--lease-seconds must be more than 0, got {options.lease_s}")
+    return url
 
 
 def _check_clock_scale(scale: float | None, configs: Mapping[str, ProviderConfig]) -> None:
@@ -197,9 +215,9 @@ async def run_takes(
     run_id = _run_id()
     started = datetime.now(UTC)
     with contextlib.ExitStack() as stack:
-        journal = _open_journal(run_dir, notes)
+        journal = _open_journal(prepared, notes)
         stack.callback(journal.close)
-        stack.enter_context(owned(journal, warn=notes.append))
+        me = stack.enter_context(owned(journal, warn=notes.append))
         ledger = LedgerFiles(run_dir)
         stack.callback(ledger.close)
         log = RunLog(run_dir / "run.log", Redactor(keys or ()), run_id=run_id)
@@ -216,15 +234,17 @@ async def run_takes(
             )
         for event in (*early, *(limits.warnings if limits else ())):
             bus.emit(event)
+        shared = AsyncJournal(journal, on_row=lambda: ledger.sync(journal))
         engine = Engine(
             providers,
             downloader=wiring.downloader or _downloader(session, run_dir, opts, keys or (), wiring.pacing),
             encoder=ImageEncoder(),
-            journal=AsyncJournal(journal, on_row=lambda: ledger.sync(journal)),
+            journal=shared,
             bus=bus,
             options=_engine_options(prepared, providers, wiring, limits, run_id),
             gate=Gate(budget_usd=prepared.budget_usd, deadline=prepared.deadline),
             run_dir=run_dir,
+            claims=Claims(shared, me.token, lease_s=opts.lease_s) if prepared.store else None,
         )
         await drive(engine, takes, records, terminal)
         del records  # all 10,000 of a big run, held to here: gone before the end reads the journal again
@@ -270,8 +290,12 @@ def _with_strays(
     return (*found.takes, *takes), {**records, **found.records}
 
 
-def _open_journal(run_dir: Path, notes: list[str]) -> Store:
-    """The run directory's journal; a lost one rebuilt from ``ledger.jsonl`` (never bought again)."""
+def _open_journal(prepared: Prepared, notes: list[str]) -> Store:
+    """The team's store, or the run directory's journal — a lost one rebuilt from ``ledger.jsonl``
+    (never bought again)."""
+    run_dir = prepared.run_dir
+    if prepared.store:
+        return open_store(run_dir, url=prepared.store, scope=prepared.manifest.name)
     ledger_rows = run_dir / "ledger.jsonl"
     if (run_dir / FILENAME).exists() or not ledger_rows.is_file():
         return open_store(run_dir)

@@ -21,10 +21,8 @@ import anyio
 from runner.engine.flight import Job
 from runner.engine.rejoin import Policy, rejoin
 from runner.store.group import AsyncJournal
+from runner.store.owner import LEASE_S
 from runner.store.records import Record
-
-#: How long a run's lease on a take lasts without a renewal (renewed every third of it).
-LEASE_S = 30.0
 
 
 class Claims:

@@ -12,6 +12,7 @@ from pathlib import Path
 from runner.errors import ConfigError
 from runner.store.base import Store
 from runner.store.sqlite import Journal
+from runner.store.storeurl import shown
 
 #: URL schemes of the PostgreSQL backend (libpq accepts both).
 POSTGRES = ("postgresql://", "postgres://")
@@ -22,8 +23,9 @@ def open_store(run_dir: Path, *, url: str | None = None, scope: str = "", readon
     if not url:
         return Journal.open(run_dir, readonly=readonly)
     if not url.startswith(POSTGRES):
-        scheme = url.split(":", 1)[0] if ":" in url else "no scheme"
-        raise ConfigError(f"--store must be a postgresql:// URL (got {scheme!r}); without it, journal.sqlite")
-    from runner.store.postgres import PostgresStore
-
+        raise ConfigError(f"--store: {shown(url)} is not a postgresql:// URL; without it, journal.sqlite")
+    try:
+        from runner.store.postgres import PostgresStore
+    except ImportError as exc:  # the 'team' extra was not installed
+        raise ConfigError("a postgresql:// store needs psycopg: pip install 'previz-runner[team]'") from exc
     return PostgresStore.open(url, scope=scope or run_dir.name, run_dir=run_dir, readonly=readonly)

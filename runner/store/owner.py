@@ -36,6 +36,8 @@ BEAT_S = 5.0
 STALE_S = 60.0
 #: A holder on this host whose pid exists but has not beaten for this long is a reused pid.
 SAME_HOST_STALE_S = 600.0
+#: Team mode: how long a run's lease on a take lasts without a renewal (renewed every third of it).
+LEASE_S = 30.0
 
 
 @dataclass(frozen=True)
