@@ -13,7 +13,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from runner import __version__
-from runner.cli import cmd_checks, cmd_morning, cmd_records, cmd_run, cmd_simulate
+from runner.cli import cmd_accounts, cmd_checks, cmd_morning, cmd_records, cmd_run, cmd_simulate
 from runner.cli.common import (
     EXIT_FAILED,
     EXIT_INPUT,
@@ -56,7 +56,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("-V", "--version", action="version", version=f"previz-runner {__version__}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for group in (cmd_checks, cmd_run, cmd_records, cmd_morning, cmd_simulate):
+    for group in (cmd_checks, cmd_run, cmd_records, cmd_morning, cmd_accounts, cmd_simulate):
         group.add(sub)
 
     return p

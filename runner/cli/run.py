@@ -24,6 +24,7 @@ from urllib.parse import urlsplit
 import aiohttp
 import anyio
 
+from runner.cli import team
 from runner.cli.interrupts import drive
 from runner.cli.preflight import preflight
 from runner.cli.terminal import TerminalWatch
@@ -39,6 +40,7 @@ from runner.engine.events import Bus, Event, EventKind, Subscriber
 from runner.engine.gate import Gate
 from runner.engine.lanes import LaneOptions
 from runner.engine.records import spec_of
+from runner.engine.shared import Account
 from runner.engine.tally import Summary
 from runner.engine.unfinished import PENDING_LIMIT
 from runner.errors import ConfigError
@@ -57,13 +59,12 @@ from runner.reports.retry_yaml import write_retry
 from runner.reports.runlog import Redactor, RunLog
 from runner.reports.summary import RunFacts, write_summary
 from runner.store.base import Store
-from runner.store.factory import POSTGRES, open_store
+from runner.store.factory import open_store
 from runner.store.group import AsyncJournal
 from runner.store.owner import LEASE_S, owned
 from runner.store.records import Record
 from runner.store.runlock import run_lock
 from runner.store.sqlite import FILENAME
-from runner.store.storeurl import shown
 
 
 @dataclass(frozen=True)
@@ -134,20 +135,8 @@ def prepare(options: RunOptions) -> Prepared:
     budget = options.budget_usd if options.budget_usd is not None else manifest.budget_usd
     deadline_text = options.deadline if options.deadline is not None else manifest.deadline
     deadline = None if deadline_text is None else parse_deadline(deadline_text, datetime.now().astimezone())
-    store = _store_url(options, env)
+    store = team.store_url(options.store, options.lease_s, env)
     return Prepared(options, manifest, takes, run_dir, simulate, configs, budget, deadline, store)
-
-
-def _store_url(options: RunOptions, env: Mapping[str, str]) -> str | None:
-    """``--store``, else ``PREVIZ_STORE``; refused unless it is a postgresql:// URL (exit 2)."""
-    url = options.store if options.store is not None else env.get("PREVIZ_STORE")
-    if not url:
-        return None
-    if not url.startswith(POSTGRES):
-        raise ConfigError(f"--store / PREVIZ_STORE: {shown(url)} is not a postgresql:// URL")
-    if not 0 < options.lease_s < math.inf:
-        raise ConfigError(f"--lease-seconds must be more than 0, got {options.lease_s}")
-    return url
 
 
 def _check_clock_scale(scale: float | None, configs: Mapping[str, ProviderConfig]) -> None:
@@ -224,9 +213,10 @@ async def run_takes(
         stack.callback(log.close)
         ledger.sync(journal)  # rows a kill left unwritten to the files
         records = journal.plan((t.key, t.label, t.provider, spec_of(t), t.relpath) for t in prepared.takes)
-        takes, records = _with_strays(journal, prepared.takes, records, providers, notes)
+        takes, records = strays.added(journal, prepared.takes, records, providers, notes)
         early = (*(Event(EventKind.WARNING, message=note) for note in notes), *early)
         limits = await _preflight(prepared, records, configs, session) if configs else None
+        accounts = team.accounts(prepared.store, configs or {}, _slots(prepared, limits), me.token, stack)
         bus = Bus(log, *subscribers)
         for name in ledger.rewritten:
             bus.emit(
@@ -241,7 +231,7 @@ async def run_takes(
             encoder=ImageEncoder(),
             journal=shared,
             bus=bus,
-            options=_engine_options(prepared, providers, wiring, limits, run_id),
+            options=_engine_options(prepared, providers, wiring, limits, run_id, accounts),
             gate=Gate(budget_usd=prepared.budget_usd, deadline=prepared.deadline),
             run_dir=run_dir,
             claims=Claims(shared, me.token, lease_s=opts.lease_s) if prepared.store else None,
@@ -264,30 +254,6 @@ def _downloader(
         pacing=pacing,
         secrets=keys,
     )
-
-
-def _with_strays(
-    journal: Store,
-    takes: tuple[Take, ...],
-    records: dict[str, Record],
-    providers: Mapping[str, Provider],
-    notes: list[str],
-) -> tuple[tuple[Take, ...], dict[str, Record]]:
-    """This run's takes plus those an earlier manifest left in flight (collected, never resent)."""
-    found = strays.find(journal.records(*strays.SENT, *strays.RESERVED).values(), records, providers)
-    for key in found.release:
-        journal.release(key)
-    if found.takes:
-        notes.append(
-            f"{len(found.takes)} takes of an earlier version of the manifest are still in flight:"
-            " collecting them by task id (flag earlier-manifest); nothing is sent for them"
-        )
-    for provider, count in sorted(found.unreachable.items()):
-        notes.append(
-            f"{count} takes of an earlier version of the manifest are in flight on {provider}, which"
-            " this manifest no longer uses: run the earlier manifest to collect them"
-        )
-    return (*found.takes, *takes), {**records, **found.records}
 
 
 def _open_journal(prepared: Prepared, notes: list[str]) -> Store:
@@ -407,14 +373,28 @@ def _concurrency(prepared: Prepared) -> int:
     return prepared.options.concurrency or prepared.manifest.concurrency
 
 
+def _slots(prepared: Prepared, limits: Limits | None) -> dict[str, int]:
+    """Each provider's slots for this run: Runway's tier where it says, else the manifest's."""
+    tier = limits.slots if limits else {}
+    return {name: tier.get(name, _concurrency(prepared)) for name in prepared.providers}
+
+
 def _engine_options(
-    prepared: Prepared, providers: Mapping[str, Provider], wiring: Wiring, limits: Limits | None, run_id: str
+    prepared: Prepared,
+    providers: Mapping[str, Provider],
+    wiring: Wiring,
+    limits: Limits | None,
+    run_id: str,
+    accounts: Mapping[str, Account],
 ) -> EngineOptions:
     opts, manifest = prepared.options, prepared.manifest
     slots = limits.slots if limits else {}
     return EngineOptions(
         lanes=wiring.lanes
-        or {name: LaneOptions(concurrency=slots.get(name, _concurrency(prepared))) for name in providers},
+        or {
+            name: LaneOptions(concurrency=slots.get(name, _concurrency(prepared)), shared=accounts.get(name))
+            for name in providers
+        },
         submit_caps=limits.submit_caps if limits else {},
         take_timeout=wiring.take_timeout,
         pending_limit=wiring.pending_limit,

@@ -18,6 +18,7 @@ from runner.engine.cadence import BatchCadence, CadenceRules, Flights, Watch
 from runner.engine.meters import AdaptiveSlots, RateLimiter
 from runner.engine.polling import BatchPoller, GenerationTimes, Group, Hints, PollPolicy, PollSchedule
 from runner.engine.retrying import Retry, RetryPolicy
+from runner.engine.shared import Account, SharedSlots
 from runner.manifest.takes import Take
 from runner.providers.base import Provider
 
@@ -39,6 +40,8 @@ class LaneOptions:
     #: a batching provider's task rides along any batch due within this many seconds of it —
     #: by default every batch: one more task in a request costs nothing
     coalesce: float = math.inf
+    #: team mode: the provider account's slots on the store, held besides this run's own
+    shared: Account | None = None
 
 
 class Lane:
@@ -58,7 +61,10 @@ class Lane:
         self.name = provider.name
         self.options = options
         self.rng = rng
-        self.slots = AdaptiveSlots(options.concurrency)
+        own = AdaptiveSlots(options.concurrency)
+        self.slots: AdaptiveSlots | SharedSlots = (
+            own if options.shared is None else SharedSlots(own, options.shared)
+        )
         self.rate = RateLimiter(options.requests_per_second, clock, burst=options.burst)
         self.times = GenerationTimes()
         self.hints = Hints()

@@ -16,6 +16,7 @@ from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 
 from runner.manifest.takes import ImageKind, ImageRef, Take
+from runner.store.base import Store
 from runner.store.records import Record
 
 #: Journal states whose task may exist at the provider: the ones worth collecting.
@@ -72,3 +73,27 @@ def take_of(record: Record) -> Take:
         key=record.key,
         earlier=True,
     )
+
+
+def added(
+    journal: Store,
+    takes: tuple[Take, ...],
+    records: dict[str, Record],
+    providers: Collection[str],
+    notes: list[str],
+) -> tuple[tuple[Take, ...], dict[str, Record]]:
+    """This run's takes plus those an earlier manifest left in flight (collected, never resent)."""
+    found = find(journal.records(*SENT, *RESERVED).values(), records, providers)
+    for key in found.release:
+        journal.release(key)
+    if found.takes:
+        notes.append(
+            f"{len(found.takes)} takes of an earlier version of the manifest are still in flight:"
+            " collecting them by task id (flag earlier-manifest); nothing is sent for them"
+        )
+    for provider, count in sorted(found.unreachable.items()):
+        notes.append(
+            f"{count} takes of an earlier version of the manifest are in flight on {provider}, which"
+            " this manifest no longer uses: run the earlier manifest to collect them"
+        )
+    return (*found.takes, *takes), {**records, **found.records}

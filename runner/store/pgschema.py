@@ -1,10 +1,19 @@
 """The PostgreSQL store's tables, as migrations applied in order (runner.store.postgres).
 
 The SQLite journal's tables with a ``scope`` column (the manifest's name), the money row kept by
-triggers, and — from version 2 — team mode's runs, leases and which run directory saved a row.
+triggers, and — from version 2 — team mode's runs, leases and which run directory saved a row;
+version 3 the morning's selects, version 4 the accounts' shared slots.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import psycopg
+
+from runner.store.base import JournalError
+from runner.store.storeurl import shown, without_password
 
 #: Migrations by version; each runs once, in order, in one transaction.
 MIGRATIONS: dict[int, str] = {
@@ -84,7 +93,46 @@ CREATE TABLE selects (
     PRIMARY KEY (scope, key), FOREIGN KEY (scope, key) REFERENCES takes (scope, key)
 );
 """,
+    # Account-wide slots (runner.store.pgslots): an account's slot count, and who holds them.
+    4: """
+CREATE TABLE accounts (
+    account TEXT PRIMARY KEY, provider TEXT NOT NULL, slots INTEGER NOT NULL CHECK (slots > 0)
+);
+CREATE TABLE slot_holds (
+    id BIGSERIAL PRIMARY KEY, account TEXT NOT NULL REFERENCES accounts (account), run TEXT NOT NULL,
+    since TIMESTAMPTZ NOT NULL DEFAULT clock_timestamp()
+);
+CREATE INDEX slot_holds_by_account ON slot_holds (account);
+""",
 }
 
 SCHEMA_VERSION = max(MIGRATIONS)
 LOCK_ID = 0x70726576  # "prev": the advisory lock that serialises migrations
+
+
+def migrate(conn: Any, version: Callable[[], int]) -> None:
+    """Apply the migrations after ``version()`` in the caller's transaction, one machine at a time."""
+    conn.execute("SELECT pg_advisory_xact_lock(%s)", (LOCK_ID,))
+    conn.execute("CREATE TABLE IF NOT EXISTS previz_schema (version INTEGER PRIMARY KEY)")
+    for step in range(version() + 1, SCHEMA_VERSION + 1):
+        conn.execute(MIGRATIONS[step])
+        conn.execute("INSERT INTO previz_schema (version) VALUES (%s)", (step,))
+
+
+def prepare_database(url: str) -> None:
+    """The store's tables, up to date, without opening a manifest's scope (``previz accounts``)."""
+    try:
+        with psycopg.connect(url, autocommit=True, connect_timeout=10) as conn, conn.transaction():
+            migrate(conn, lambda: version_of(conn))
+    except psycopg.Error as exc:
+        raise JournalError(
+            f"{shown(url)}: cannot reach the store ({without_password(str(exc), url)})"
+        ) from exc
+
+
+def version_of(conn: psycopg.Connection[Any]) -> int:
+    found = conn.execute("SELECT to_regclass('previz_schema') IS NOT NULL").fetchone()
+    if not found or not found[0]:
+        return 0
+    row = conn.execute("SELECT max(version) FROM previz_schema").fetchone()
+    return int(row[0] or 0) if row else 0

@@ -31,7 +31,7 @@ import psycopg
 from runner.store.base import JournalError, JournalWriteError, PlannedTake
 from runner.store.calls import SingleCalls
 from runner.store.owner import Owner, is_gone
-from runner.store.pgschema import LOCK_ID, MIGRATIONS, SCHEMA_VERSION
+from runner.store.pgschema import SCHEMA_VERSION, migrate, version_of
 from runner.store.records import COLUMNS, Money, Pending, Record, free_name, record_of
 from runner.store.storeurl import shown, without_password
 
@@ -78,19 +78,11 @@ class PostgresStore(SingleCalls):
         return store
 
     def _version(self) -> int:
-        found = self._conn.execute("SELECT to_regclass('previz_schema') IS NOT NULL").fetchone()
-        if not found or not found[0]:
-            return 0
-        row = self._conn.execute("SELECT max(version) FROM previz_schema").fetchone()
-        return int(row[0] or 0) if row else 0
+        return version_of(self._conn)
 
     def _migrate(self) -> None:
         with self._conn.transaction():
-            self._conn.execute("SELECT pg_advisory_xact_lock(%s)", (LOCK_ID,))
-            self._conn.execute("CREATE TABLE IF NOT EXISTS previz_schema (version INTEGER PRIMARY KEY)")
-            for version in range(self._version() + 1, SCHEMA_VERSION + 1):
-                self._conn.execute(MIGRATIONS[version])
-                self._conn.execute("INSERT INTO previz_schema (version) VALUES (%s)", (version,))
+            migrate(self._conn, self._version)
             self._conn.execute(
                 "INSERT INTO money (scope) VALUES (%s) ON CONFLICT (scope) DO NOTHING", (self._scope,)
             )

@@ -8,6 +8,8 @@ accepts, so two runs that both did a take would show in ``accepted``.
 from __future__ import annotations
 
 import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -90,3 +92,42 @@ def test_a_run_killed_mid_flight_has_its_takes_finished_by_the_other(pg_url: str
     assert saved == 8, "every take saved, on one machine or the other"
     taken_over = [r for r in _done(tmp_path / "ws2" / "night") if "resumed" in (r.get("flags") or "")]
     assert taken_over, "the dead run's tasks were collected by task id"
+
+
+def _accounts(*argv: str, url: str, store: str) -> str:
+    done = subprocess.run(
+        [sys.executable, "-m", "runner", "accounts", *argv, "--store", store],
+        env=standalone.env_for(url),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout
+
+
+def test_two_manifests_on_one_account_never_go_over_its_slots(pg_url: str, tmp_path: Path) -> None:
+    """Before: each manifest believed it owned the account's slots — 2 + 2 in flight against an
+    AIML account that takes 2, and the simulator answered 429. Now both hold the account's slots
+    on the store: never more than 2 in flight, no 429."""
+    (tmp_path / "h").mkdir()
+    (tmp_path / "g").mkdir()
+    harbor = write_manifest(tmp_path / "h", [shot("a", "aimlapi", takes=5)], name="harbor", concurrency=2)
+    gorge = write_manifest(tmp_path / "g", [shot("b", "aimlapi", takes=5)], name="gorge", concurrency=2)
+    knobs = {"gen_min_s": 30, "gen_max_s": 30, "aiml_concurrency": 2}
+    with standalone.simulator("clean", time_scale=SCALE, **knobs) as url:
+        said = _accounts("set", "aimlapi", "--slots", "2", url=url, store=pg_url)
+        assert "2 slots for every run on the store" in said and "sim-aimlapi-key" not in said
+        store = ("--store", pg_url)
+        with (
+            standalone.started(harbor, url, *store, clock_scale=SCALE) as a,
+            standalone.started(gorge, url, *store, clock_scale=SCALE) as b,
+        ):
+            results = [standalone.finish(a), standalone.finish(b)]
+        bill = stats(url)["providers"]["aimlapi"]
+        listed = _accounts(url=url, store=pg_url)
+    for code, out, err in results:
+        assert code == 0, out + err
+    assert (bill["rejected"], bill["max_in_flight"]) == (0, 2), bill
+    assert bill["accepted"] == 10
+    assert "0 of 2 slots in flight" in listed, "every slot given back"
