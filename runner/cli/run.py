@@ -216,7 +216,8 @@ async def run_takes(
         takes, records = strays.added(journal, prepared.takes, records, providers, notes)
         early = (*(Event(EventKind.WARNING, message=note) for note in notes), *early)
         limits = await _preflight(prepared, records, configs, session) if configs else None
-        accounts = team.accounts(prepared.store, configs or {}, _slots(prepared, limits), me.token, stack)
+        slots = _slots(prepared, limits)
+        accounts = team.accounts(prepared.store, configs or {}, slots, me.token, opts.lease_s, stack)
         bus = Bus(log, *subscribers)
         for name in ledger.rewritten:
             bus.emit(

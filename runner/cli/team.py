@@ -34,6 +34,7 @@ def accounts(
     configs: Mapping[str, ProviderConfig],
     slots: Mapping[str, int],
     run: str,
+    lease_s: float,
     stack: contextlib.ExitStack,
 ) -> dict[str, Account]:
     """Each provider account's slots on the store, shared by every run of any manifest; the first
@@ -44,7 +45,8 @@ def accounts(
 
     found: dict[str, Account] = {}
     for name, config in configs.items():
-        shared = AccountSlots(url, account_of(name, config.api_key.reveal()), run, slots.get(name, 1))
+        account = account_of(name, config.api_key.reveal())
+        shared = AccountSlots(url, account, run, slots.get(name, 1), lease_s)
         stack.callback(shared.close)
         found[name] = shared
     return found

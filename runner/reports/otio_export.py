@@ -30,6 +30,7 @@ import opentimelineio as otio
 from runner.engine.mp4 import Mp4Error, Timing, timing
 from runner.errors import InputError
 from runner.manifest.document import Manifest
+from runner.reports.atomic import write_text
 from runner.reports.origin import RunTakes, read_takes
 from runner.store.records import Record
 
@@ -78,9 +79,9 @@ def export(
             "circle takes with previz select, or export every done take with --all)"
         )
     edl = _edl(timeline, done) if edl_path is not None else None  # before either file is written
-    _write(otio_path, otio.adapters.write_to_string(timeline, "otio_json"))
+    write_text(otio_path, otio.adapters.write_to_string(timeline, "otio_json"))
     if edl_path is not None and edl is not None:
-        _write(edl_path, edl)
+        write_text(edl_path, edl)
     return done
 
 
@@ -196,13 +197,3 @@ def _check_target(path: Path) -> None:
 
 def _inside(path: Path, run_dir: Path) -> bool:
     return path.resolve().parent.is_relative_to(run_dir.resolve())
-
-
-def _write(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise InputError(f"{path}: cannot write it ({exc.strerror or exc})") from None

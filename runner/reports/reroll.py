@@ -24,6 +24,7 @@ from runner.errors import InputError
 from runner.manifest.document import Manifest, Shot
 from runner.manifest.schema import MAX_NAME, MAX_TAKES
 from runner.manifest.takes import derive_seed
+from runner.reports.atomic import write_text
 from runner.reports.retry_yaml import _dump, _indent, _shot
 from runner.store.factory import open_store
 from runner.store.sqlite import FILENAME
@@ -60,13 +61,7 @@ def write_reroll(run_dir: Path, manifest: Manifest, shot_ids: Sequence[str], tak
     seeds = {s.id: _new_seeds(s, number, takes, seen.get(s.id, set()) | set(s.take_seeds())) for s in shots}
     path = run_dir / ("reroll.yaml" if number == 1 else f"reroll-{number}.yaml")
     text = _render(manifest, name, shots, seeds, path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise InputError(f"{path}: cannot write the reroll manifest ({exc.strerror or exc})") from None
+    write_text(path, text, "the reroll manifest")
     return Rerolled(path, name, number, seeds)
 
 

@@ -100,7 +100,7 @@ CREATE TABLE accounts (
 );
 CREATE TABLE slot_holds (
     id BIGSERIAL PRIMARY KEY, account TEXT NOT NULL REFERENCES accounts (account), run TEXT NOT NULL,
-    since TIMESTAMPTZ NOT NULL DEFAULT clock_timestamp()
+    since TIMESTAMPTZ NOT NULL DEFAULT clock_timestamp(), until TIMESTAMPTZ NOT NULL
 );
 CREATE INDEX slot_holds_by_account ON slot_holds (account);
 """,

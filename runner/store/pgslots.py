@@ -5,8 +5,9 @@ manifests on one AIML key each believing they own its slots get 429s, and on Run
 sit THROTTLED while the budget counts them as cheap. So every run on the store takes a slot of
 the account's from one table before it submits, and gives it back when the task is terminal:
 all machines together never have more in flight than the account's slots. A freed slot wakes a
-waiting run at once (``LISTEN``/``NOTIFY``), not after a poll of the database. The slots of a run
-that died come back once its beat lapses (60 s by the server's clock).
+waiting run at once (``LISTEN``/``NOTIFY``), not after a poll of the database. A hold lasts a
+lease (renewed with the run's leases, :meth:`PostgresStore.renew`), so the slots of a run that
+died come back with its takes, judged by the server's clock.
 
 The account is a provider plus a keyed fingerprint of its key (:func:`account_of`): the key
 itself never reaches the database.
@@ -21,8 +22,6 @@ from typing import Any
 
 import psycopg
 
-from runner.store.owner import STALE_S
-
 CHANNEL = "previz_slots"
 
 
@@ -35,12 +34,13 @@ def account_of(provider: str, key: str) -> str:
 class AccountSlots:
     """One run's side of one account's shared slots (its own connection; thread-safe)."""
 
-    def __init__(self, url: str, account: str, run: str, default_slots: int) -> None:
+    def __init__(self, url: str, account: str, run: str, default_slots: int, lease_s: float) -> None:
         self._conn: psycopg.Connection[Any] = psycopg.connect(url, autocommit=True, connect_timeout=10)
         self._listen: psycopg.Connection[Any] = psycopg.connect(url, autocommit=True, connect_timeout=10)
         self._lock = threading.Lock()
         self.account = account
         self._run = run
+        self._lease_s = lease_s
         self._conn.execute(
             "INSERT INTO accounts (account, provider, slots) VALUES (%s, %s, %s) ON CONFLICT DO NOTHING",
             (account, account.split(":", 1)[0], default_slots),
@@ -54,10 +54,8 @@ class AccountSlots:
                 "SELECT slots FROM accounts WHERE account = %s FOR UPDATE", (self.account,)
             ).fetchone()
             slots = int(row[0]) if row else 1
-            self._conn.execute(  # holds of runs that are gone come back
-                "DELETE FROM slot_holds h WHERE account = %s AND NOT EXISTS (SELECT 1 FROM owners o"
-                " WHERE o.token = h.run AND o.beat > extract(epoch FROM clock_timestamp()) - %s)",
-                (self.account, STALE_S),
+            self._conn.execute(  # holds of runs that are gone (not renewed) come back
+                "DELETE FROM slot_holds WHERE account = %s AND until < clock_timestamp()", (self.account,)
             )
             held = self._conn.execute(
                 "SELECT count(*) FROM slot_holds WHERE account = %s", (self.account,)
@@ -65,8 +63,9 @@ class AccountSlots:
             if held is not None and int(held[0]) >= slots:
                 return None
             hold = self._conn.execute(
-                "INSERT INTO slot_holds (account, run) VALUES (%s, %s) RETURNING id",
-                (self.account, self._run),
+                "INSERT INTO slot_holds (account, run, until)"
+                " VALUES (%s, %s, clock_timestamp() + %s * interval '1 second') RETURNING id",
+                (self.account, self._run, self._lease_s),
             ).fetchone()
         assert hold is not None
         return int(hold[0])

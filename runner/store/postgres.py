@@ -262,8 +262,12 @@ class PostgresStore(SingleCalls):
         return None if row is None else record_of(row)
 
     def renew(self, run: str, seconds: float) -> int:
-        """Push ``run``'s leases ``seconds`` past now; how many it holds."""
+        """Push ``run``'s leases (and its accounts' slot holds) ``seconds`` past now; how many takes."""
         with self._tx() as conn:
+            conn.execute(
+                "UPDATE slot_holds SET until = clock_timestamp() + %s * interval '1 second' WHERE run = %s",
+                (seconds, run),
+            )
             found = conn.execute(
                 "UPDATE takes SET lease_until = clock_timestamp() + %s * interval '1 second'"
                 f" WHERE scope = %s AND lease_run = %s AND state NOT IN {_ENDED}",

@@ -8,15 +8,13 @@ end-of-run ``report.html`` skip and count them, and leave no ``report.html.tmp``
 from __future__ import annotations
 
 import json
-import subprocess
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
 from runner.cli.main import main
 from tests.engine.helpers import shot, write_manifest
+from tests.mounts import tmpfs
 
 
 def _one_line(capsys: pytest.CaptureFixture[str], *needles: str) -> str:
@@ -66,23 +64,11 @@ def test_a_folder_where_previz_writes_a_file_is_one_line_before_anything_is_sent
     assert sorted(p.name for p in run_dir.iterdir()) == [name], "nothing written beside it"
 
 
-@contextmanager
-def _mount(place: Path, options: str) -> Iterator[Path]:
-    place.mkdir(parents=True)
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(place)], capture_output=True)
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here ({done.stderr.decode().strip()})")
-    try:
-        yield place
-    finally:
-        subprocess.run(["umount", "-l", str(place)], check=False)
-
-
 @pytest.mark.parametrize("where", ["mount", "inside"])
 def test_init_into_a_read_only_mount_is_one_line(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], where: str
 ) -> None:
-    with _mount(tmp_path / "ro", "size=1m,ro") as place:
+    with tmpfs(tmp_path / "ro", "size=1m,ro") as place:
         target = place if where == "mount" else place / "starter"
         assert main(["init", str(target)]) == 2
         _one_line(capsys, str(place), "Read-only file system")
@@ -91,7 +77,7 @@ def test_init_into_a_read_only_mount_is_one_line(
 def test_init_onto_a_full_disk_is_one_line_and_leaves_no_half_starter(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    with _mount(tmp_path / "small", "size=8k") as place:
+    with tmpfs(tmp_path / "small", "size=8k") as place:
         assert main(["init", str(place / "starter")]) == 2
         _one_line(capsys, "No space left on device")
         assert list(place.iterdir()) == [], "what was written is taken back"

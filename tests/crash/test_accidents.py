@@ -10,8 +10,6 @@ import json
 import sqlite3
 import subprocess
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +18,7 @@ import pytest
 from tests.crash import standalone
 from tests.crash.standalone import ledger, stats
 from tests.engine.helpers import shot, write_manifest
+from tests.mounts import tmpfs
 
 pytestmark = pytest.mark.slow
 
@@ -72,21 +71,6 @@ def test_a_submit_refused_429_and_killed_in_its_retry_wait_is_not_written_off(tm
     )
 
 
-@contextmanager
-def _mounted(place: Path, size: str) -> Iterator[Path]:
-    """A tmpfs of ``size`` at ``place``: a real full or read-only disk (root only; skipped elsewhere)."""
-    place.mkdir(parents=True)
-    done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(place)], capture_output=True
-    )
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here ({done.stderr.decode().strip()})")
-    try:
-        yield place
-    finally:
-        subprocess.run(["umount", "-l", str(place)], check=False)
-
-
 def _summary(run_dir: Path) -> dict[str, Any]:
     data: dict[str, Any] = json.loads((run_dir / "summary.json").read_text(encoding="utf-8"))
     return data
@@ -100,7 +84,7 @@ def test_a_full_disk_stops_the_resends_waiting_too(tmp_path: Path) -> None:
     run_dir = tmp_path / "out" / "night"
     knobs = {"aiml_concurrency": 1, "gen_min_s": 20, "gen_max_s": 20, "clip_bytes": 200_000}
     with standalone.simulator("clean", time_scale=SCALE, **knobs) as url:
-        with _mounted(run_dir / "a", "64k"):
+        with tmpfs(run_dir / "a", "size=64k"):
             code, out, err = standalone.run(manifest, url, clock_scale=SCALE)
             first = stats(url)["providers"]["aimlapi"]
         assert (code, _summary(run_dir)["stopped"]) == (1, "disk full"), out + err
@@ -121,7 +105,7 @@ def test_a_read_only_output_folder_stops_new_submissions(tmp_path: Path) -> None
     manifest = write_manifest(tmp_path, [shot("a", "runware", takes=12)], name="night", concurrency=3)
     run_dir = tmp_path / "out" / "night"
     with standalone.simulator("clean", time_scale=SCALE, clip_bytes=200_000) as url:
-        with _mounted(run_dir / "a", "64m") as place:
+        with tmpfs(run_dir / "a", "size=64m") as place:
             with standalone.started(manifest, url, clock_scale=SCALE) as proc:
                 _wait("a clip saved", lambda: any(place.glob("*.mp4")))
                 subprocess.run(["mount", "-o", "remount,ro", str(place)], check=True)
