@@ -104,8 +104,9 @@ async def _serve_until_stopped(
 ) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    with contextlib.suppress(NotImplementedError, RuntimeError):
+    with contextlib.suppress(NotImplementedError, RuntimeError):  # Ctrl-C too: one clean way out
         loop.add_signal_handler(signal.SIGTERM, stop.set)
+        loop.add_signal_handler(signal.SIGINT, stop.set)
     runner = web.AppRunner(build_app(config), **_RUNNER_OPTIONS)
     await runner.setup()
     try:

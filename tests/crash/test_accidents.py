@@ -91,7 +91,9 @@ def test_a_full_disk_stops_the_resends_waiting_too(tmp_path: Path) -> None:
         again, out2, err2 = standalone.run(manifest, url, clock_scale=SCALE)
         bill = stats(url)
     rows = ledger(run_dir)
-    assert first["accepted"] == 1, f"{first['accepted']} tasks bought for a disk that holds no clip"
+    # Task 1, and at most the one resend that took AIML's only slot the moment task 1 ended, before
+    # its clip could fail: the disk cannot be known full sooner. Before the fix: 4 of 4 bought.
+    assert first["accepted"] <= 2, f"{first['accepted']} tasks bought for a disk that holds no clip"
     assert again == 0, out2 + err2
     assert bill["providers"]["aimlapi"]["accepted"] == 4, "the paid one fetched, the others made once"
     assert len(list((run_dir / "a").glob("*.mp4"))) == 4

@@ -65,7 +65,8 @@ def _start(manifest: Path, url: str, scale: float = SCALE) -> AbstractContextMan
 def test_sighup_drains_like_sigterm(tmp_path: Path, sig: signal.Signals) -> None:
     manifest = write_manifest(tmp_path, [shot("a", "runware", takes=8)], name="night", concurrency=3)
     run_dir = tmp_path / "out" / "night"
-    with standalone.simulator("clean", time_scale=SCALE) as url:
+    # 3 s a take: however busy the machine, the signal lands long before the night could end
+    with standalone.simulator("clean", time_scale=SCALE, gen_min_s=150, gen_max_s=150) as url:
         with _start(manifest, url) as proc:
             _wait_for_submitted(run_dir, 1)
             proc.send_signal(sig)
@@ -217,7 +218,10 @@ def test_a_terminal_that_goes_away_drains_the_run_to_130(tmp_path: Path, how: st
     manifest = write_manifest(tmp_path, [shot("a", "aimlapi", takes=8)], name="night", concurrency=2)
     run_dir = tmp_path / "out" / "night"
     argv = [sys.executable, "-m", "runner", "run", str(manifest), "--clock-scale", str(SCALE)]
-    with standalone.simulator("clean", time_scale=SCALE, gen_min_s=30, gen_max_s=30) as url:
+    # 3 s a take: however busy the machine, the terminal goes long before the night could end
+    with standalone.simulator(
+        "clean", time_scale=SCALE, gen_min_s=150, gen_max_s=150, aiml_concurrency=8
+    ) as url:
         master, slave = os.openpty()
         env = {**standalone.env_for(url), "TERM": "xterm-256color", "COLUMNS": "100", "LINES": "40"}
         proc = subprocess.Popen(
@@ -240,7 +244,7 @@ def test_a_terminal_that_goes_away_drains_the_run_to_130(tmp_path: Path, how: st
                 proc.wait()
         summary = json.loads((run_dir / "summary.json").read_text(encoding="utf-8"))
         first = stats(url)["providers"]["aimlapi"]["accepted"]
-        again, out, err = standalone.run(manifest, url, clock_scale=SCALE)
+        again, out, err = standalone.run(manifest, url, "--concurrency", "8", clock_scale=SCALE)
         billed = stats(url)
     rows = ledger(run_dir)
     log = (run_dir / "run.log").read_text(encoding="utf-8")
