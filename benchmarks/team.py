@@ -167,15 +167,19 @@ def main() -> None:
     parser.add_argument("--takes", type=int, default=200)
     parser.add_argument("--lease", type=float, default=3.0)
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--only", choices=("coordination", "recovery"), help="one part only")
+    parser.add_argument("--repeat", type=int, default=1, help="lease recovery measured this many times")
     args = parser.parse_args()
     results: dict[str, Any] = {"load_before": os.getloadavg()}
     with running_cluster() as cluster, tempfile.TemporaryDirectory() as tmp:
-        for n in (1, 3):
+        for n in (1, 3) if args.only != "recovery" else ():
             store = cluster.create_database(f"coord{n}")
             results[f"processes_{n}"] = coordination(Path(tmp) / f"c{n}", store, n, args.takes)
             print(json.dumps(results[f"processes_{n}"]))
-        results["recovery"] = recovery(Path(tmp) / "r", cluster.create_database("recovery"), args.lease)
-        print(json.dumps(results["recovery"]))
+        for i in range(args.repeat if args.only != "coordination" else 0):
+            found = recovery(Path(tmp) / f"r{i}", cluster.create_database(f"recovery{i}"), args.lease)
+            results.setdefault("recovery", []).append(found)
+            print(json.dumps(found))
     results["load_after"] = os.getloadavg()
     if args.json:
         args.json.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")

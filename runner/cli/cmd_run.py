@@ -183,6 +183,13 @@ def _run_exit(summary: Summary, console: Console) -> int:
             "--retry-failed tries them again",
             markup=False,
         )
+    if summary.failed_elsewhere:
+        console.print(
+            f"{summary.failed_elsewhere} take{'' if summary.failed_elsewhere == 1 else 's'} of this manifest"
+            " failed in other runs on the store "
+            "(previz status --store shows them)",
+            markup=False,
+        )
     if summary.stopped is StopReason.INTERRUPTED:
         console.print("interrupted: takes that finished are recorded; run the same command again to go on")
         return EXIT_INTERRUPTED
@@ -210,6 +217,7 @@ def render_summary(summary: Summary, run_dir: Path) -> Table:
         ("failed", summary.failed),
         ("cancelled", summary.cancelled),
         ("skipped (earlier runs)", summary.skipped),
+        ("failed in other runs", summary.failed_elsewhere),
         ("resumed from an earlier run", summary.resumed),
         ("uncertain, resubmitted", summary.uncertain),
         ("retried with a new task", summary.retried),

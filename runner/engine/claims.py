@@ -26,29 +26,48 @@ from runner.store.records import Record
 
 
 class Claims:
-    """One run's leases on one store: take before starting, renew while alive, pick up what lapses."""
+    """One run's leases on one store: take before starting, renew while alive, pick up what lapses.
+
+    ``_mine`` are the takes this run leased and works on now, ``_passed`` those it has had its go
+    at (ended here, or left for a later run) or will not work on (an earlier manifest's): neither
+    is leased again, so a take the watcher finds lapsed while this run still holds it in a queue is
+    never worked twice.
+    """
 
     def __init__(self, journal: AsyncJournal, run: str, *, lease_s: float = LEASE_S) -> None:
         self._journal = journal
         self._run = run
         self.lease_s = lease_s
-        self._passed: set[str] = set()  # takes this run will not work on (held, or not its manifest's)
+        self._mine: set[str] = set()
+        self._passed: set[str] = set()
+        self._handed: set[str] = set()  # found lapsed and queued here, not yet leased
 
     async def fresh(self, job: Job, policy: Policy) -> Job | None:
         """``job`` leased to this run and rebuilt from the store's record now (another run may have
-        moved it on); None when another live run holds it or it has ended meanwhile."""
-        record = await self._journal.lease(job.take.key, self._run, self.lease_s)
+        moved it on); None when another live run holds it, it has ended meanwhile, or this run
+        has it already."""
+        key = job.take.key
+        self._handed.discard(key)
+        if key in self._mine or key in self._passed:
+            return None
+        self._mine.add(key)  # before the await: a second queue holding the take must not lease it too
+        record = await self._journal.lease(key, self._run, self.lease_s)
         if record is None:
+            self._mine.discard(key)
             return None
         if record == job.record:
             return job
         found = rejoin([job.take], {record.key: record}, policy)
         jobs = [j for queue in found.queues.values() for j in queue]
+        if not jobs:
+            self.pass_over([key])
         return jobs[0] if jobs else None
 
     def pass_over(self, keys: Iterable[str]) -> None:
-        """Takes this run decided not to work on: waiting for them would never end."""
-        self._passed.update(keys)
+        """Takes this run is done with or will not work on: waiting for them would never end."""
+        keys = set(keys)
+        self._mine -= keys
+        self._passed |= keys
 
     async def keep(self) -> None:
         """Renew this run's leases every third of the lease time, for as long as the run goes."""
@@ -57,12 +76,29 @@ class Claims:
             with contextlib.suppress(Exception):  # a missed renewal is tried again; a lapse is safe
                 await self._journal.renew(self._run, self.lease_s)
 
+    async def taken_over(self) -> list[Record]:
+        """Wait for takes another run leased and let lapse (it died) while this run still feeds
+        its own: they are rejoined at once, not after this run's queue."""
+        while True:
+            lapsed = await self._journal.lapsed(besides=self._run)
+            found = [r for r in lapsed if r.key not in self._mine | self._passed | self._handed]
+            if found:
+                self._handed.update(r.key for r in found)
+                return found
+            await anyio.sleep(self._beat)
+
     async def left(self) -> list[Record]:
         """Wait for takes no live run holds (a dead run's); [] once every take has ended."""
         while True:
-            lapsed = [r for r in await self._journal.lapsed() if r.key not in self._passed]
+            seen = self._passed | self._mine | self._handed
+            lapsed = [r for r in await self._journal.lapsed() if r.key not in seen]
             if lapsed:
                 return lapsed
-            if await self._journal.unended() <= len(self._passed):
+            if not await self._journal.unended(self._passed):
                 return []
-            await anyio.sleep(min(1.0, self.lease_s / 3))
+            await anyio.sleep(self._beat)
+
+    @property
+    def _beat(self) -> float:
+        """How often the store is asked: a lapse is seen within this of the lease's end."""
+        return min(1.0, self.lease_s / 3)

@@ -43,6 +43,7 @@ from runner.engine.rejoin import RESUMED, Policy, rejoin
 from runner.engine.retrying import Retry, RetryPolicy
 from runner.engine.sending import SUBMIT_RETRY, Encoder, Sender
 from runner.engine.tally import DAILY_LIMIT, Summary
+from runner.engine.teamfeed import TeamFeed
 from runner.engine.unfinished import PENDING_LIMIT
 from runner.engine.waiting import TaskWatch
 from runner.errors import FailureKind
@@ -125,6 +126,7 @@ class Engine:
         )
         self._run_dir = run_dir or journal.sync.run_dir
         self._new_tasks: dict[str, int] = {}  # per provider, for its daily cap
+        self._bad_here: set[str] = set()  # takes this run ended failed or cancelled
 
     def _lane(self, provider: Provider, options: EngineOptions) -> Lane:
         rng = random.Random(f"{options.seed}/{provider.name}")
@@ -150,11 +152,16 @@ class Engine:
         async with anyio.create_task_group() as pollers:
             for lane in self._lanes.values():
                 pollers.start_soon(lane.poller.run)
-            if self._claims is not None:
+            if self._claims is None:
+                await self._feed_all(queues)
+            else:
                 pollers.start_soon(self._claims.keep)
-            await self._feed_all(queues)
-            if self._claims is not None:
-                await self._pick_up(self._claims, takes)
+                team = TeamFeed(
+                    self._claims, takes, self._feed_all, self._rejoin, lambda: bool(self.summary.stopped)
+                )
+                await team.run(queues)
+                bad = await self._journal.ended_badly()
+                self.summary.failed_elsewhere = team.ended_elsewhere(bad, records, self._bad_here)
             pollers.cancel_scope.cancel()
         self.summary.closed = {n: lane.closed_reason for n, lane in self._lanes.items() if lane.closed_reason}
         self._bus.emit(
@@ -166,20 +173,6 @@ class Engine:
         async with anyio.create_task_group() as feeders:
             for name, queue in queues.items():
                 feeders.start_soon(self._feed, self._lanes[name], queue)
-
-    async def _pick_up(self, claims: Claims, takes: tuple[Take, ...]) -> None:
-        """Team mode: until every take of the manifest has ended, those whose run died (its lease
-        lapsed) are rejoined here by task id, as a rerun would."""
-        by_key = {take.key: take for take in takes}
-        while not self.summary.stopped:
-            left = await claims.left()
-            if not left:
-                return
-            claims.pass_over(r.key for r in left if r.key not in by_key)  # an earlier version's
-            mine = {r.key: r for r in left if r.key in by_key}
-            queues = self._rejoin([by_key[key] for key in mine], mine)
-            claims.pass_over(set(mine) - {job.take.key for queue in queues.values() for job in queue})
-            await self._feed_all(queues)
 
     async def _ready(self, job: Job) -> None:
         """What a rejoined take needs before it starts: a lost submit written off, a new clip path."""
@@ -288,6 +281,7 @@ class Engine:
             except NotStarted as why:
                 with anyio.CancelScope(shield=True):
                     await self._journal.release(job.take.key)
+                self._done_with(job)
                 self.summary.not_started += 1
                 self._bus.emit(Event(EventKind.WARNING, job.take, message=f"not submitted: {why}"))
                 return
@@ -385,15 +379,24 @@ class Engine:
         self.summary.spent_usd += written["cost_usd"] or 0.0
         if count:
             self._count(outcome)
+            self._done_with(job)
         self._bus.emit(Event(EventKind.FINISHED, outcome.take, outcome=outcome))
 
     def _count(self, outcome: Outcome) -> None:
         if outcome.status is TakeEnd.DONE:
             self.summary.done += 1
-        elif outcome.status is TakeEnd.CANCELLED:
+            return
+        self._bad_here.add(outcome.take.key)
+        if outcome.status is TakeEnd.CANCELLED:
             self.summary.cancelled += 1
         else:
             self.summary.failed += 1
+
+    def _done_with(self, job: Job) -> None:
+        """Team mode: this run has had its go at the take (another may collect a clip it could
+        not save, or start what it left)."""
+        if self._claims is not None:
+            self._claims.pass_over([job.take.key])
 
     def _retrying(self, take: Take | None, retry: Retry) -> None:
         """A submit, poll or download is about to be retried: counted, and said."""

@@ -23,6 +23,7 @@ class Summary:
     cancelled: int = 0
     skipped: int = 0  # done earlier, or failed/cancelled earlier and not retried
     failed_earlier: int = 0  # of the skipped: failed in an earlier run (still a failure: exit 1)
+    failed_elsewhere: int = 0  # team mode: failed or cancelled by another run meanwhile (exit 1)
     not_started: int = 0
     uncertain: int = 0  # submits that may have landed unseen, written off and resubmitted
     held: int = 0  # uncertain takes left alone (--hold-uncertain)
@@ -41,8 +42,16 @@ class Summary:
 
     def counts(self) -> dict[str, float]:
         """The numbers, for ``run_finished`` in run.log."""
-        names = ("done", "failed", "cancelled", "skipped", "failed_earlier", "not_started", "uncertain")
-        return {n: getattr(self, n) for n in (*names, "held", "resumed", "retried")} | {
+        names = (
+            "done",
+            "failed",
+            "cancelled",
+            "skipped",
+            "failed_earlier",
+            "failed_elsewhere",
+            "not_started",
+        )
+        return {n: getattr(self, n) for n in (*names, "uncertain", "held", "resumed", "retried")} | {
             "spent_usd": round(self.spent_usd, 6)
         }
 
@@ -52,4 +61,5 @@ class Summary:
 
     @property
     def ok(self) -> bool:
-        return not (self.failed or self.cancelled or self.not_started or self.failed_earlier or self.held)
+        bad = (self.failed, self.cancelled, self.not_started, self.failed_earlier, self.failed_elsewhere)
+        return not (any(bad) or self.held)

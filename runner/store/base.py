@@ -18,7 +18,7 @@ backend alike.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
@@ -123,12 +123,13 @@ class Store(Protocol):
         """Extend every lease ``run`` holds; how many."""
         ...
 
-    def lapsed(self) -> list[Record]:
-        """Takes not ended that no live lease holds (a dead run's, or never taken)."""
+    def lapsed(self, *, besides: str | None = None) -> list[Record]:
+        """Takes not ended that no live lease holds (a dead run's, or never taken); ``besides``
+        a run: only those another run leased and let lapse."""
         ...
 
-    def unended(self) -> int:
-        """How many of the manifest's takes have not ended."""
+    def unended(self, besides: Collection[str] = ()) -> int:
+        """How many of the manifest's takes have not ended, ``besides`` those keys."""
         ...
 
     # --- writing, each call one transaction ---------------------------------------------------

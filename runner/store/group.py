@@ -9,7 +9,7 @@ Backend-neutral: it runs the store's ``op_*`` calls through :meth:`Store.batch`.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from functools import partial
 from typing import Any, TypeVar, cast
 
@@ -131,8 +131,17 @@ class AsyncJournal:
     async def renew(self, run: str, seconds: float) -> int:
         return await anyio.to_thread.run_sync(self.sync.renew, run, seconds, limiter=self._limiter)
 
-    async def lapsed(self) -> list[Record]:
-        return await anyio.to_thread.run_sync(self.sync.lapsed, limiter=self._limiter)
+    async def lapsed(self, *, besides: str | None = None) -> list[Record]:
+        return await anyio.to_thread.run_sync(
+            partial(self.sync.lapsed, besides=besides), limiter=self._limiter
+        )
 
-    async def unended(self) -> int:
-        return await anyio.to_thread.run_sync(self.sync.unended, limiter=self._limiter)
+    async def unended(self, besides: Collection[str] = ()) -> int:
+        return await anyio.to_thread.run_sync(self.sync.unended, besides, limiter=self._limiter)
+
+    async def ended_badly(self) -> set[str]:
+        """The keys of takes that ended failed or cancelled (team mode: by any run)."""
+        found = await anyio.to_thread.run_sync(
+            self.sync.records, "failed", "cancelled", limiter=self._limiter
+        )
+        return set(found)

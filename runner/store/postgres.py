@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 import socket
 import threading
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
@@ -275,20 +275,26 @@ class PostgresStore(SingleCalls):
             )
             return found.rowcount
 
-    def lapsed(self) -> list[Record]:
-        """Takes not ended that no live lease holds: what a waiting run may pick up."""
+    def lapsed(self, *, besides: str | None = None) -> list[Record]:
+        """Takes not ended that no live lease holds: what a waiting run may pick up. ``besides``:
+        only those another run than that one leased and let lapse (a dead run's, while it feeds)."""
+        which = "lease_until IS NULL OR lease_until < clock_timestamp()"
+        if besides is not None:
+            which = "lease_run IS NOT NULL AND lease_run <> %s AND lease_until < clock_timestamp()"
         with self._lock:
             found = self._conn.execute(
                 f"SELECT {COLUMNS} FROM takes WHERE scope = %s AND state NOT IN {_ENDED}"
-                " AND (lease_until IS NULL OR lease_until < clock_timestamp()) ORDER BY key",
-                (self._scope,),
+                f" AND ({which}) ORDER BY key",
+                (self._scope,) if besides is None else (self._scope, besides),
             )
             return [record_of(r) for r in found.fetchall()]
 
-    def unended(self) -> int:
+    def unended(self, besides: Collection[str] = ()) -> int:
         with self._lock:
             row = self._conn.execute(
-                f"SELECT count(*) FROM takes WHERE scope = %s AND state NOT IN {_ENDED}", (self._scope,)
+                f"SELECT count(*) FROM takes WHERE scope = %s AND state NOT IN {_ENDED}"
+                " AND NOT (key = ANY(%s))",
+                (self._scope, list(besides)),
             ).fetchone()
         return int(row[0]) if row else 0
 

@@ -29,7 +29,7 @@ import socket
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
@@ -204,14 +204,14 @@ class Journal(SingleCalls):
     def renew(self, run: str, seconds: float) -> int:
         return 0
 
-    def lapsed(self) -> list[Record]:
+    def lapsed(self, *, besides: str | None = None) -> list[Record]:
         return []  # no other run: nothing is ever left by one
 
-    def unended(self) -> int:
+    def unended(self, besides: Collection[str] = ()) -> int:
         with self._lock:
             marks = ", ".join("?" * len(ENDED))
-            row = self._conn.execute(f"SELECT count(*) FROM takes WHERE state NOT IN ({marks})", tuple(ENDED))
-            return int(row.fetchone()[0])
+            found = self._conn.execute(f"SELECT key FROM takes WHERE state NOT IN ({marks})", tuple(ENDED))
+            return sum(1 for (key,) in found if key not in besides)
 
     # --- reading ------------------------------------------------------------------------------
 

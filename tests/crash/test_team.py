@@ -131,3 +131,58 @@ def test_two_manifests_on_one_account_never_go_over_its_slots(pg_url: str, tmp_p
     assert (bill["rejected"], bill["max_in_flight"]) == (0, 2), bill
     assert bill["accepted"] == 10
     assert "0 of 2 slots in flight" in listed, "every slot given back"
+
+
+def test_a_dead_runs_takes_are_taken_over_while_the_other_still_feeds_its_own(
+    pg_url: str, tmp_path: Path
+) -> None:
+    """Before: the surviving run rejoined a dead run's takes only once its own queue was through
+    (12.8 s after the kill with a 3 s lease in benchmarks/team.py). Now they are taken over as
+    soon as their leases lapse, while the survivor still has takes of its own to start."""
+    manifest = write_manifest(tmp_path, [shot("a", "runware", takes=14)], name="night", concurrency=2)
+    lease = ("--store", pg_url, "--lease-seconds", "1.5")
+    with standalone.simulator("clean", time_scale=SCALE, gen_min_s=60, gen_max_s=60) as url:
+        with standalone.started(
+            manifest, url, *lease, "--output", str(tmp_path / "ws1"), clock_scale=SCALE
+        ) as a:
+            deadline = time.monotonic() + 30
+            while stats(url)["providers"]["runware"]["accepted"] < 2 and time.monotonic() < deadline:
+                time.sleep(0.02)
+            with standalone.started(
+                manifest, url, *lease, "--output", str(tmp_path / "ws2"), clock_scale=SCALE
+            ) as b:
+                time.sleep(0.3)
+                a.send_signal(signal.SIGKILL)
+                code, out, err = standalone.finish(b)
+        bill = stats(url)
+    assert code == 0, out + err
+    assert bill["providers"]["runware"]["accepted"] == 14, "nothing bought twice"
+    rows = _done(tmp_path / "ws2" / "night")
+    taken = [r["finished_at"] for r in rows if "resumed" in (r.get("flags") or "")]
+    own = [r["finished_at"] for r in rows if "resumed" not in (r.get("flags") or "")]
+    assert taken and own, (len(taken), len(own))
+    later = [t for t in own if t > min(taken)]
+    # Before, only the take the dead run had leased but not yet sent (1) ended after its tasks.
+    assert len(later) >= 3, f"{len(later)} of the survivor's own takes ended after the first taken over"
+
+
+def test_every_run_of_a_manifest_exits_for_the_whole_manifest(pg_url: str, tmp_path: Path) -> None:
+    """One take is refused by moderation, on whichever machine happens to do it: both runs end 1,
+    and the one that did not do it says the failure was another run's."""
+    shots = [shot("a", "runware", takes=6), shot("m", "runware", prompt="A storm [sim:moderate]")]
+    manifest = write_manifest(tmp_path, shots, name="night", concurrency=2)
+    extra = ("--store", pg_url)
+    ws1, ws2 = ("--output", str(tmp_path / "ws1")), ("--output", str(tmp_path / "ws2"))
+    with (
+        standalone.simulator("clean", time_scale=SCALE, gen_min_s=40, gen_max_s=40) as url,
+        standalone.started(manifest, url, *extra, *ws1, clock_scale=SCALE) as a,
+        standalone.started(manifest, url, *extra, *ws2, clock_scale=SCALE) as b,
+    ):
+        results = [standalone.finish(a), standalone.finish(b)]
+    assert [code for code, _, _ in results] == [1, 1], results
+    failed_here = [
+        ws for ws in ("ws1", "ws2") if any(r["status"] == "failed" for r in ledger(tmp_path / ws / "night"))
+    ]
+    assert len(failed_here) == 1, failed_here
+    other = results[1] if failed_here == ["ws1"] else results[0]
+    assert "1 take of this manifest failed in other runs" in other[1], other[1]

@@ -124,3 +124,20 @@ def test_each_run_directorys_ledger_rows_are_its_own_and_the_money_is_shared(
     finally:
         a.close()
         b.close()
+
+
+def test_a_feeding_run_sees_only_the_leases_another_run_let_lapse(pg_url: str, tmp_path: Path) -> None:
+    """While a run still feeds its own queue it asks only for takes another run leased and let
+    lapse (a dead run's) — not for the never-leased ones its own queue will reach, nor its own."""
+    a, b = _open(pg_url, tmp_path / "a"), _open(pg_url, tmp_path / "b")
+    try:
+        _plan(a, "k1", "k2", "k3", "k4")
+        assert a.lease("k1", "run-a", 30) is not None and b.lease("k2", "run-b", 30) is not None
+        assert b.lapsed(besides="run-b") == [], "a's lease is live; k3, k4 were never leased"
+        _age(pg_url, "UPDATE takes SET lease_until = clock_timestamp() - interval '1 second'")
+        assert [r.key for r in b.lapsed(besides="run-b")] == ["k1"], "not its own lapsed k2"
+        b.update("k4", state="failed")
+        assert b.unended() == 3 and b.unended(["k1", "k3"]) == 1 and b.unended(["k1", "k2", "k3"]) == 0
+    finally:
+        a.close()
+        b.close()
