@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import socket
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -183,6 +184,7 @@ def _record_cancelled(journal: Store, record: Record) -> None:
         "attempts": record.attempt,
         "key": record.key,
         "flags": "cancelled",
+        "host": socket.gethostname(),
     }
     journal.charge(
         record.key, row, state="cancelled", finished_at=now, failure_message=row["failure_message"]
