@@ -118,7 +118,7 @@ def view_lines(found: Mapping[str, Any]) -> list[str]:
 def _manifest_lines(m: Mapping[str, Any]) -> list[str]:
     states = ", ".join(f"{n} {state}" for state, n in m["counts"].items()) or "no takes"
     lines = [
-        f"manifest {m['manifest']}: {m['takes']} takes ({states}) · spent ${m['spent_usd']:.4f},"
+        f"manifest {m['manifest']}: {_takes(m['takes'])} ({states}) · spent ${m['spent_usd']:.4f},"
         f" held for takes in flight ${m['reserved_usd']:.4f}"
     ]
     for run in m["runs"]:
@@ -130,6 +130,11 @@ def _manifest_lines(m: Mapping[str, Any]) -> list[str]:
     for lease in m["leases"]:
         who = f"{lease['host']} pid {lease['pid']}" if lease["host"] else f"run {lease['run']} (gone)"
         lines.append(
-            f"  {lease['takes']} takes leased by {who} until {lease['until']} ({lease['left_s']:.1f} s left)"
+            f"  {_takes(lease['takes'])} leased by {who} until {lease['until']}"
+            f" ({lease['left_s']:.1f} s left)"
         )
     return lines
+
+
+def _takes(n: int) -> str:
+    return f"{n} take" if n == 1 else f"{n} takes"

@@ -173,7 +173,7 @@ class Studio:
     def _runs(self, now: float) -> list[Run]:
         here = socket.gethostname()
         found = self._conn.execute(
-            "SELECT scope, token, pid, host, started, beat FROM owners ORDER BY scope, host, started"
+            "SELECT scope, token, pid, host, started, beat FROM owners ORDER BY scope, host, started, token"
         ).fetchall()
         runs = []
         for scope, token, pid, host, started, beat in found:
