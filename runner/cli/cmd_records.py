@@ -1,14 +1,26 @@
-"""The commands that read a night's records: ``status``, ``report`` and ``cancel``."""
+"""The commands that read a night's records: ``status``, ``report`` and ``cancel``.
+
+Each takes ``--store URL`` (or ``PREVIZ_STORE``), team mode's shared store (DESIGN §7):
+``status``/``cancel`` with a target read that manifest's takes there; ``status`` without one and
+``report`` without paths give the studio-wide view (every manifest, every machine). ``report``
+with paths reads those ledgers, whatever ``PREVIZ_STORE`` says; paths and ``--store`` together
+are refused (two different bills).
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from runner.cli.common import EXIT_FAILED, EXIT_OK, ArgParser, command
+from runner.errors import ConfigError
+
+_STORE_HELP = "the team's postgresql:// store (also PREVIZ_STORE)"
 
 
 def add(sub: argparse._SubParsersAction[ArgParser]) -> None:
@@ -16,10 +28,16 @@ def add(sub: argparse._SubParsersAction[ArgParser]) -> None:
         sub,
         "status",
         "state of every take from the journal; works while a run is going",
-        "previz status night.yaml",
+        "previz status night.yaml      or, the whole studio: previz status --store postgresql://…",
     )
-    st.add_argument("target", metavar="MANIFEST_OR_RUN_DIR", help="a manifest, or a run directory")
+    st.add_argument(
+        "target",
+        nargs="?",
+        metavar="MANIFEST_OR_RUN_DIR",
+        help="a manifest, or a run directory; left out with --store: every manifest on the store",
+    )
     st.add_argument("--json", action="store_true", help="machine-readable output")
+    st.add_argument("--store", metavar="URL", help=_STORE_HELP)
     st.set_defaults(func=_cmd_status)
 
     rp = command(
@@ -29,7 +47,12 @@ def add(sub: argparse._SubParsersAction[ArgParser]) -> None:
         "previz report outputs/night outputs/night-retry --format md",
     )
     rp.add_argument(
-        "paths", nargs="+", metavar="PATH", help="run directories or ledger.jsonl/ledger.csv files"
+        "paths", nargs="*", metavar="PATH", help="run directories or ledger.jsonl/ledger.csv files"
+    )
+    rp.add_argument(
+        "--store",
+        metavar="URL",
+        help="instead of paths: the studio's bill from the team's store (also PREVIZ_STORE)",
     )
     rp.add_argument(
         "--format", choices=("text", "csv", "json", "md"), default="text", help="output format (default text)"
@@ -43,13 +66,31 @@ def add(sub: argparse._SubParsersAction[ArgParser]) -> None:
         "previz cancel night.yaml",
     )
     ca.add_argument("target", metavar="MANIFEST_OR_RUN_DIR", help="a manifest, or a run directory")
+    ca.add_argument("--store", metavar="URL", help=_STORE_HELP)
     ca.set_defaults(func=_cmd_cancel)
 
 
-def _cmd_status(args: argparse.Namespace) -> int:
-    from runner.reports.status import resolve_run_dir, status
+def _store(given: str | None) -> str | None:
+    """``--store``, else ``PREVIZ_STORE``, else None; refused unless postgresql:// (exit 2)."""
+    from runner.store.factory import POSTGRES
+    from runner.store.storeurl import shown
 
-    report = status(resolve_run_dir(Path(args.target)))
+    url = given if given is not None else os.environ.get("PREVIZ_STORE")
+    if not url:
+        return None
+    if not url.startswith(POSTGRES):
+        raise ConfigError(f"--store / PREVIZ_STORE: {shown(url)} is not a postgresql:// URL")
+    return url
+
+
+def _cmd_status(args: argparse.Namespace) -> int:
+    from runner.reports.status import resolve_target, status
+
+    url = _store(args.store)
+    if args.target is None:
+        return _studio_status(url, as_json=args.json)
+    run_dir, scope = resolve_target(Path(args.target), url)
+    report = status(run_dir, url=url, scope=scope)
     if args.json:
         print(json.dumps(report, indent=2, allow_nan=False))
         return EXIT_OK
@@ -72,10 +113,32 @@ def _cmd_status(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _studio_status(url: str | None, *, as_json: bool) -> int:
+    if url is None:
+        raise ConfigError("status needs MANIFEST_OR_RUN_DIR, or --store URL (or PREVIZ_STORE) for the studio")
+    from runner.reports.studio import view, view_lines
+
+    found = view(url)
+    if as_json:
+        print(json.dumps(found, indent=2, allow_nan=False))
+    else:
+        print("\n".join(view_lines(found)))
+    return EXIT_OK
+
+
 def _cmd_report(args: argparse.Namespace) -> int:
+    if args.paths and args.store is not None:
+        raise ConfigError("report: give run directories or ledgers, or --store URL, not both")
+    if not args.paths:
+        url = _store(args.store)
+        if url is None:
+            raise ConfigError(
+                "report needs PATH… (run directories or ledgers), or --store URL (or PREVIZ_STORE)"
+            )
+        return _studio_report(url, args.format)
     from runner.reports.html import write_all
     from runner.reports.origin import maybe_manifest
-    from runner.reports.report import as_csv, as_json, as_markdown, load, totals
+    from runner.reports.report import load, totals
 
     sources = load(Path(p) for p in args.paths)
     for source in sources:
@@ -84,21 +147,39 @@ def _cmd_report(args: argparse.Namespace) -> int:
                 f"previz: {source.run_dir}: {source.skipped} ledger lines skipped (not rows previz writes)",
                 file=sys.stderr,
             )
-    report = totals(sources)
-    if args.format == "json":
-        print(as_json(report))
-    elif args.format == "csv":
-        print(as_csv(report), end="")
-    elif args.format == "md":
-        print(as_markdown(report))
-    else:
-        _print_report_text(report)
+    _print_report(totals(sources), args.format)
     for path in write_all(sources, [maybe_manifest(s.run_dir) for s in sources]):
         print(f"report: {path}", file=sys.stderr if args.format != "text" else sys.stdout)
     return EXIT_OK
 
 
-def _print_report_text(report: dict[str, Any]) -> None:
+def _studio_report(url: str, form: str) -> int:
+    """The studio's bill: every ledger row on the store (no run directory, so no report.html)."""
+    from runner.reports.report import STUDIO_GROUPS
+    from runner.reports.studio import bill
+
+    report = bill(url)
+    if form == "text":
+        print(f"store {report['store']}", flush=True)
+    _print_report(report, form, STUDIO_GROUPS)
+    return EXIT_OK
+
+
+def _print_report(report: dict[str, Any], form: str, groups: Sequence[str] | None = None) -> None:
+    from runner.reports.report import GROUPS, as_csv, as_json, as_markdown
+
+    groups = GROUPS if groups is None else groups
+    if form == "json":
+        print(as_json(report))
+    elif form == "csv":
+        print(as_csv(report, groups), end="")
+    elif form == "md":
+        print(as_markdown(report, groups))
+    else:
+        _print_report_text(report, groups)
+
+
+def _print_report_text(report: dict[str, Any], groups: Sequence[str]) -> None:
     """One narrow table per grouping: it fits 80 columns (keys wrap, figures never cut)."""
     from rich.console import Console
     from rich.table import Table
@@ -111,7 +192,7 @@ def _print_report_text(report: dict[str, Any]) -> None:
         f"estimated ${total['estimated_usd']:.4f})",
         markup=False,
     )
-    for group in ("provider", "model", "shot", "tag", "day", "status"):
+    for group in groups:
         table = Table(title=f"by {group}", title_justify="left")
         table.add_column(group, overflow="fold", ratio=1)
         for name in ("USD", "takes", "done", "mean s", "p90 s"):
@@ -126,16 +207,16 @@ def _print_report_text(report: dict[str, Any]) -> None:
 
 
 def _cmd_cancel(args: argparse.Namespace) -> int:
-    import os
-
     import anyio
 
     from runner.providers.registry import provider_config_from_env
-    from runner.reports.status import cancel, resolve_run_dir
+    from runner.reports.status import cancel, resolve_target
 
-    run_dir = resolve_run_dir(Path(args.target))
-    configs = {"runway": provider_config_from_env("runway", os.environ)} if _runway_in_flight(run_dir) else {}
-    result = anyio.run(cancel, run_dir, configs)
+    url = _store(args.store)
+    run_dir, scope = resolve_target(Path(args.target), url)
+    runway = _runway_in_flight(run_dir, url, scope)
+    configs = {"runway": provider_config_from_env("runway", os.environ)} if runway else {}
+    result = anyio.run(lambda: cancel(run_dir, configs, url=url, scope=scope))
     for label in result.cancelled:
         print(f"cancelled {label} (Runway refunds cancelled tasks)")
     for provider, labels in result.cannot.items():
@@ -143,19 +224,24 @@ def _cmd_cancel(args: argparse.Namespace) -> int:
             f"{provider} cannot cancel a task: {len(labels)} takes run to their end "
             "(and bill); the next run collects them"
         )
+    if result.held:
+        print(
+            f"{len(result.held)} takes are held by a live run on the store (leased): left to it;"
+            " `previz status --store` shows which machine — stop that run, then cancel again"
+        )
     for error in result.errors:
         print(f"previz: {error}", file=sys.stderr)
-    if not (result.cancelled or result.cannot or result.errors):
+    if not (result.cancelled or result.cannot or result.errors or result.held):
         print("no task in flight")
     return EXIT_FAILED if result.errors else EXIT_OK
 
 
-def _runway_in_flight(run_dir: Path) -> bool:
-    from runner.reports.status import IN_FLIGHT_STATES
+def _runway_in_flight(run_dir: Path, url: str | None, scope: str) -> bool:
+    from runner.reports.status import in_flight
     from runner.store.factory import open_store
 
-    journal = open_store(run_dir, readonly=True)
+    journal = open_store(run_dir, url=url, scope=scope, readonly=True)
     try:
-        return any(r.provider == "runway" and r.state in IN_FLIGHT_STATES for r in journal.records().values())
+        return any(r.provider == "runway" for r in in_flight(journal))
     finally:
         journal.close()

@@ -7,6 +7,8 @@ engine writes them, and the reports read the columns from here, never the other 
 
 from __future__ import annotations
 
+import socket
+from functools import cache
 from typing import Any
 
 from runner.engine.events import Outcome
@@ -44,6 +46,7 @@ COLUMNS = (
     "clip_duration_s",
     "width",
     "height",
+    "host",
     "seq",
 )
 
@@ -101,7 +104,15 @@ def row_of(outcome: Outcome, *, run_id: str, manifest: str) -> dict[str, Any]:
         "clip_duration_s": None if outcome.clip_duration_s is None else round(outcome.clip_duration_s, 3),
         "width": outcome.width,
         "height": outcome.height,
+        "host": _host(),
     }
+
+
+@cache
+def _host() -> str:
+    """This machine's name, once a process: which machine recorded the take and saved its clip
+    (team mode's ledgers and ``report --store`` group by it)."""
+    return socket.gethostname()
 
 
 def _iso(value: Any) -> str | None:

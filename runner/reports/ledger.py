@@ -21,6 +21,12 @@ from runner.engine.records import COLUMNS
 if TYPE_CHECKING:
     from runner.store.base import Store
 
+#: Headers an older previz wrote (before ``host``): such a ``ledger.csv`` is read and appended to
+#: in its own layout — the contract is "appended, never rewritten" — while ``ledger.jsonl`` and a
+#: file rebuilt from the journal carry every column.
+OLDER_HEADERS = (tuple(c for c in COLUMNS if c != "host"),)
+HEADERS = (COLUMNS, *OLDER_HEADERS)
+
 
 class LedgerFiles:
     """``ledger.csv`` and ``ledger.jsonl``, kept up to date with the journal's rows.
@@ -68,11 +74,11 @@ class LedgerFiles:
         csv_path, jsonl_path = self._paths
         self._csv_seq = self._checked(csv_path, _csv_seqs(csv_path), known, journal)
         self._jsonl_seq = self._checked(jsonl_path, _jsonl_seqs(jsonl_path), known, journal)
-        new_csv = not csv_path.exists() or csv_path.stat().st_size == 0
+        header = _csv_header(csv_path)
         self._csv = csv_path.open("a", newline="", encoding="utf-8")
         self._jsonl = jsonl_path.open("a", encoding="utf-8")
-        self._writer = csv.DictWriter(self._csv, fieldnames=COLUMNS, extrasaction="ignore")
-        if new_csv:
+        self._writer = csv.DictWriter(self._csv, fieldnames=header or COLUMNS, extrasaction="ignore")
+        if header is None:
             self._writer.writeheader()
 
     def _checked(self, path: Path, seqs: list[int] | None, known: list[int], journal: Store) -> int:
@@ -176,9 +182,20 @@ def _seq_of(value: Any) -> int | None:
     return int(value) if isinstance(value, str) and value.isdigit() else None
 
 
+def _csv_header(path: Path) -> tuple[str, ...] | None:
+    """The header of a ``ledger.csv`` that rows may be appended under (one of :data:`HEADERS`);
+    None for an absent or empty file, which gets today's header."""
+    if not path.exists() or path.stat().st_size == 0:
+        return None
+    with path.open(newline="", encoding="utf-8") as fh:
+        header = tuple(next(csv.reader(fh), ()))
+    return header if header in HEADERS else COLUMNS
+
+
 def _csv_seqs(path: Path) -> list[int] | None:
     """The ``seq`` of each row of ``ledger.csv`` in file order; None when a row is torn (a cell
-    count other than the header's, a quoted field left open, no ``seq``) or the file is absent."""
+    count other than the header's, a quoted field left open, no ``seq``), the header is none
+    previz writes, or the file is absent."""
     if not path.exists():
         return None
     if path.stat().st_size == 0:
@@ -188,10 +205,10 @@ def _csv_seqs(path: Path) -> list[int] | None:
         with path.open(newline="", encoding="utf-8") as fh:
             reader = csv.reader(fh, strict=True)
             header = next(reader, None)
-            if header is None or tuple(header) != COLUMNS:
+            if header is None or tuple(header) not in HEADERS:
                 return None
             for cells in reader:
-                seq = _seq_of(cells[-1]) if len(cells) == len(COLUMNS) else None
+                seq = _seq_of(cells[-1]) if len(cells) == len(header) else None
                 if seq is None:
                     return None
                 seqs.append(seq)

@@ -25,6 +25,8 @@ from runner.errors import InputError
 from runner.reports.ledger import iter_rows
 
 GROUPS = ("provider", "model", "shot", "tag", "day", "status")
+#: The studio's bill (``report --store``): every manifest and machine on one store.
+STUDIO_GROUPS = ("manifest", "account", "host", "day", "tag")
 
 #: The ledger columns the reports read (the totals and the contact sheet). A loaded row keeps only
 #: these: a 10,000-take ledger held whole, run ids, hashes and sizes included, is tens of MB.
@@ -48,9 +50,11 @@ READ = (
     "generation_s",
     "task_id",
     "output",
+    "manifest",
+    "host",
 )
 #: Columns whose few values repeat on every row: one string object each, shared by the rows.
-_SHARED = ("provider", "model", "status", "failure_kind", "ratio", "tags", "cost_source")
+_SHARED = ("provider", "model", "status", "failure_kind", "ratio", "tags", "cost_source", "manifest", "host")
 
 
 @dataclass(frozen=True)
@@ -60,6 +64,11 @@ class Source:
     run_dir: Path
     rows: tuple[dict[str, Any], ...]
     skipped: int = 0  # ledger lines that are not rows previz writes (not an object, mistyped)
+    place: str = ""  # team store: "host:run_dir" of the machine whose ledger holds these rows
+
+    @property
+    def name(self) -> str:
+        return self.place or str(self.run_dir)
 
 
 def load(paths: Iterable[Path]) -> list[Source]:
@@ -100,6 +109,11 @@ def _fits(name: str, value: Any) -> bool:
     return isinstance(value, str)
 
 
+def slim(row: Mapping[str, Any]) -> dict[str, Any]:
+    """A row cut to the columns the reports read (:data:`READ`), repeated strings shared."""
+    return _slim(row)
+
+
 def _slim(row: Mapping[str, Any]) -> dict[str, Any]:
     kept = {name: row[name] for name in READ if name in row}
     for name in _SHARED:
@@ -134,10 +148,10 @@ def _csv_rows(path: Path, bad: list[int]) -> Iterator[dict[str, Any]]:
 
 def last_rows(sources: Sequence[Source]) -> list[dict[str, Any]]:
     """Each take's last row (per run directory and key): where the take stands now."""
-    latest: dict[tuple[Path, str], dict[str, Any]] = {}
+    latest: dict[tuple[str, str], dict[str, Any]] = {}
     for source in sources:
         for row in source.rows:
-            latest[(source.run_dir, str(row.get("key")))] = row
+            latest[(source.name, str(row.get("key")))] = row
     return list(latest.values())
 
 
@@ -172,24 +186,26 @@ def _keys(row: Mapping[str, Any], group: str) -> list[str]:
         return [t for t in str(row.get("tags") or "").split(";") if t] or ["(no tag)"]
     if group == "day":
         return [str(row.get("finished_at") or "")[:10] or "(unknown)"]
+    if group == "host":
+        return [str(row.get("host") or "(unknown)")]
     return [str(row.get(group) or "")]
 
 
-def totals(sources: Sequence[Source]) -> dict[str, Any]:
+def totals(sources: Sequence[Source], groups: Sequence[str] = GROUPS) -> dict[str, Any]:
     """The whole report as data: overall and per grouping (a tag's rows count under each tag)."""
-    groups: dict[str, dict[str, Bucket]] = {g: defaultdict(Bucket) for g in GROUPS}
+    buckets: dict[str, dict[str, Bucket]] = {g: defaultdict(Bucket) for g in groups}
     overall = Bucket()
     for source in sources:
         for row in source.rows:
-            for bucket in _buckets(groups, overall, row):
+            for bucket in _buckets(buckets, overall, row):
                 _charge(bucket, row)
     for row in last_rows(sources):
-        for bucket in _buckets(groups, overall, row):
+        for bucket in _buckets(buckets, overall, row):
             _count(bucket, row)
     return {
-        "runs": [str(s.run_dir) for s in sources],
+        "runs": [s.name for s in sources],
         "total": overall.to_json(),
-        **{g: {k: b.to_json() for k, b in sorted(groups[g].items())} for g in GROUPS},
+        **{g: {k: b.to_json() for k, b in sorted(buckets[g].items())} for g in groups},
     }
 
 
@@ -197,8 +213,8 @@ def _buckets(
     groups: Mapping[str, Mapping[str, Bucket]], overall: Bucket, row: Mapping[str, Any]
 ) -> list[Bucket]:
     found = [overall]
-    for group in GROUPS:
-        found += [groups[group][key] for key in _keys(row, group)]
+    for group, buckets in groups.items():
+        found += [buckets[key] for key in _keys(row, group)]
     return found
 
 
@@ -235,20 +251,20 @@ def as_json(report: Mapping[str, Any]) -> str:
     return json.dumps(report, indent=2, allow_nan=False)
 
 
-def as_csv(report: Mapping[str, Any]) -> str:
+def as_csv(report: Mapping[str, Any], groups: Sequence[str] = GROUPS) -> str:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(("group", "key", *COLUMNS))
     writer.writerow(("total", "", *(_cell(report["total"][c]) for c in COLUMNS)))
-    for group in GROUPS:
+    for group in groups:
         for key, figures in report[group].items():
             writer.writerow((group, key, *(_cell(figures[c]) for c in COLUMNS)))
     return out.getvalue()
 
 
-def as_markdown(report: Mapping[str, Any]) -> str:
+def as_markdown(report: Mapping[str, Any], groups: Sequence[str] = GROUPS) -> str:
     lines = [f"# previz report ({len(report['runs'])} runs)", ""]
-    for group in ("total", *GROUPS):
+    for group in ("total", *groups):
         rows = {"all": report["total"]} if group == "total" else report[group]
         lines += [f"## by {group}" if group != "total" else "## total", ""]
         lines += ["| " + " | ".join((group, *COLUMNS)) + " |", "|" + "---|" * (len(COLUMNS) + 1)]

@@ -7,15 +7,21 @@ clip on disk: missing, or changed since it was saved (size, then sha256).
 Cancel asks the providers that can (Runway: ``DELETE /v1/tasks/{id}``) to cancel the tasks the
 journal shows in flight, and records them ``cancelled``; for AIML and Runware it says they cannot,
 and leaves those takes for the next run to collect.
+
+On a team store (``--store``) both read the manifest's takes there (its scope: the manifest's
+name, or the run directory's). Cancel first leases each take it would cancel, as a run does: a
+take that a live run on any machine holds is left to that run (it is polling the task, and would
+record its end too) and named, so nothing is recorded twice.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import socket
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -29,7 +35,7 @@ from runner.reports.ledger import LedgerFiles
 from runner.reports.summary import selects_of, take_counts
 from runner.store.base import Store
 from runner.store.factory import open_store
-from runner.store.owner import owned
+from runner.store.owner import LEASE_S, owned
 from runner.store.records import Record
 from runner.store.runlock import describe, holder, is_held, run_lock
 from runner.store.sqlite import FILENAME
@@ -49,6 +55,30 @@ def resolve_run_dir(path: Path) -> Path:
     if not (run_dir / FILENAME).exists():
         raise InputError(f"{path}: no run yet ({run_dir / FILENAME} does not exist)")
     return run_dir
+
+
+def resolve_target(path: Path, url: str | None) -> tuple[Path, str]:
+    """The run directory and, on a team store, the manifest's scope there (``""`` without one).
+
+    A team run directory has no ``journal.sqlite`` (its journal is the store): a directory is
+    taken as it is, named by the manifest it belongs to (DESIGN §3), and a manifest names both.
+    """
+    if url is None:
+        return resolve_run_dir(path), ""
+    if path.is_dir():
+        run_dir, scope = path.resolve(), path.resolve().name
+    else:
+        from runner.manifest.document import load_manifest
+
+        manifest = load_manifest(path)
+        run_dir, scope = manifest.run_dir.resolve(), manifest.name
+    journal = open_store(run_dir, url=url, scope=scope, readonly=True)
+    try:
+        if not journal.records():
+            raise InputError(f"{journal.location}: no takes of manifest {scope!r} on this store")
+    finally:
+        journal.close()
+    return run_dir, scope
 
 
 def clip_problem(run_dir: Path, record: Record, *, hash_clips: bool = True) -> str | None:
@@ -92,9 +122,9 @@ def take_view(run_dir: Path, record: Record) -> dict[str, Any]:
     }
 
 
-def status(run_dir: Path) -> dict[str, Any]:
+def status(run_dir: Path, *, url: str | None = None, scope: str = "") -> dict[str, Any]:
     """The whole picture of a run directory, as ``status --json`` prints it."""
-    journal = open_store(run_dir, readonly=True)
+    journal = open_store(run_dir, url=url, scope=scope, readonly=True)
     try:
         records = list(journal.records().values())
         money = journal.money()
@@ -126,22 +156,50 @@ class Cancelled:
     cancelled: list[str]  # take labels
     cannot: dict[str, list[str]]  # provider → take labels it cannot cancel
     errors: list[str]
+    held: list[str] = field(default_factory=list)  # team store: leased by a live run, left to it
 
 
-async def cancel(run_dir: Path, configs: Mapping[str, ProviderConfig]) -> Cancelled:
+async def cancel(
+    run_dir: Path, configs: Mapping[str, ProviderConfig], *, url: str | None = None, scope: str = ""
+) -> Cancelled:
     """Cancel in-flight tasks where the provider allows; record them ``cancelled`` (lock held)."""
     with (
         run_lock(run_dir),
-        contextlib.closing(open_store(run_dir)) as journal,
-        owned(journal, warn=lambda _message: None),
+        contextlib.closing(open_store(run_dir, url=url, scope=scope)) as journal,
+        owned(journal, warn=lambda _message: None) as me,
         contextlib.closing(LedgerFiles(run_dir)) as ledger,
     ):
-        flying = [r for r in journal.records().values() if r.state in IN_FLIGHT_STATES and r.handle]
-        return await _cancel_all(journal, ledger, flying, configs)
+        flying = in_flight(journal)
+        held: list[str] = []
+        if url:
+            flying, held = _leased(journal, flying, me.token)
+        return await _cancel_all(journal, ledger, flying, configs, held)
+
+
+def in_flight(journal: Store) -> list[Record]:
+    """The takes whose task is at a provider and not known to have ended."""
+    return [r for r in journal.records().values() if r.state in IN_FLIGHT_STATES and r.handle]
+
+
+def _leased(journal: Store, flying: list[Record], run: str) -> tuple[list[Record], list[str]]:
+    """The takes this cancel could lease (fresh records), and the labels of those a live run holds."""
+    mine: list[Record] = []
+    held: list[str] = []
+    for record in flying:
+        fresh = journal.lease(record.key, run, LEASE_S)
+        if fresh is None:
+            held.append(record.label)
+        elif fresh.state in IN_FLIGHT_STATES and fresh.handle:
+            mine.append(fresh)
+    return mine, held
 
 
 async def _cancel_all(
-    journal: Store, ledger: LedgerFiles, flying: list[Record], configs: Mapping[str, ProviderConfig]
+    journal: Store,
+    ledger: LedgerFiles,
+    flying: list[Record],
+    configs: Mapping[str, ProviderConfig],
+    held: list[str],
 ) -> Cancelled:
     done: list[str] = []
     cannot: dict[str, list[str]] = {}
@@ -161,7 +219,7 @@ async def _cancel_all(
             _record_cancelled(journal, record)
             done.append(record.label)
     ledger.sync(journal)
-    return Cancelled(done, cannot, errors)
+    return Cancelled(done, cannot, errors, held)
 
 
 def _record_cancelled(journal: Store, record: Record) -> None:
@@ -183,6 +241,7 @@ def _record_cancelled(journal: Store, record: Record) -> None:
         "attempts": record.attempt,
         "key": record.key,
         "flags": "cancelled",
+        "host": socket.gethostname(),
     }
     journal.charge(
         record.key, row, state="cancelled", finished_at=now, failure_message=row["failure_message"]
