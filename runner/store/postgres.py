@@ -242,6 +242,7 @@ class PostgresStore(SingleCalls):
             gone = [run for run in runs if run.token != me.token and is_gone(run, now, me.host)]
             for run in gone:
                 conn.execute("DELETE FROM owners WHERE scope = %s AND token = %s", (self._scope, run.token))
+                self._free(conn, run.token)
             conn.execute(
                 "INSERT INTO owners (scope, token, pid, host, started, beat) VALUES (%s, %s, %s, %s, %s, %s)"
                 " ON CONFLICT (scope, token) DO UPDATE SET beat = EXCLUDED.beat",
@@ -262,6 +263,16 @@ class PostgresStore(SingleCalls):
             " nothing more is sent by this one"
         )
         return False
+
+    def _free(self, conn: psycopg.Connection[Any], run: str) -> None:
+        """What a run that is provably gone still held, free at once (not after the lease time):
+        a run that ended because the store was away could not give its leases and slots back."""
+        conn.execute(
+            "UPDATE takes SET lease_until = clock_timestamp() WHERE scope = %s AND lease_run = %s"
+            " AND lease_until > clock_timestamp()",
+            (self._scope, run),
+        )
+        conn.execute("DELETE FROM slot_holds WHERE run = %s", (run,))
 
     def holder(self) -> Owner | None:
         """The live run of this scope that beat last (team mode: there may be more)."""
