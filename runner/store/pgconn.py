@@ -103,10 +103,17 @@ class PgConn:
         assert self._conn is not None, "connect() first"
         return self._conn
 
-    def connect(self) -> psycopg.Connection[Any]:
-        """The first connection; the driver's error as it comes (a bad URL is exit 2, not an outage)."""
-        self._conn = self._new()
-        return self._conn
+    def connect(self, *, patient: bool = False) -> psycopg.Connection[Any]:
+        """The first connection; the driver's error as it comes (a bad URL is exit 2, not an
+        outage) — unless ``patient``: a server the run already reached is waited for."""
+        try:
+            self._conn = self._new()
+        except psycopg.Error as exc:
+            if not patient:
+                raise
+            with self.mutex:
+                self.recover(exc)
+        return self.conn
 
     def _new(self) -> psycopg.Connection[Any]:
         timeout = max(1, min(self.outage.connect_timeout_s, int(self.outage.window_s) or 1))
@@ -148,7 +155,8 @@ class PgConn:
                 reason = exc
                 continue
             with contextlib.suppress(psycopg.Error):
-                self.conn.close()
+                if self._conn is not None:
+                    self._conn.close()
             self._conn = fresh
             self.reconnects += 1
             self.down_s += time.monotonic() - start

@@ -24,6 +24,7 @@ import contextlib
 import hashlib
 import hmac
 import time
+from functools import partial
 from typing import Any
 
 import psycopg
@@ -59,11 +60,17 @@ class AccountSlots:
         self._run = run
         self._lease_s = lease_s
         self._owed: list[int] = []  # holds given back while the store was away
-        self._pg.connect().execute(
-            "INSERT INTO accounts (account, provider, slots) VALUES (%s, %s, %s) ON CONFLICT DO NOTHING",
-            (account, account.split(":", 1)[0], default_slots),
-        )
-        self._listen.connect()
+        # opened after the run's store: a server that goes away meanwhile is waited for
+        self._pg.connect(patient=True)
+        again(partial(self._register, default_slots))
+        self._listen.connect(patient=True)
+
+    def _register(self, default_slots: int) -> None:
+        with self._pg.reading() as conn:  # safe to make twice
+            conn.execute(
+                "INSERT INTO accounts (account, provider, slots) VALUES (%s, %s, %s) ON CONFLICT DO NOTHING",
+                (self.account, self.account.split(":", 1)[0], default_slots),
+            )
 
     @property
     def connection(self) -> PgConn:
