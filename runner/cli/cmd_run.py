@@ -20,7 +20,7 @@ from runner.cli.common import (
     time_scale,
 )
 from runner.engine.diskcap import DEFAULT_MAX_RUN_GB
-from runner.store.owner import LEASE_S
+from runner.store.owner import LEASE_S, OUTAGE_S
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -87,6 +87,15 @@ def add(sub: argparse._SubParsersAction[ArgParser]) -> None:
         help=f"team mode: a dead run's takes go to another run after this long (default {LEASE_S:g})",
     )
     r.add_argument(
+        "--store-outage-seconds",
+        type=above_zero,
+        default=OUTAGE_S,
+        dest="store_outage_s",
+        metavar="S",
+        help="team mode: how long the store may be away (restarting, off the network) before the run "
+        f"stops, exit 1 (default {OUTAGE_S:g}); meanwhile polls and downloads go on",
+    )
+    r.add_argument(
         "--max-run-gb",
         type=above_zero,
         default=DEFAULT_MAX_RUN_GB,
@@ -145,6 +154,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         max_run_gb=args.max_run_gb,
         store=args.store,
         lease_s=args.lease_s,
+        store_outage_s=args.store_outage_s,
         clock=ScaledClock(args.clock_scale) if args.clock_scale else REAL_TIME,
     )
     prepared = prepare(options)

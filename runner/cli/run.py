@@ -61,7 +61,7 @@ from runner.reports.summary import RunFacts, write_summary
 from runner.store.base import Store
 from runner.store.factory import open_store
 from runner.store.group import AsyncJournal
-from runner.store.owner import LEASE_S, owned
+from runner.store.owner import LEASE_S, OUTAGE_S, owned
 from runner.store.records import Record
 from runner.store.runlock import run_lock
 from runner.store.sqlite import FILENAME
@@ -92,6 +92,7 @@ class RunOptions:
     environ: Mapping[str, str] | None = None
     store: str | None = None  # team mode: a postgresql:// store (else PREVIZ_STORE, else journal.sqlite)
     lease_s: float = LEASE_S  # team mode: how long a take stays a dead run's before another takes it
+    store_outage_s: float = OUTAGE_S  # team mode: how long the store may be away before the run stops
 
 
 @dataclass(frozen=True)
@@ -217,7 +218,8 @@ async def run_takes(
         early = (*(Event(EventKind.WARNING, message=note) for note in notes), *early)
         limits = await _preflight(prepared, records, configs, session) if configs else None
         slots = _slots(prepared, limits)
-        accounts = team.accounts(prepared.store, configs or {}, slots, me.token, opts.lease_s, stack)
+        times = (opts.lease_s, opts.store_outage_s)
+        accounts = team.accounts(prepared.store, configs or {}, slots, me.token, times, stack)
         bus = Bus(log, *subscribers)
         for name in ledger.rewritten:
             bus.emit(
@@ -262,7 +264,8 @@ def _open_journal(prepared: Prepared, notes: list[str]) -> Store:
     (never bought again)."""
     run_dir = prepared.run_dir
     if prepared.store:
-        return open_store(run_dir, url=prepared.store, scope=prepared.manifest.name)
+        outage_s = prepared.options.store_outage_s
+        return open_store(run_dir, url=prepared.store, scope=prepared.manifest.name, outage_s=outage_s)
     ledger_rows = run_dir / "ledger.jsonl"
     if (run_dir / FILENAME).exists() or not ledger_rows.is_file():
         return open_store(run_dir)

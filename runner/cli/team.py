@@ -34,19 +34,23 @@ def accounts(
     configs: Mapping[str, ProviderConfig],
     slots: Mapping[str, int],
     run: str,
-    lease_s: float,
+    times: tuple[float, float],
     stack: contextlib.ExitStack,
 ) -> dict[str, Account]:
     """Each provider account's slots on the store, shared by every run of any manifest; the first
-    run to use an account sets its count from ``slots`` (``previz accounts set`` changes it)."""
+    run to use an account sets its count from ``slots`` (``previz accounts set`` changes it).
+    ``times``: the lease, and how long the store may be away, in seconds."""
     if not url:
         return {}
+    from runner.store.pgconn import Outage
     from runner.store.pgslots import AccountSlots, account_of
+
+    lease_s, outage = times[0], Outage(window_s=times[1])
 
     found: dict[str, Account] = {}
     for name, config in configs.items():
         account = account_of(name, config.api_key.reveal())
-        shared = AccountSlots(url, account, run, slots.get(name, 1), lease_s)
+        shared = AccountSlots(url, account, run, slots.get(name, 1), lease_s, outage)
         stack.callback(shared.close)
         found[name] = shared
     return found

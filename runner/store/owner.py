@@ -38,6 +38,9 @@ STALE_S = 60.0
 SAME_HOST_STALE_S = 600.0
 #: Team mode: how long a run's lease on a take lasts without a renewal (renewed every third of it).
 LEASE_S = 30.0
+#: Team mode: how long the store may be away under a run (restarting, off the network) before the
+#: run gives up on it (runner.store.pgconn); ``--store-outage-seconds``.
+OUTAGE_S = 120.0
 
 
 @dataclass(frozen=True)

@@ -11,16 +11,26 @@ died come back with its takes, judged by the server's clock.
 
 The account is a provider plus a keyed fingerprint of its key (:func:`account_of`): the key
 itself never reaches the database.
+
+The connections come back after the server restarts (:mod:`runner.store.pgconn`): taking a slot
+waits for the store like any write (a hold whose commit went unanswered is looked up, never taken
+twice); giving one back never waits — a slot given back while the store is away is owed, and paid
+on the next call that reaches it (until then it stays held: the account is never over its slots).
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
-import threading
+import time
+from functools import partial
 from typing import Any
 
 import psycopg
+
+from runner.store.pgconn import Outage, PgConn, again
+from runner.store.storeurl import shown
 
 CHANNEL = "previz_slots"
 
@@ -34,58 +44,107 @@ def account_of(provider: str, key: str) -> str:
 class AccountSlots:
     """One run's side of one account's shared slots (its own connection; thread-safe)."""
 
-    def __init__(self, url: str, account: str, run: str, default_slots: int, lease_s: float) -> None:
-        self._conn: psycopg.Connection[Any] = psycopg.connect(url, autocommit=True, connect_timeout=10)
-        self._listen: psycopg.Connection[Any] = psycopg.connect(url, autocommit=True, connect_timeout=10)
-        self._lock = threading.Lock()
+    def __init__(
+        self,
+        url: str,
+        account: str,
+        run: str,
+        default_slots: int,
+        lease_s: float,
+        outage: Outage | None = None,
+    ) -> None:
+        where = f"{shown(url)} (account {account})"
+        self._pg = PgConn(url, where, outage or Outage())
+        self._listen = PgConn(url, where, outage or Outage(), setup=_listen)
         self.account = account
         self._run = run
         self._lease_s = lease_s
-        self._conn.execute(
-            "INSERT INTO accounts (account, provider, slots) VALUES (%s, %s, %s) ON CONFLICT DO NOTHING",
-            (account, account.split(":", 1)[0], default_slots),
-        )
-        self._listen.execute(f"LISTEN {CHANNEL}")
+        self._owed: list[int] = []  # holds given back while the store was away
+        # opened after the run's store: a server that goes away meanwhile is waited for
+        self._pg.connect(patient=True)
+        again(partial(self._register, default_slots))
+        self._listen.connect(patient=True)
+
+    def _register(self, default_slots: int) -> None:
+        with self._pg.reading() as conn:  # safe to make twice
+            conn.execute(
+                "INSERT INTO accounts (account, provider, slots) VALUES (%s, %s, %s) ON CONFLICT DO NOTHING",
+                (self.account, self.account.split(":", 1)[0], default_slots),
+            )
+
+    @property
+    def connection(self) -> PgConn:
+        """The connection slots are taken on, and its outage counters (for tests)."""
+        return self._pg
 
     def try_take(self) -> int | None:
         """A slot's hold id, or None while every slot of the account is held."""
-        with self._lock, self._conn.transaction():
-            row = self._conn.execute(
-                "SELECT slots FROM accounts WHERE account = %s FOR UPDATE", (self.account,)
-            ).fetchone()
-            slots = int(row[0]) if row else 1
-            self._conn.execute(  # holds of runs that are gone (not renewed) come back
+        return again(self._try_take)
+
+    def _try_take(self) -> int | None:
+        first = "SELECT pg_current_xact_id()::text, slots FROM accounts WHERE account = %s FOR UPDATE"
+        with self._pg.writing(first, (self.account,)) as (conn, row):
+            paid = self._pay(conn)
+            slots = int(row[1]) if row else 1
+            conn.execute(  # holds of runs that are gone (not renewed) come back
                 "DELETE FROM slot_holds WHERE account = %s AND until < clock_timestamp()", (self.account,)
             )
-            held = self._conn.execute(
-                "SELECT count(*) FROM slot_holds WHERE account = %s", (self.account,)
-            ).fetchone()
-            if held is not None and int(held[0]) >= slots:
-                return None
-            hold = self._conn.execute(
-                "INSERT INTO slot_holds (account, run, until)"
-                " VALUES (%s, %s, clock_timestamp() + %s * interval '1 second') RETURNING id",
-                (self.account, self._run, self._lease_s),
-            ).fetchone()
-        assert hold is not None
-        return int(hold[0])
+            held = conn.execute("SELECT count(*) FROM slot_holds WHERE account = %s", (self.account,))
+            found = held.fetchone()
+            hold = None
+            if found is None or int(found[0]) < slots:
+                hold = conn.execute(
+                    "INSERT INTO slot_holds (account, run, until)"
+                    " VALUES (%s, %s, clock_timestamp() + %s * interval '1 second') RETURNING id",
+                    (self.account, self._run, self._lease_s),
+                ).fetchone()
+        self._paid(paid)
+        return None if hold is None else int(hold[0])
 
     def give_back(self, hold: int) -> None:
-        with self._lock:
-            self._conn.execute("DELETE FROM slot_holds WHERE id = %s", (hold,))
-            self._conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, self.account))
+        """The slot free for every run at once — or, while the store is away, owed (never waited for)."""
+        with self._pg.mutex:
+            self._owed.append(hold)
+            with contextlib.suppress(psycopg.OperationalError):
+                self._owed = [h for h in self._owed if h not in self._pay(self._pg.conn)]
+
+    def _pay(self, conn: psycopg.Connection[Any]) -> list[int]:
+        """The owed holds deleted (in the caller's transaction, if it holds one); which."""
+        owed = list(self._owed)
+        if owed:
+            conn.execute("DELETE FROM slot_holds WHERE id = ANY(%s)", (owed,))
+            conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, self.account))
+        return owed
+
+    def _paid(self, paid: list[int]) -> None:
+        if paid:
+            with self._pg.mutex:
+                self._owed = [h for h in self._owed if h not in paid]
 
     def wait(self, timeout: float) -> None:
-        """Until a slot of any account is given back, or ``timeout`` seconds."""
-        for _ in self._listen.notifies(timeout=timeout, stop_after=1):
-            pass
+        """Until a slot of any account is given back, or ``timeout`` seconds; a lost listening
+        connection is tried again once (a missed notice costs one wait: ``try_take`` asks anyway)."""
+        try:
+            for _ in self._listen.conn.notifies(timeout=timeout, stop_after=1):
+                pass
+        except psycopg.OperationalError:
+            if not self._listen.try_reconnect():
+                time.sleep(timeout)
 
     def close(self) -> None:
-        with self._lock:
-            self._conn.execute("DELETE FROM slot_holds WHERE run = %s", (self._run,))
-            self._conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, self.account))
-            self._conn.close()
+        """Every hold of this run given back — best effort: a store that is away lets them lapse."""
+        with self._pg.mutex:
+            if self._pg.conn.broken:
+                self._pg.try_reconnect()
+            with contextlib.suppress(psycopg.Error):
+                self._pg.conn.execute("DELETE FROM slot_holds WHERE run = %s", (self._run,))
+                self._pg.conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, self.account))
+        self._pg.close()
         self._listen.close()
+
+
+def _listen(conn: psycopg.Connection[Any]) -> None:
+    conn.execute(f"LISTEN {CHANNEL}")
 
 
 def set_slots(url: str, account: str, slots: int) -> None:

@@ -14,15 +14,19 @@ group-commit path). Nothing here is imported unless a ``postgresql://`` store is
 
 Schema versions are migrations applied in order under an advisory lock, so two machines starting
 at once do not race to create the tables.
+
+The connection comes back after the server restarts or drops off the network
+(:mod:`runner.store.pgconn`): every method that touches the database is made again once it is back
+— reads always, a write transaction when it provably did not commit — for up to the outage window.
 """
 
 from __future__ import annotations
 
 import json
 import socket
-import threading
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -31,33 +35,65 @@ import psycopg
 from runner.store.base import JournalError, JournalWriteError, PlannedTake
 from runner.store.calls import SingleCalls
 from runner.store.owner import Owner, is_gone
+from runner.store.pgconn import Outage, PgConn, again, comes_back
 from runner.store.pgschema import SCHEMA_VERSION, migrate, version_of
 from runner.store.records import COLUMNS, Money, Pending, Record, free_name, record_of
 from runner.store.storeurl import shown, without_password
 
 R = TypeVar("R")
 
+#: The methods made again after a lost connection (runner.store.pgconn): every one that reaches
+#: the database on its own. The ``op_*`` run inside a transaction their caller holds, so they are not.
+_BACK = (
+    "records", "get", "money", "spend_by_source", "row_seqs", "rows_after", "selects", "select",
+    "unselect", "claim", "beat", "holder", "disown", "renew", "lapsed", "unended", "plan", "reclaim",
+    "reserve", "update", "release", "charge", "lease",
+)  # fmt: skip
 
+
+@comes_back(*_BACK)
 class PostgresStore(SingleCalls):
     """One manifest's records (``scope``) in a PostgreSQL database, for one machine's run directory."""
 
-    def __init__(self, conn: psycopg.Connection[Any], url: str, scope: str, run_dir: Path) -> None:
-        self._conn = conn
-        self._lock = threading.Lock()
+    def __init__(self, pg: PgConn, scope: str, run_dir: Path) -> None:
+        self._pg = pg
         self._scope = scope
         self.run_dir = run_dir
-        self.location = f"{shown(url)} ({scope})"
+        self.location = pg.location
         self._here = f"{socket.gethostname()}:{run_dir.resolve()}"  # whose ledger files a row is in
         self._stopped: str | None = None  # why every write is refused from now on (taken over)
 
+    @property
+    def _conn(self) -> psycopg.Connection[Any]:
+        """The connection now (a new one after an outage); used under :attr:`_lock` or :meth:`_tx`."""
+        return self._pg.conn
+
+    @property
+    def _lock(self) -> AbstractContextManager[Any]:
+        """The connection's mutex, as a block that recovers a lost connection and has the method
+        made again (:meth:`PgConn.reading`): a method's reads stay plain ``with self._lock:``."""
+        return self._pg.reading()
+
+    @property
+    def connection(self) -> PgConn:
+        """The connection and its outage counters (for tests and benchmarks)."""
+        return self._pg
+
     @classmethod
-    def open(cls, url: str, *, scope: str, run_dir: Path, readonly: bool = False) -> PostgresStore:
-        """Connect, migrate (unless ``readonly``) and make the scope's money row; JournalError if not."""
+    def open(
+        cls, url: str, *, scope: str, run_dir: Path, readonly: bool = False, outage: Outage | None = None
+    ) -> PostgresStore:
+        """Connect, migrate (unless ``readonly``) and make the scope's money row; JournalError if not.
+
+        An unreachable server here is exit 2 at once: the outage window is for a store that goes
+        away under a run, not for a URL that never worked."""
+        where, setup = f"{shown(url)} ({scope})", _read_only if readonly else None
+        pg = PgConn(url, where, outage or Outage(), setup=setup)
         try:
-            conn = psycopg.connect(url, autocommit=True, connect_timeout=10)
+            pg.connect()
         except psycopg.Error as exc:
             raise JournalError(f"{shown(url)}: cannot reach the store ({_reason(exc, url)})") from exc
-        store = cls(conn, url, scope, run_dir)
+        store = cls(pg, scope, run_dir)
         try:
             version = store._version()
             if version > SCHEMA_VERSION:
@@ -65,15 +101,13 @@ class PostgresStore(SingleCalls):
                     f"{store.location}: written by a newer previz (store version {version}, this one"
                     f" reads {SCHEMA_VERSION}); upgrade previz-runner"
                 )
-            if readonly:
-                conn.execute("SET default_transaction_read_only = on")
-            else:
+            if not readonly:
                 store._migrate()
         except psycopg.Error as exc:
-            conn.close()
+            pg.close()
             raise JournalError(f"{store.location}: not a usable store ({_reason(exc, url)})") from exc
         except BaseException:
-            conn.close()
+            pg.close()
             raise
         return store
 
@@ -88,28 +122,26 @@ class PostgresStore(SingleCalls):
             )
 
     def close(self) -> None:
-        with self._lock:
-            self._conn.close()
+        self._pg.close()
 
     @contextmanager
     def _tx(self) -> Iterator[psycopg.Connection[Any]]:
-        """One write transaction; it first locks the scope's money row.
+        """One write transaction; it first locks the scope's money row (and learns its own id).
 
         So the writers of one manifest — on any machine — take turns, as SQLite's ``BEGIN
         IMMEDIATE`` makes them in one: a budget check sees every reservation committed before it,
-        and no two writers can lock each other's rows in opposite orders.
+        and no two writers can lock each other's rows in opposite orders. A connection lost under
+        it is recovered (:meth:`PgConn.writing`): the method is made again unless it committed.
         """
-        with self._lock:
-            if self._stopped is not None:
-                raise JournalWriteError(self._stopped)
-            try:
-                with self._conn.transaction():
-                    self._conn.execute("SELECT 1 FROM money WHERE scope = %s FOR UPDATE", (self._scope,))
-                    yield self._conn
-            except psycopg.Error as exc:
-                raise JournalWriteError(
-                    f"{self.location}: cannot write the store ({type(exc).__name__}); nothing more is sent"
-                ) from exc
+        if self._stopped is not None:
+            raise JournalWriteError(self._stopped)
+        try:
+            with self._pg.writing(_LOCK_MONEY, (self._scope,)) as (conn, _money_row):
+                yield conn
+        except psycopg.Error as exc:
+            raise JournalWriteError(
+                f"{self.location}: cannot write the store ({type(exc).__name__}); nothing more is sent"
+            ) from exc
 
     # --- reading ------------------------------------------------------------------------------
 
@@ -210,6 +242,7 @@ class PostgresStore(SingleCalls):
             gone = [run for run in runs if run.token != me.token and is_gone(run, now, me.host)]
             for run in gone:
                 conn.execute("DELETE FROM owners WHERE scope = %s AND token = %s", (self._scope, run.token))
+                self._free(conn, run.token)
             conn.execute(
                 "INSERT INTO owners (scope, token, pid, host, started, beat) VALUES (%s, %s, %s, %s, %s, %s)"
                 " ON CONFLICT (scope, token) DO UPDATE SET beat = EXCLUDED.beat",
@@ -230,6 +263,16 @@ class PostgresStore(SingleCalls):
             " nothing more is sent by this one"
         )
         return False
+
+    def _free(self, conn: psycopg.Connection[Any], run: str) -> None:
+        """What a run that is provably gone still held, free at once (not after the lease time):
+        a run that ended because the store was away could not give its leases and slots back."""
+        conn.execute(
+            "UPDATE takes SET lease_until = clock_timestamp() WHERE scope = %s AND lease_run = %s"
+            " AND lease_until > clock_timestamp()",
+            (self._scope, run),
+        )
+        conn.execute("DELETE FROM slot_holds WHERE run = %s", (run,))
 
     def holder(self) -> Owner | None:
         """The live run of this scope that beat last (team mode: there may be more)."""
@@ -350,14 +393,25 @@ class PostgresStore(SingleCalls):
         return self.get(key)
 
     def batch(self, pending: Iterable[Pending]) -> None:
+        """The queued calls in one transaction, each under a savepoint (it fails alone); made again
+        whole, from a clean slate, when the connection was lost before the commit landed."""
+        calls = list(pending)
+        again(partial(self._batch, calls))
+        for call in calls:
+            call.done = True
+
+    def _batch(self, calls: list[Pending]) -> None:
+        for call in calls:
+            call.result, call.error = None, None
         with self._tx() as conn:
-            for call in pending:
+            for call in calls:
                 try:
-                    with conn.transaction():  # a savepoint: this call fails alone
+                    with conn.transaction():
                         call.result = call.op()
                 except Exception as exc:
+                    if self._pg.lost(exc):
+                        raise  # not this call's failure: the whole transaction is made again
                     call.error = exc
-                call.done = True
 
     # --- inside a transaction the caller holds ------------------------------------------------
 
@@ -433,6 +487,14 @@ class PostgresStore(SingleCalls):
 
 
 _ENDED = "('done', 'failed', 'cancelled')"
+
+#: A write transaction's first statement: the scope's money row locked, the transaction's id learnt.
+_LOCK_MONEY = "SELECT pg_current_xact_id()::text FROM money WHERE scope = %s FOR UPDATE"
+
+
+def _read_only(conn: psycopg.Connection[Any]) -> None:
+    conn.execute("SET default_transaction_read_only = on")
+
 
 #: The columns a caller may set (names are spliced into SQL, so they are checked against this).
 _WRITABLE = frozenset(c.strip() for c in COLUMNS.split(",")) - {"key"}
