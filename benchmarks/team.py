@@ -115,7 +115,18 @@ def coordination(workdir: Path, store: str, processes: int, takes: int) -> dict[
     }
 
 
+def _settled(store: str, lease_s: float) -> None:
+    """A lease lapses only once the server has been up a lease time and two reconnect waits (10 s):
+    a server that has just started is waited for, as a studio's would have been up for long."""
+    with psycopg.connect(store, autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT extract(epoch FROM clock_timestamp() - pg_postmaster_start_time())"
+        ).fetchone()
+    time.sleep(max(0.0, lease_s + 10.0 - float(row[0] if row else 0.0)))
+
+
 def recovery(workdir: Path, store: str, lease_s: float) -> dict[str, Any]:
+    _settled(store, lease_s)
     workdir.mkdir(parents=True)
     manifest = write_manifest(workdir, [shot("b", "runware", takes=16)], name="recovery", concurrency=4)
     with standalone.simulator("clean", time_scale=SCALE, gen_min_s=60, gen_max_s=60) as url:

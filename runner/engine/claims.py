@@ -80,7 +80,7 @@ class Claims:
         """Wait for takes another run leased and let lapse (it died) while this run still feeds
         its own: they are rejoined at once, not after this run's queue."""
         while True:
-            lapsed = await self._journal.lapsed(besides=self._run)
+            lapsed = await self._journal.lapsed(besides=self._run, seconds=self.lease_s)
             found = [r for r in lapsed if r.key not in self._mine | self._passed | self._handed]
             if found:
                 self._handed.update(r.key for r in found)
@@ -91,7 +91,7 @@ class Claims:
         """Wait for takes no live run holds (a dead run's); [] once every take has ended."""
         while True:
             seen = self._passed | self._mine | self._handed
-            lapsed = [r for r in await self._journal.lapsed() if r.key not in seen]
+            lapsed = [r for r in await self._journal.lapsed(seconds=self.lease_s) if r.key not in seen]
             if lapsed:
                 return lapsed
             if not await self._journal.unended(self._passed):

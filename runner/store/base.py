@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 from runner.errors import InputError, PrevizError
-from runner.store.owner import Owner
+from runner.store.owner import LEASE_S, Owner
 from runner.store.records import Money, Pending, Record
 
 R = TypeVar("R")
@@ -123,7 +123,7 @@ class Store(Protocol):
         """Extend every lease ``run`` holds; how many."""
         ...
 
-    def lapsed(self, *, besides: str | None = None) -> list[Record]:
+    def lapsed(self, *, besides: str | None = None, seconds: float = LEASE_S) -> list[Record]:
         """Takes not ended that no live lease holds (a dead run's, or never taken); ``besides``
         a run: only those another run leased and let lapse."""
         ...

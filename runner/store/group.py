@@ -18,6 +18,7 @@ import anyio.lowlevel
 import anyio.to_thread
 
 from runner.store.base import Store
+from runner.store.owner import LEASE_S
 from runner.store.records import Money, Pending, Record
 
 R = TypeVar("R")
@@ -131,9 +132,9 @@ class AsyncJournal:
     async def renew(self, run: str, seconds: float) -> int:
         return await anyio.to_thread.run_sync(self.sync.renew, run, seconds, limiter=self._limiter)
 
-    async def lapsed(self, *, besides: str | None = None) -> list[Record]:
+    async def lapsed(self, *, besides: str | None = None, seconds: float = LEASE_S) -> list[Record]:
         return await anyio.to_thread.run_sync(
-            partial(self.sync.lapsed, besides=besides), limiter=self._limiter
+            partial(self.sync.lapsed, besides=besides, seconds=seconds), limiter=self._limiter
         )
 
     async def unended(self, besides: Collection[str] = ()) -> int:

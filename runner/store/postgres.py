@@ -34,7 +34,7 @@ import psycopg
 
 from runner.store.base import JournalError, JournalWriteError, PlannedTake
 from runner.store.calls import SingleCalls
-from runner.store.owner import Owner, is_gone
+from runner.store.owner import LEASE_S, Owner, is_gone
 from runner.store.pgconn import Outage, PgConn, again, comes_back
 from runner.store.pgschema import SCHEMA_VERSION, migrate, version_of
 from runner.store.records import COLUMNS, Money, Pending, Record, free_name, record_of
@@ -268,8 +268,7 @@ class PostgresStore(SingleCalls):
         """What a run that is provably gone still held, free at once (not after the lease time):
         a run that ended because the store was away could not give its leases and slots back."""
         conn.execute(
-            "UPDATE takes SET lease_until = clock_timestamp() WHERE scope = %s AND lease_run = %s"
-            " AND lease_until > clock_timestamp()",
+            "UPDATE takes SET lease_until = '-infinity' WHERE scope = %s AND lease_run = %s",
             (self._scope, run),
         )
         conn.execute("DELETE FROM slot_holds WHERE run = %s", (run,))
@@ -286,7 +285,7 @@ class PostgresStore(SingleCalls):
         with self._tx() as conn:
             conn.execute("DELETE FROM owners WHERE scope = %s AND token = %s", (self._scope, token))
             conn.execute(  # what it still held is free at once, not after the lease time
-                "UPDATE takes SET lease_until = clock_timestamp() WHERE scope = %s AND lease_run = %s",
+                "UPDATE takes SET lease_until = '-infinity' WHERE scope = %s AND lease_run = %s",
                 (self._scope, token),
             )
 
@@ -298,9 +297,9 @@ class PostgresStore(SingleCalls):
         row = self._conn.execute(
             f"UPDATE takes SET lease_run = %s, lease_until = clock_timestamp() + %s * interval '1 second'"
             f" WHERE scope = %s AND key = %s AND state NOT IN {_ENDED}"
-            " AND (lease_run IS NULL OR lease_run = %s OR lease_until < clock_timestamp())"
+            f" AND (lease_run IS NULL OR lease_run = %s OR ({_LAPSED}))"
             f" RETURNING {COLUMNS}",
-            (run, seconds, self._scope, key, run),
+            (run, seconds, self._scope, key, run, seconds),
         ).fetchone()
         return None if row is None else record_of(row)
 
@@ -318,17 +317,18 @@ class PostgresStore(SingleCalls):
             )
             return found.rowcount
 
-    def lapsed(self, *, besides: str | None = None) -> list[Record]:
+    def lapsed(self, *, besides: str | None = None, seconds: float = LEASE_S) -> list[Record]:
         """Takes not ended that no live lease holds: what a waiting run may pick up. ``besides``:
-        only those another run than that one leased and let lapse (a dead run's, while it feeds)."""
-        which = "lease_until IS NULL OR lease_until < clock_timestamp()"
+        only those another run than that one leased and let lapse (a dead run's, while it feeds).
+        ``seconds``: the lease time, also the grace after the server started (see ``_LAPSED``)."""
+        which = f"lease_until IS NULL OR ({_LAPSED})"
         if besides is not None:
-            which = "lease_run IS NOT NULL AND lease_run <> %s AND lease_until < clock_timestamp()"
+            which = f"lease_run IS NOT NULL AND lease_run <> %s AND ({_LAPSED})"
         with self._lock:
             found = self._conn.execute(
                 f"SELECT {COLUMNS} FROM takes WHERE scope = %s AND state NOT IN {_ENDED}"
                 f" AND ({which}) ORDER BY key",
-                (self._scope,) if besides is None else (self._scope, besides),
+                (self._scope, seconds) if besides is None else (self._scope, besides, seconds),
             )
             return [record_of(r) for r in found.fetchall()]
 
@@ -487,6 +487,17 @@ class PostgresStore(SingleCalls):
 
 
 _ENDED = "('done', 'failed', 'cancelled')"
+
+#: A lease has lapsed once its time is past — but not before the server has been up for a lease
+#: time and two of the longest reconnect waits: after a restart or an outage, live runs are still
+#: reconnecting and have had no chance to renew, and taking their takes over would buy a take
+#: whose submit answer waits for the store a second time (AIML did, with a 1.5 s lease and a 4 s
+#: outage, before the reconnect waits were counted). A lease its run gave back (``-infinity``: it
+#: ended, or was found gone) is free at once. Its one parameter is the lease time in seconds.
+_LAPSED = (
+    "lease_until = '-infinity' OR (lease_until < clock_timestamp() AND pg_postmaster_start_time()"
+    f" < clock_timestamp() - (%s + {2 * Outage().most_s}) * interval '1 second')"
+)
 
 #: A write transaction's first statement: the scope's money row locked, the transaction's id learnt.
 _LOCK_MONEY = "SELECT pg_current_xact_id()::text FROM money WHERE scope = %s FOR UPDATE"

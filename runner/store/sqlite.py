@@ -39,7 +39,7 @@ from runner.errors import LockHeldError
 from runner.store import filewatch, schema
 from runner.store.base import JournalError, JournalWriteError
 from runner.store.calls import SingleCalls
-from runner.store.owner import Owner, held_message, is_gone
+from runner.store.owner import LEASE_S, Owner, held_message, is_gone
 from runner.store.rebuild import from_ledger
 from runner.store.records import COLUMNS, Money, Pending, Record, free_name, record_of
 from runner.store.schema import FILENAME, SCHEMA_VERSION, STATES
@@ -204,7 +204,7 @@ class Journal(SingleCalls):
     def renew(self, run: str, seconds: float) -> int:
         return 0
 
-    def lapsed(self, *, besides: str | None = None) -> list[Record]:
+    def lapsed(self, *, besides: str | None = None, seconds: float = LEASE_S) -> list[Record]:
         return []  # no other run: nothing is ever left by one
 
     def unended(self, besides: Collection[str] = ()) -> int:

@@ -76,24 +76,28 @@ def _accepted(url: str) -> int:
     return sum(int(p["accepted"]) for p in stats(url)["providers"].values())
 
 
+@pytest.mark.parametrize(("lease", "outage"), [(None, 2.0), ("1.5", 4.0)], ids=["2s", "longer-than-lease"])
 def test_the_database_restarted_mid_run_loses_nothing_and_buys_nothing_twice(
-    cluster: Cluster, tmp_path: Path
+    cluster: Cluster, tmp_path: Path, lease: str | None, outage: float
 ) -> None:
     """Two machines, AIML and Runware takes in flight, the server stopped (immediate: every
-    connection cut, crash recovery on start) for 2 s and started again: both runs go on."""
+    connection cut, crash recovery on start) and started again: both runs go on. Away longer
+    than the lease, every lease has run out when it is back — yet neither run takes the other's
+    takes over while both are still reconnecting (a lapse counts only a lease time after start)."""
     store = cluster.create_database("night")
     takes = [shot("a", "aimlapi", takes=4), shot("b", "runware", takes=4)]
     manifest = write_manifest(tmp_path, takes, name="night", concurrency=2)
     knobs = {"gen_min_s": 40, "gen_max_s": 60, "aiml_concurrency": 8}
     with standalone.simulator("clean", time_scale=SCALE, **knobs) as url:
-        one, two = (("--store", store, "--output", str(tmp_path / ws)) for ws in ("ws1", "ws2"))
+        leased = ("--lease-seconds", lease) if lease else ()
+        one, two = (("--store", store, *leased, "--output", str(tmp_path / ws)) for ws in ("ws1", "ws2"))
         with (
             standalone.started(manifest, url, *one, clock_scale=SCALE) as a,
             standalone.started(manifest, url, *two, clock_scale=SCALE) as b,
         ):
             _until(lambda: _runs(store) == 2 and _accepted(url) >= 3)  # both started, tasks in flight
             cluster.stop("immediate")
-            time.sleep(2.0)
+            time.sleep(outage)
             cluster.start()
             results = [standalone.finish(a), standalone.finish(b)]
         bill = stats(url)

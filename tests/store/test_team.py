@@ -31,9 +31,26 @@ def _age(url: str, sql: str) -> None:
         conn.execute(sql)
 
 
+#: The lease time these tests take over: a lease counts as lapsed only once the server has been up
+#: that long and two reconnect waits more (a restart's grace), so it is short, and the tests wait
+#: out what is left of it.
+LEASE = 3.0
+GRACE = LEASE + 10.0
+
+
+def _settled(url: str) -> None:
+    with psycopg.connect(url, autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT extract(epoch FROM clock_timestamp() - pg_postmaster_start_time())"
+        ).fetchone()
+    assert row is not None
+    time.sleep(max(0.0, GRACE - float(row[0]) + 0.1))
+
+
 def test_a_take_is_leased_by_one_run_until_its_lease_lapses_by_the_servers_clock(
     pg_url: str, tmp_path: Path
 ) -> None:
+    _settled(pg_url)
     a, b = _open(pg_url, tmp_path / "a"), _open(pg_url, tmp_path / "b")
     try:
         _plan(a, "k1", "k2")
@@ -44,8 +61,9 @@ def test_a_take_is_leased_by_one_run_until_its_lease_lapses_by_the_servers_clock
         _age(
             pg_url, "UPDATE takes SET lease_until = clock_timestamp() - interval '1 second' WHERE key = 'k1'"
         )
-        assert [r.key for r in b.lapsed()] == ["k1", "k2"]
-        assert b.lease("k1", "run-b", 30) is not None, "lapsed: another run takes it over"
+        assert [r.key for r in b.lapsed(seconds=LEASE)] == ["k1", "k2"]
+        assert b.lease("k1", "run-b", LEASE) is not None, "lapsed: another run takes it over"
+        assert b.lease("k1", "run-b", 30) is not None, "and renews it"
         assert a.lease("k1", "run-a", 30) is None and a.renew("run-a", 30) == 0
         b.update("k1", state="done")
         assert b.lease("k1", "run-b", 30) is None and b.unended() == 1
@@ -129,15 +147,36 @@ def test_each_run_directorys_ledger_rows_are_its_own_and_the_money_is_shared(
 def test_a_feeding_run_sees_only_the_leases_another_run_let_lapse(pg_url: str, tmp_path: Path) -> None:
     """While a run still feeds its own queue it asks only for takes another run leased and let
     lapse (a dead run's) — not for the never-leased ones its own queue will reach, nor its own."""
+    _settled(pg_url)
     a, b = _open(pg_url, tmp_path / "a"), _open(pg_url, tmp_path / "b")
     try:
         _plan(a, "k1", "k2", "k3", "k4")
         assert a.lease("k1", "run-a", 30) is not None and b.lease("k2", "run-b", 30) is not None
         assert b.lapsed(besides="run-b") == [], "a's lease is live; k3, k4 were never leased"
         _age(pg_url, "UPDATE takes SET lease_until = clock_timestamp() - interval '1 second'")
-        assert [r.key for r in b.lapsed(besides="run-b")] == ["k1"], "not its own lapsed k2"
+        assert [r.key for r in b.lapsed(besides="run-b", seconds=LEASE)] == ["k1"], "not its own lapsed k2"
         b.update("k4", state="failed")
         assert b.unended() == 3 and b.unended(["k1", "k3"]) == 1 and b.unended(["k1", "k2", "k3"]) == 0
+    finally:
+        a.close()
+        b.close()
+
+
+def test_a_lapsed_lease_is_not_taken_over_while_the_server_is_just_back(pg_url: str, tmp_path: Path) -> None:
+    """After a restart the live runs are still reconnecting and have not renewed: a lease that ran
+    out meanwhile counts as lapsed only once the server has been up for a lease time (here the
+    server has been up far less than an hour), while a lease its run gave back is free at once."""
+    a, b = _open(pg_url, tmp_path / "a"), _open(pg_url, tmp_path / "b")
+    try:
+        _plan(a, "k1", "k2")
+        assert a.lease("k1", "run-a", 30) is not None and a.lease("k2", "run-a", 30) is not None
+        _age(
+            pg_url, "UPDATE takes SET lease_until = clock_timestamp() - interval '1 second' WHERE key = 'k1'"
+        )
+        _age(pg_url, "UPDATE takes SET lease_until = '-infinity' WHERE key = 'k2'")
+        assert [r.key for r in b.lapsed(seconds=3600)] == ["k2"]
+        assert b.lease("k1", "run-b", 3600) is None, "run a may be reconnecting still"
+        assert b.lease("k2", "run-b", 3600) is not None
     finally:
         a.close()
         b.close()
