@@ -18,6 +18,7 @@ import shutil
 import socket
 import subprocess
 import tempfile
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -108,3 +109,17 @@ def running_cluster() -> Iterator[Cluster]:
         with contextlib.suppress(subprocess.SubprocessError):
             cluster.stop()
         shutil.rmtree(root, ignore_errors=True)
+
+
+def settled(url: str, lease_s: float) -> None:
+    """Wait until a lease of ``lease_s`` can lapse on this server: only once it has been up a lease
+    time and 10 s (the grace after a restart, runner/store/postgres.py). A session's server that
+    has just started is waited for, as a studio's would have been up for long."""
+    import psycopg
+
+    with psycopg.connect(url) as conn:
+        row = conn.execute(
+            "SELECT extract(epoch FROM clock_timestamp() - pg_postmaster_start_time())"
+        ).fetchone()
+    up = float(row[0]) if row else 0.0
+    time.sleep(max(0.0, lease_s + 10.0 - up + 0.1))

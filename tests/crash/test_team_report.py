@@ -23,6 +23,7 @@ from runner.store.base import JournalError
 from tests.crash import standalone
 from tests.crash.standalone import stats
 from tests.engine.helpers import shot, write_manifest
+from tests.pgcluster import settled
 
 pytestmark = pytest.mark.slow
 
@@ -109,6 +110,7 @@ def _submitted(store: str) -> int:
 def test_cancel_store_cancels_a_dead_runs_runway_tasks_once_its_leases_lapse(
     pg_url: str, tmp_path: Path
 ) -> None:
+    settled(pg_url, 1.5)
     manifest = write_manifest(tmp_path, [shot("a", "runway", takes=3)], name="night", concurrency=3)
     lease = ("--store", pg_url, "--lease-seconds", "1.5")
     with standalone.simulator("clean", time_scale=0.2, gen_min_s=60, gen_max_s=60) as url:
