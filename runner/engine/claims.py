@@ -81,7 +81,8 @@ class Claims:
         its own: they are rejoined at once, not after this run's queue."""
         while True:
             lapsed = await self._journal.lapsed(besides=self._run, seconds=self.lease_s)
-            found = [r for r in lapsed if r.key not in self._mine | self._passed | self._handed]
+            seen = self._mine | self._passed | self._handed
+            found = [r for r in lapsed if r.key not in seen]
             if found:
                 self._handed.update(r.key for r in found)
                 return found
