@@ -220,6 +220,7 @@ async def run_takes(
         slots = _slots(prepared, limits)
         times = (opts.lease_s, opts.store_outage_s)
         accounts = team.accounts(prepared.store, configs or {}, slots, me.token, times, stack)
+        team.join(journal, accounts, prepared.budget_usd)
         bus = Bus(log, *subscribers)
         for name in ledger.rewritten:
             bus.emit(

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from runner.engine.shared import Account
 from runner.errors import ConfigError
 from runner.providers.base import ProviderConfig
+from runner.store.base import Store
 from runner.store.factory import POSTGRES
 from runner.store.storeurl import shown
 
@@ -54,3 +55,15 @@ def accounts(
         stack.callback(shared.close)
         found[name] = shared
     return found
+
+
+def join(journal: Store, found: Mapping[str, Account], budget_usd: float | None) -> None:
+    """Tell a team store the run's accounts (whose daily spend cap a take counts against) and the
+    manifest's budget (``status --store`` shows spend against it); nothing for ``journal.sqlite``."""
+    if not found:
+        return
+    from runner.store.postgres import PostgresStore
+
+    if isinstance(journal, PostgresStore):
+        journal.use_accounts({name: shared.account for name, shared in found.items()})
+        journal.set_budget(budget_usd)

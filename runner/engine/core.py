@@ -230,6 +230,8 @@ class Engine:
                 tg.start_soon(self._run_take, lane, queue.popleft())
         if queue:
             self.summary.not_started += len(queue)
+            for job in queue:  # team mode: left for a later run, not waited for by this one
+                self._done_with(job)
             why = lane.closed_reason or self.summary.stopped
             self._bus.emit(
                 Event(EventKind.WARNING, message=f"{lane.name}: {len(queue)} takes not started ({why})")
@@ -259,9 +261,13 @@ class Engine:
         check = partial(self._admit, job.estimate)
         key = job.take.key
         refusal = await self._journal.reserve(key, job.attempt, job.estimate, check, then=write_ahead)
-        if refusal is not None:
+        if refusal is None:
+            return
+        if refusal.reason is StopReason.DAILY_CAP:  # the account's: its provider's lane only
+            self._lanes[job.take.provider].close(f"{DAILY_LIMIT}: {refusal.message}")
+        else:
             self.stop(refusal.reason, refusal.message)
-            raise NotStarted(refusal.message)
+        raise NotStarted(refusal.message)
 
     def _admit(self, estimate: float, money: Money) -> Refusal | None:
         """The gate, inside the reservation's transaction: a stop for a full or read-only disk

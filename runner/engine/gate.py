@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 
-from runner.store.records import Money
+from runner.store.records import DayMoney, Money
 
 
 class StopReason(StrEnum):
@@ -26,6 +26,7 @@ class StopReason(StrEnum):
     DISK_FULL = "disk full"
     NOT_WRITABLE = "output not writable"
     DISK_CAP = "disk cap"
+    DAILY_CAP = "daily spend cap"  # an account's (team mode): closes that provider's lane only
 
 
 #: Stops after which nothing more is sent, not even the resend of a refused submit: the user
@@ -87,12 +88,22 @@ class Gate:
             return Refusal(
                 StopReason.DEADLINE, f"deadline {self.deadline.isoformat(timespec='minutes')} reached"
             )
-        if self.budget_usd is None:
-            return None
-        if money.spent_usd + money.reserved_usd + estimate > self.budget_usd + 1e-9:
+        spent = money.spent_usd + money.reserved_usd
+        if self.budget_usd is not None and spent + estimate > self.budget_usd + 1e-9:
             return Refusal(
                 StopReason.BUDGET,
                 f"budget ${self.budget_usd:.2f} reached: spent ${money.spent_usd:.2f}, "
                 f"in flight ${money.reserved_usd:.2f}, next take ~${estimate:.2f}",
             )
+        return _over_daily_cap(estimate, money.day)
+
+
+def _over_daily_cap(estimate: float, day: DayMoney | None) -> Refusal | None:
+    """The account's daily spend cap (team mode): every manifest on the store, today (UTC)."""
+    if day is None or day.spent_usd + day.reserved_usd + estimate <= day.cap_usd + 1e-9:
         return None
+    return Refusal(
+        StopReason.DAILY_CAP,
+        f"daily spend cap ${day.cap_usd:.2f} of account {day.account} reached for {day.day} (UTC):"
+        f" spent ${day.spent_usd:.2f}, in flight ${day.reserved_usd:.2f}, next take ~${estimate:.2f}",
+    )

@@ -10,7 +10,8 @@ from dataclasses import dataclass, field
 
 from runner.engine.gate import StopReason
 
-#: The reason a lane closes when its provider's daily cap is reached (exit 3, not a failure).
+#: The reason a lane closes when its provider's daily cap is reached (exit 3, not a failure); an
+#: account's daily spend cap (team mode) closes it with this and the cap's line.
 DAILY_LIMIT = "daily limit"
 
 
@@ -57,7 +58,8 @@ class Summary:
 
     @property
     def daily_limited(self) -> bool:
-        return any(reason == DAILY_LIMIT for reason in self.closed.values())
+        """A provider's daily cap — its task count, or an account's spend (team mode) — closed a lane."""
+        return any(reason.startswith(DAILY_LIMIT) for reason in self.closed.values())
 
     @property
     def ok(self) -> bool:

@@ -88,6 +88,7 @@ def view_of(snap: Snapshot) -> dict[str, Any]:
                 "takes": sum(m.counts.values()),
                 "spent_usd": m.spent_usd,
                 "reserved_usd": m.reserved_usd,
+                "budget_usd": m.budget_usd,
                 "runs": [_plain(r, "scope") for r in snap.runs if r.scope == m.scope],
                 "leases": [_plain(le, "scope") for le in snap.leases if le.scope == m.scope],
             }
@@ -106,20 +107,25 @@ def view_lines(found: Mapping[str, Any]) -> list[str]:
         lines.append("no manifest has run on this store yet")
     for m in found["manifests"]:
         lines += _manifest_lines(m)
-    for a in found["accounts"]:
-        held = ", ".join(f"{who} {n}" for who, n in a["holders"].items())
-        lines.append(
-            f"account {a['account']}: {a['in_flight']} of {a['slots']} slots in flight"
-            + (f" — {held}" if held else "")
-        )
+    lines += [account_line(a) for a in found["accounts"]]
     return lines
+
+
+def account_line(a: Mapping[str, Any]) -> str:
+    """One account: its slots in flight and by whom, and today's spend against its daily cap."""
+    held = ", ".join(f"{who} {n}" for who, n in a["holders"].items())
+    slots = "slots not set yet" if a["slots"] is None else f"{a['in_flight']} of {a['slots']} slots in flight"
+    today = f"today (UTC) spent ${a['today_spent_usd']:.4f}, held ${a['today_reserved_usd']:.4f}"
+    cap = "no daily cap" if a["daily_usd"] is None else f"daily cap ${a['daily_usd']:.2f}"
+    return f"account {a['account']}: {slots}" + (f" — {held}" if held else "") + f" · {today} · {cap}"
 
 
 def _manifest_lines(m: Mapping[str, Any]) -> list[str]:
     states = ", ".join(f"{n} {state}" for state, n in m["counts"].items()) or "no takes"
     lines = [
-        f"manifest {m['manifest']}: {_takes(m['takes'])} ({states}) · spent ${m['spent_usd']:.4f},"
-        f" held for takes in flight ${m['reserved_usd']:.4f}"
+        f"manifest {m['manifest']}: {_takes(m['takes'])} ({states}) · spent ${m['spent_usd']:.4f}"
+        + ("" if m.get("budget_usd") is None else f" of budget ${m['budget_usd']:.2f}")
+        + f", held for takes in flight ${m['reserved_usd']:.4f}"
     ]
     for run in m["runs"]:
         alive = "live" if run["live"] else "gone"

@@ -2,7 +2,8 @@
 
 The SQLite journal's tables with a ``scope`` column (the manifest's name), the money row kept by
 triggers, and — from version 2 — team mode's runs, leases and which run directory saved a row;
-version 3 the morning's selects, version 4 the accounts' shared slots.
+version 3 the morning's selects, version 4 the accounts' shared slots, version 5 the
+accounts' daily spend caps and the manifests' budgets.
 """
 
 from __future__ import annotations
@@ -103,6 +104,18 @@ CREATE TABLE slot_holds (
     since TIMESTAMPTZ NOT NULL DEFAULT clock_timestamp(), until TIMESTAMPTZ NOT NULL
 );
 CREATE INDEX slot_holds_by_account ON slot_holds (account);
+""",
+    # Money across manifests (runner.store.pgmoney): an account's daily spend cap, which account
+    # and UTC day a take's hold and a row's cost count against, and each manifest's budget. An
+    # account may be known for its cap before any run has set its slots.
+    5: """
+ALTER TABLE accounts ADD COLUMN daily_usd DOUBLE PRECISION CHECK (daily_usd >= 0),
+    ALTER COLUMN slots DROP NOT NULL;
+ALTER TABLE takes ADD COLUMN account TEXT, ADD COLUMN held_day DATE;
+CREATE INDEX takes_held_by_account ON takes (account, held_day) WHERE reserved_usd > 0;
+ALTER TABLE rows ADD COLUMN account TEXT, ADD COLUMN day DATE;
+CREATE INDEX rows_by_account_day ON rows (account, day);
+ALTER TABLE money ADD COLUMN budget_usd DOUBLE PRECISION;
 """,
 }
 

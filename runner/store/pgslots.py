@@ -68,7 +68,8 @@ class AccountSlots:
     def _register(self, default_slots: int) -> None:
         with self._pg.reading() as conn:  # safe to make twice
             conn.execute(
-                "INSERT INTO accounts (account, provider, slots) VALUES (%s, %s, %s) ON CONFLICT DO NOTHING",
+                "INSERT INTO accounts (account, provider, slots) VALUES (%s, %s, %s)"
+                " ON CONFLICT (account) DO UPDATE SET slots = EXCLUDED.slots WHERE accounts.slots IS NULL",
                 (self.account, self.account.split(":", 1)[0], default_slots),
             )
 
@@ -85,7 +86,7 @@ class AccountSlots:
         first = "SELECT pg_current_xact_id()::text, slots FROM accounts WHERE account = %s FOR UPDATE"
         with self._pg.writing(first, (self.account,)) as (conn, row):
             paid = self._pay(conn)
-            slots = int(row[1]) if row else 1
+            slots = int(row[1]) if row and row[1] is not None else 1
             conn.execute(  # holds of runs that are gone (not renewed) come back
                 "DELETE FROM slot_holds WHERE account = %s AND until < clock_timestamp()", (self.account,)
             )
@@ -147,22 +148,20 @@ def _listen(conn: psycopg.Connection[Any]) -> None:
     conn.execute(f"LISTEN {CHANNEL}")
 
 
-def set_slots(url: str, account: str, slots: int) -> None:
-    """``previz accounts set``: the account's slot count for every run on the store."""
+#: ``set_account``'s "leave it as it is".
+KEEP = object()
+
+
+def set_account(url: str, account: str, *, slots: int | None = None, daily_usd: object = KEEP) -> None:
+    """``previz accounts set``: the account's slots and daily spend cap (USD, or None: no cap)
+    for every run on the store; what is not given stays. An account not seen yet is added (its
+    slots, if not given, are set by the first run that uses it)."""
+    cap = None if daily_usd is KEEP else daily_usd
     with psycopg.connect(url, autocommit=True, connect_timeout=10) as conn:
         conn.execute(
-            "INSERT INTO accounts (account, provider, slots) VALUES (%s, %s, %s)"
-            " ON CONFLICT (account) DO UPDATE SET slots = EXCLUDED.slots",
-            (account, account.split(":", 1)[0], slots),
+            "INSERT INTO accounts (account, provider, slots, daily_usd) VALUES (%s, %s, %s, %s)"
+            " ON CONFLICT (account) DO UPDATE SET slots = coalesce(%s, accounts.slots),"
+            " daily_usd = CASE WHEN %s THEN accounts.daily_usd ELSE EXCLUDED.daily_usd END",
+            (account, account.split(":", 1)[0], slots, cap, slots, daily_usd is KEEP),
         )
         conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, account))
-
-
-def accounts(url: str) -> list[tuple[str, int, int]]:
-    """Every account the store knows: (account, slots, held now)."""
-    with psycopg.connect(url, autocommit=True, connect_timeout=10) as conn:
-        found = conn.execute(
-            "SELECT a.account, a.slots, (SELECT count(*) FROM slot_holds h WHERE h.account = a.account)"
-            " FROM accounts a ORDER BY a.account"
-        ).fetchall()
-    return [(str(a), int(s), int(h)) for a, s, h in found]

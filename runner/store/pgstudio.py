@@ -68,15 +68,19 @@ class Manifest:
     counts: dict[str, int]
     spent_usd: float
     reserved_usd: float
+    budget_usd: float | None = None  # as its last run gave it (None: no budget, or not yet known)
 
 
 @dataclass(frozen=True)
 class Account:
     account: str  # provider:fingerprint (never the key)
     provider: str
-    slots: int
+    slots: int | None  # None: set by the first run that uses the account
     in_flight: int  # slots held now (submit until terminal), every machine together
     holders: dict[str, int] = field(default_factory=dict)  # "host (manifest)" → slots held
+    daily_usd: float | None = None  # the daily spend cap, or None
+    today_spent_usd: float = 0.0  # charged on the store's UTC day, every manifest together
+    today_reserved_usd: float = 0.0  # held today for takes in flight
 
 
 @dataclass(frozen=True)
@@ -161,13 +165,15 @@ class Studio:
         ).fetchall():
             counts.setdefault(str(scope), {})[str(state)] = int(n)
         money = {
-            str(s): (float(spent), float(held))
-            for s, spent, held in self._conn.execute("SELECT scope, spent, held FROM money").fetchall()
+            str(s): (float(spent), float(held), None if budget is None else float(budget))
+            for s, spent, held, budget in self._conn.execute(
+                "SELECT scope, spent, held, budget_usd FROM money"
+            ).fetchall()
         }
         manifests = []
         for scope in sorted(set(counts) | set(money)):
-            spent, held = money.get(scope, (0.0, 0.0))
-            manifests.append(Manifest(scope, counts.get(scope, {}), round(spent, 6), round(held, 6)))
+            spent, held, budget = money.get(scope, (0.0, 0.0, None))
+            manifests.append(Manifest(scope, counts.get(scope, {}), round(spent, 6), round(held, 6), budget))
         return manifests
 
     def _runs(self, now: float) -> list[Run]:
@@ -208,13 +214,30 @@ class Studio:
         ).fetchall():
             who = f"{host} ({scope})" if host is not None else "a run that is gone"
             holders.setdefault(str(account), {})[who] = holders.get(str(account), {}).get(who, 0) + int(n)
-        found = self._conn.execute(
-            "SELECT account, provider, slots FROM accounts ORDER BY account"
-        ).fetchall()
         return [
-            Account(str(a), str(p), int(s), sum(holders.get(str(a), {}).values()), holders.get(str(a), {}))
-            for a, p, s in found
+            Account(
+                str(a),
+                str(p),
+                None if s is None else int(s),
+                sum(holders.get(str(a), {}).values()),
+                holders.get(str(a), {}),
+                None if cap is None else float(cap),
+                round(float(spent), 6),
+                round(float(held), 6),
+            )
+            for a, p, s, cap, spent, held in self._conn.execute(_ACCOUNTS).fetchall()
         ]
+
+
+_TODAY = "(clock_timestamp() AT TIME ZONE 'UTC')::date"
+#: Each account with its cap and today's money (runner.store.pgmoney: the day a hold was made).
+_ACCOUNTS = (
+    "SELECT a.account, a.provider, a.slots, a.daily_usd,"
+    f" (SELECT coalesce(sum(cost_usd), 0) FROM rows WHERE account = a.account AND day = {_TODAY}),"
+    " (SELECT coalesce(sum(reserved_usd), 0) FROM takes"
+    f"  WHERE account = a.account AND held_day = {_TODAY} AND reserved_usd > 0)"
+    " FROM accounts a ORDER BY a.account"
+)
 
 
 def _check_version(version: int, where: str) -> None:

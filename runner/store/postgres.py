@@ -26,6 +26,7 @@ import json
 import socket
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager
+from dataclasses import replace
 from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
@@ -36,6 +37,7 @@ from runner.store.base import JournalError, JournalWriteError, PlannedTake
 from runner.store.calls import SingleCalls
 from runner.store.owner import LEASE_S, Owner, is_gone
 from runner.store.pgconn import Outage, PgConn, again, comes_back
+from runner.store.pgmoney import AccountMoney
 from runner.store.pgschema import SCHEMA_VERSION, migrate, version_of
 from runner.store.records import COLUMNS, Money, Pending, Record, free_name, record_of
 from runner.store.storeurl import shown, without_password
@@ -47,12 +49,12 @@ R = TypeVar("R")
 _BACK = (
     "records", "get", "money", "spend_by_source", "row_seqs", "rows_after", "selects", "select",
     "unselect", "claim", "beat", "holder", "disown", "renew", "lapsed", "unended", "plan", "reclaim",
-    "reserve", "update", "release", "charge", "lease",
+    "reserve", "update", "release", "charge", "lease", "set_budget",
 )  # fmt: skip
 
 
 @comes_back(*_BACK)
-class PostgresStore(SingleCalls):
+class PostgresStore(AccountMoney, SingleCalls):
     """One manifest's records (``scope``) in a PostgreSQL database, for one machine's run directory."""
 
     def __init__(self, pg: PgConn, scope: str, run_dir: Path) -> None:
@@ -62,6 +64,7 @@ class PostgresStore(SingleCalls):
         self.location = pg.location
         self._here = f"{socket.gethostname()}:{run_dir.resolve()}"  # whose ledger files a row is in
         self._stopped: str | None = None  # why every write is refused from now on (taken over)
+        self._accounts: dict[str, str] = {}  # provider → account (runner.store.pgmoney)
 
     @property
     def _conn(self) -> psycopg.Connection[Any]:
@@ -423,13 +426,15 @@ class PostgresStore(SingleCalls):
         check: Callable[[Money], R | None],
         then: Mapping[str, Any] | None = None,
     ) -> R | None:
-        """As the SQLite journal's: ``check`` sees the money row this transaction holds locked."""
+        """As the SQLite journal's: ``check`` sees the money row this transaction holds locked —
+        and, when the take's account has a daily cap, the account's day (runner.store.pgmoney)."""
         conn, scope = self._conn, self._scope
         conn.execute(
             "UPDATE takes SET reserved_usd = 0 WHERE scope = %s AND key = %s AND state = 'reserved'",
             (scope, key),
         )
-        refusal = check(self._money())
+        account, day, today = self._day_of(conn, key)
+        refusal = check(replace(self._money(), day=today))
         if refusal is not None:
             conn.execute(
                 "UPDATE takes SET reserved_usd = %s WHERE scope = %s AND key = %s AND state = 'reserved'",
@@ -444,6 +449,7 @@ class PostgresStore(SingleCalls):
             " WHERE scope = %s AND key = %s",
             (attempt, estimate, scope, key),
         )
+        self._hold_on(conn, key, account, day)
         if then:
             self.op_update(key, then)
         return None
@@ -478,9 +484,11 @@ class PostgresStore(SingleCalls):
             written["flags"] = ";".join(f for f in (written.get("flags") or "", "paid_earlier") if f)
         cost = written.get("cost_usd") or 0.0
         blob = json.dumps(written, ensure_ascii=False, allow_nan=False)
+        account, day = self._charged_on(conn, key)
         conn.execute(
-            "INSERT INTO rows (scope, key, cost_usd, row, saved_in) VALUES (%s, %s, %s, %s, %s)",
-            (self._scope, key, cost, blob, self._here),
+            "INSERT INTO rows (scope, key, cost_usd, row, saved_in, account, day)"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s)",
+            (self._scope, key, cost, blob, self._here, account, day),
         )
         self.op_update(key, {**fields, "state": state, "reserved_usd": 0.0, "charged": 1})
         return written

@@ -66,9 +66,21 @@ class Record:
 
 
 @dataclass(frozen=True)
+class DayMoney:
+    """An account's spend today (team mode): what its daily cap is checked against."""
+
+    account: str  # provider:fingerprint (never the key)
+    cap_usd: float  # ``previz accounts set … --daily-usd``
+    spent_usd: float  # charged today, every manifest and machine on the store
+    reserved_usd: float  # held today for takes in flight
+    day: str  # the store's UTC day, ISO 8601
+
+
+@dataclass(frozen=True)
 class Money:
     spent_usd: float  # charged: the ledger's total
     reserved_usd: float  # held for takes in flight
+    day: DayMoney | None = None  # the take's account under a daily cap (team mode), else None
 
 
 @dataclass

@@ -30,7 +30,7 @@ from runner.reports.status import cancel
 from runner.reports.studio import bill, view
 from runner.store.owner import Owner
 from runner.store.pgschema import prepare_database
-from runner.store.pgslots import AccountSlots, set_slots
+from runner.store.pgslots import AccountSlots, set_account
 from runner.store.postgres import PostgresStore
 from tests.providers.helpers import make_take
 from tests.reports.test_ledger import done
@@ -89,9 +89,9 @@ def test_the_bill_is_every_ledger_on_the_store_by_manifest_account_host_day_tag(
     pg_url: str, tmp_path: Path
 ) -> None:
     prepare_database(pg_url)
-    set_slots(pg_url, "runway:aaaa", 2)  # one runway account: its rows are that account's
-    set_slots(pg_url, "runware:bbbb", 2)
-    set_slots(pg_url, "runware:cccc", 2)  # two runware accounts: a row does not say which
+    set_account(pg_url, "runway:aaaa", slots=2)  # one runway account: its rows are that account's
+    set_account(pg_url, "runware:bbbb", slots=2)
+    set_account(pg_url, "runware:cccc", slots=2)  # two runware accounts: a row does not say which
     _two_machines(pg_url, tmp_path)
     found = bill(pg_url)
     ledgers = sum(_ledger_sum(d) for d in (tmp_path / "ana" / "night", tmp_path / "ben" / "night"))
