@@ -219,7 +219,8 @@ async def run_takes(
         limits = await _preflight(prepared, records, configs, session) if configs else None
         slots = _slots(prepared, limits)
         times = (opts.lease_s, opts.store_outage_s)
-        accounts = team.accounts(prepared.store, configs or {}, slots, me.token, times, stack)
+        scope = prepared.manifest.name
+        accounts = team.accounts(prepared.store, configs or {}, slots, me.token, scope, times, stack)
         team.join(journal, accounts, prepared.budget_usd)
         bus = Bus(log, *subscribers)
         for name in ledger.rewritten:

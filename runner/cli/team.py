@@ -35,12 +35,14 @@ def accounts(
     configs: Mapping[str, ProviderConfig],
     slots: Mapping[str, int],
     run: str,
+    scope: str,
     times: tuple[float, float],
     stack: contextlib.ExitStack,
 ) -> dict[str, Account]:
     """Each provider account's slots on the store, shared by every run of any manifest; the first
     run to use an account sets its count from ``slots`` (``previz accounts set`` changes it).
-    ``times``: the lease, and how long the store may be away, in seconds."""
+    ``scope``: the manifest (slots are shared fairly between manifests). ``times``: the lease,
+    and how long the store may be away, in seconds."""
     if not url:
         return {}
     from runner.store.pgconn import Outage
@@ -51,7 +53,7 @@ def accounts(
     found: dict[str, Account] = {}
     for name, config in configs.items():
         account = account_of(name, config.api_key.reveal())
-        shared = AccountSlots(url, account, run, slots.get(name, 1), lease_s, outage)
+        shared = AccountSlots(url, account, run, slots.get(name, 1), lease_s, outage, scope=scope)
         stack.callback(shared.close)
         found[name] = shared
     return found

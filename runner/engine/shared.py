@@ -22,7 +22,7 @@ class Account(Protocol):
 
     account: str
 
-    def try_take(self) -> int | None: ...
+    def try_take(self, others_waiting: int = 0) -> int | None: ...
     def give_back(self, hold: int) -> None: ...
     def wait(self, timeout: float) -> None: ...
 
@@ -39,6 +39,7 @@ class SharedSlots:
         self._account = account
         self._holds: deque[int] = deque()
         self._limiter = anyio.CapacityLimiter(1)
+        self._wanting = 0  # takes of this run waiting for one of the account's slots
 
     @property
     def cap(self) -> int:
@@ -58,17 +59,26 @@ class SharedSlots:
 
     async def acquire(self) -> None:
         await self.local.acquire()
+        self._wanting += 1
         try:
-            while True:
-                hold = await anyio.to_thread.run_sync(self._account.try_take, limiter=self._limiter)
-                if hold is not None:
-                    self._holds.append(hold)
-                    return
-                await anyio.to_thread.run_sync(self._account.wait, self.WAIT_S, limiter=self._limiter)
+            await self._take()
         except BaseException:
             with anyio.CancelScope(shield=True):
                 await self.local.release(clean=False)
             raise
+        finally:
+            self._wanting -= 1
+
+    async def _take(self) -> None:
+        """One of the account's slots, tried again each time one is given back (or each wait);
+        the store is told how many more of this run's takes still wait (its fair turn)."""
+        while True:
+            others = self._wanting - 1
+            hold = await anyio.to_thread.run_sync(self._account.try_take, others, limiter=self._limiter)
+            if hold is not None:
+                self._holds.append(hold)
+                return
+            await anyio.to_thread.run_sync(self._account.wait, self.WAIT_S, limiter=self._limiter)
 
     async def release(self, *, clean: bool = True) -> None:
         if self._holds:

@@ -3,7 +3,7 @@
 The SQLite journal's tables with a ``scope`` column (the manifest's name), the money row kept by
 triggers, and — from version 2 — team mode's runs, leases and which run directory saved a row;
 version 3 the morning's selects, version 4 the accounts' shared slots, version 5 the
-accounts' daily spend caps and the manifests' budgets.
+accounts' daily spend caps and the manifests' budgets, version 6 who waits for a slot.
 """
 
 from __future__ import annotations
@@ -116,6 +116,15 @@ CREATE INDEX takes_held_by_account ON takes (account, held_day) WHERE reserved_u
 ALTER TABLE rows ADD COLUMN account TEXT, ADD COLUMN day DATE;
 CREATE INDEX rows_by_account_day ON rows (account, day);
 ALTER TABLE money ADD COLUMN budget_usd DOUBLE PRECISION;
+""",
+    # Fair slots (runner.store.pgslots): which manifest holds a slot, and the runs waiting for one.
+    6: """
+ALTER TABLE slot_holds ADD COLUMN scope TEXT NOT NULL DEFAULT '';
+CREATE TABLE slot_waiters (
+    account TEXT NOT NULL, run TEXT NOT NULL, scope TEXT NOT NULL,
+    since TIMESTAMPTZ NOT NULL DEFAULT clock_timestamp(), until TIMESTAMPTZ NOT NULL,
+    PRIMARY KEY (account, run)
+);
 """,
 }
 

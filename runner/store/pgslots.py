@@ -9,6 +9,13 @@ waiting run at once (``LISTEN``/``NOTIFY``), not after a poll of the database. A
 lease (renewed with the run's leases, :meth:`PostgresStore.renew`), so the slots of a run that
 died come back with its takes, judged by the server's clock.
 
+Runs of different manifests share the slots fairly: a run refused a slot is written down as
+waiting (for a few seconds, renewed with each try), and a free slot is not taken by a manifest
+while another waiting manifest holds fewer (:func:`_fair`). So a freed slot goes to the waiting
+manifest with the fewest, and a short manifest is not starved by a long one that three machines
+run — which, first come first served, asked three times as often. A waiter whose run died stops
+counting after ``_WAITER_S``.
+
 The account is a provider plus a keyed fingerprint of its key (:func:`account_of`): the key
 itself never reaches the database.
 
@@ -52,12 +59,15 @@ class AccountSlots:
         default_slots: int,
         lease_s: float,
         outage: Outage | None = None,
+        *,
+        scope: str = "",
     ) -> None:
         where = f"{shown(url)} (account {account})"
         self._pg = PgConn(url, where, outage or Outage())
         self._listen = PgConn(url, where, outage or Outage(), setup=_listen)
         self.account = account
         self._run = run
+        self._scope = scope  # the manifest: slots are shared fairly between manifests
         self._lease_s = lease_s
         self._owed: list[int] = []  # holds given back while the store was away
         # opened after the run's store: a server that goes away meanwhile is waited for
@@ -78,29 +88,61 @@ class AccountSlots:
         """The connection slots are taken on, and its outage counters (for tests)."""
         return self._pg
 
-    def try_take(self) -> int | None:
-        """A slot's hold id, or None while every slot of the account is held."""
-        return again(self._try_take)
+    def try_take(self, others_waiting: int = 0) -> int | None:
+        """A slot's hold id, or None while every slot of the account is held — or while another
+        manifest that waits for one holds fewer than this one (its turn: see :func:`_fair`).
+        ``others_waiting``: how many more of this run's takes wait after this one."""
+        return again(partial(self._try_take, others_waiting))
 
-    def _try_take(self) -> int | None:
+    def _try_take(self, others_waiting: int) -> int | None:
         first = "SELECT pg_current_xact_id()::text, slots FROM accounts WHERE account = %s FOR UPDATE"
         with self._pg.writing(first, (self.account,)) as (conn, row):
             paid = self._pay(conn)
             slots = int(row[1]) if row and row[1] is not None else 1
-            conn.execute(  # holds of runs that are gone (not renewed) come back
+            conn.execute(  # holds and waits of runs that are gone (not renewed) come back
                 "DELETE FROM slot_holds WHERE account = %s AND until < clock_timestamp()", (self.account,)
             )
-            held = conn.execute("SELECT count(*) FROM slot_holds WHERE account = %s", (self.account,))
-            found = held.fetchone()
+            conn.execute(
+                "DELETE FROM slot_waiters WHERE account = %s AND until < clock_timestamp()", (self.account,)
+            )
             hold = None
-            if found is None or int(found[0]) < slots:
+            if _fair(self._holds_by_manifest(conn), self._waiting(conn), slots, self._scope):
                 hold = conn.execute(
-                    "INSERT INTO slot_holds (account, run, until)"
-                    " VALUES (%s, %s, clock_timestamp() + %s * interval '1 second') RETURNING id",
-                    (self.account, self._run, self._lease_s),
+                    "INSERT INTO slot_holds (account, run, scope, until)"
+                    " VALUES (%s, %s, %s, clock_timestamp() + %s * interval '1 second') RETURNING id",
+                    (self.account, self._run, self._scope, self._lease_s),
                 ).fetchone()
+            self._mark_waiting(conn, hold is None or others_waiting > 0)
         self._paid(paid)
         return None if hold is None else int(hold[0])
+
+    def _holds_by_manifest(self, conn: psycopg.Connection[Any]) -> dict[str, int]:
+        found = conn.execute(
+            "SELECT scope, count(*) FROM slot_holds WHERE account = %s GROUP BY scope", (self.account,)
+        ).fetchall()
+        return {str(scope): int(n) for scope, n in found}
+
+    def _waiting(self, conn: psycopg.Connection[Any]) -> set[str]:
+        """The other manifests with a run waiting for one of the account's slots."""
+        found = conn.execute(
+            "SELECT DISTINCT scope FROM slot_waiters WHERE account = %s AND scope <> %s",
+            (self.account, self._scope),
+        ).fetchall()
+        return {str(scope) for (scope,) in found}
+
+    def _mark_waiting(self, conn: psycopg.Connection[Any], waiting: bool) -> None:
+        """This run among the account's waiters for a few of its waits (a dead run's lapses), or not."""
+        if not waiting:
+            conn.execute(
+                "DELETE FROM slot_waiters WHERE account = %s AND run = %s", (self.account, self._run)
+            )
+            return
+        conn.execute(
+            "INSERT INTO slot_waiters (account, run, scope, until)"
+            " VALUES (%s, %s, %s, clock_timestamp() + %s * interval '1 second')"
+            " ON CONFLICT (account, run) DO UPDATE SET until = EXCLUDED.until",
+            (self.account, self._run, self._scope, _WAITER_S),
+        )
 
     def give_back(self, hold: int) -> None:
         """The slot free for every run at once — or, while the store is away, owed (never waited for)."""
@@ -139,9 +181,24 @@ class AccountSlots:
                 self._pg.try_reconnect()
             with contextlib.suppress(psycopg.Error):
                 self._pg.conn.execute("DELETE FROM slot_holds WHERE run = %s", (self._run,))
+                self._pg.conn.execute("DELETE FROM slot_waiters WHERE run = %s", (self._run,))
                 self._pg.conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, self.account))
         self._pg.close()
         self._listen.close()
+
+
+#: How long a run counts as waiting after its last try (it tries at least once a second).
+_WAITER_S = 3.0
+
+
+def _fair(held: dict[str, int], waiting: set[str], slots: int, mine: str) -> bool:
+    """Whether this manifest may take a free slot now: one is free, and no other manifest that
+    waits for one holds fewer than this one does. So a freed slot goes to the waiting manifest
+    with the fewest — each gets its share (slots ÷ manifests wanting them), a manifest alone
+    gets them all, and none starves behind a longer one that asks more often."""
+    if sum(held.values()) >= slots:
+        return False
+    return all(held.get(other, 0) >= held.get(mine, 0) for other in waiting)
 
 
 def _listen(conn: psycopg.Connection[Any]) -> None:
