@@ -117,7 +117,9 @@ def account_line(a: Mapping[str, Any]) -> str:
     slots = "slots not set yet" if a["slots"] is None else f"{a['in_flight']} of {a['slots']} slots in flight"
     today = f"today (UTC) spent ${a['today_spent_usd']:.4f}, held ${a['today_reserved_usd']:.4f}"
     cap = "no daily cap" if a["daily_usd"] is None else f"daily cap ${a['daily_usd']:.2f}"
-    return f"account {a['account']}: {slots}" + (f" — {held}" if held else "") + f" · {today} · {cap}"
+    waiting = f" · waiting for a slot: {', '.join(a['waiting'])}" if a.get("waiting") else ""
+    holders = f" — {held}" if held else ""
+    return f"account {a['account']}: {slots}{holders}{waiting} · {today} · {cap}"
 
 
 def _manifest_lines(m: Mapping[str, Any]) -> list[str]:

@@ -81,6 +81,7 @@ class Account:
     daily_usd: float | None = None  # the daily spend cap, or None
     today_spent_usd: float = 0.0  # charged on the store's UTC day, every manifest together
     today_reserved_usd: float = 0.0  # held today for takes in flight
+    waiting: list[str] = field(default_factory=list)  # manifests with a run waiting for a slot
 
 
 @dataclass(frozen=True)
@@ -214,6 +215,11 @@ class Studio:
         ).fetchall():
             who = f"{host} ({scope})" if host is not None else "a run that is gone"
             holders.setdefault(str(account), {})[who] = holders.get(str(account), {}).get(who, 0) + int(n)
+        waiting: dict[str, list[str]] = {}
+        for account, scope in self._conn.execute(
+            "SELECT DISTINCT account, scope FROM slot_waiters WHERE until > clock_timestamp() ORDER BY 1, 2"
+        ).fetchall():
+            waiting.setdefault(str(account), []).append(str(scope))
         return [
             Account(
                 str(a),
@@ -224,6 +230,7 @@ class Studio:
                 None if cap is None else float(cap),
                 round(float(spent), 6),
                 round(float(held), 6),
+                waiting.get(str(a), []),
             )
             for a, p, s, cap, spent, held in self._conn.execute(_ACCOUNTS).fetchall()
         ]

@@ -14,6 +14,7 @@ from pathlib import Path
 import psycopg
 
 from runner.store.pgslots import AccountSlots, _fair
+from runner.store.pgstudio import Studio
 from runner.store.postgres import PostgresStore
 
 ACCOUNT = "aimlapi:fa1rfa1r"
@@ -62,11 +63,13 @@ def test_a_waiter_that_stops_trying_stops_counting(pg_url: str, tmp_path: Path) 
         hold = a.try_take(others_waiting=1)
         assert hold is not None and a.try_take(others_waiting=1) is not None
         assert b.try_take() is None
+        assert _waiting(pg_url) == ["long", "short"], "status --store shows who waits"
         a.give_back(hold)
         assert a.try_take(others_waiting=1) is None, "b is waiting"
         with psycopg.connect(pg_url, autocommit=True) as conn:  # b's run died: it tries no more
             conn.execute("UPDATE slot_waiters SET until = clock_timestamp() - interval '1 second'")
         assert a.try_take() is not None, "b's wait lapsed: the slot is a's"
+        assert _waiting(pg_url) == []
 
 
 def test_a_run_that_gets_its_slot_with_none_left_waiting_is_no_waiter(pg_url: str, tmp_path: Path) -> None:
@@ -76,3 +79,11 @@ def test_a_run_that_gets_its_slot_with_none_left_waiting_is_no_waiter(pg_url: st
         assert a.try_take() is not None, "nobody waits"
         with psycopg.connect(pg_url, autocommit=True) as conn:
             assert conn.execute("SELECT count(*) FROM slot_waiters").fetchone() == (0,)
+
+
+def _waiting(url: str) -> list[str]:
+    studio = Studio.open(url)
+    try:
+        return next(a.waiting for a in studio.snapshot().accounts if a.account == ACCOUNT)
+    finally:
+        studio.close()
