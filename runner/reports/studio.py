@@ -115,7 +115,10 @@ def account_line(a: Mapping[str, Any]) -> str:
     """One account: its slots in flight and by whom, and today's spend against its daily cap."""
     held = ", ".join(f"{who} {n}" for who, n in a["holders"].items())
     slots = "slots not set yet" if a["slots"] is None else f"{a['in_flight']} of {a['slots']} slots in flight"
-    today = f"today (UTC) spent ${a['today_spent_usd']:.4f}, held ${a['today_reserved_usd']:.4f}"
+    today = (
+        f"today (UTC) {_takes(a['today_takes'])}, spent ${a['today_spent_usd']:.4f},"
+        f" held ${a['today_reserved_usd']:.4f}"
+    )
     cap = "no daily cap" if a["daily_usd"] is None else f"daily cap ${a['daily_usd']:.2f}"
     waiting = f" · waiting for a slot: {', '.join(a['waiting'])}" if a.get("waiting") else ""
     holders = f" — {held}" if held else ""

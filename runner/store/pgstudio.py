@@ -81,6 +81,7 @@ class Account:
     daily_usd: float | None = None  # the daily spend cap, or None
     today_spent_usd: float = 0.0  # charged on the store's UTC day, every manifest together
     today_reserved_usd: float = 0.0  # held today for takes in flight
+    today_takes: int = 0  # takes recorded today (a ledger row on the store's UTC day)
     waiting: list[str] = field(default_factory=list)  # manifests with a run waiting for a slot
 
 
@@ -230,9 +231,10 @@ class Studio:
                 None if cap is None else float(cap),
                 round(float(spent), 6),
                 round(float(held), 6),
+                int(takes),
                 waiting.get(str(a), []),
             )
-            for a, p, s, cap, spent, held in self._conn.execute(_ACCOUNTS).fetchall()
+            for a, p, s, cap, spent, held, takes in self._conn.execute(_ACCOUNTS).fetchall()
         ]
 
 
@@ -242,7 +244,8 @@ _ACCOUNTS = (
     "SELECT a.account, a.provider, a.slots, a.daily_usd,"
     f" (SELECT coalesce(sum(cost_usd), 0) FROM rows WHERE account = a.account AND day = {_TODAY}),"
     " (SELECT coalesce(sum(reserved_usd), 0) FROM takes"
-    f"  WHERE account = a.account AND held_day = {_TODAY} AND reserved_usd > 0)"
+    f"  WHERE account = a.account AND held_day = {_TODAY} AND reserved_usd > 0),"
+    f" (SELECT count(DISTINCT (scope, key)) FROM rows WHERE account = a.account AND day = {_TODAY})"
     " FROM accounts a ORDER BY a.account"
 )
 

@@ -62,6 +62,6 @@ def test_two_manifests_stop_at_their_accounts_daily_cap(pg_url: str, tmp_path: P
         assert "takes left for tomorrow's quota" in out
     assert bill["providers"]["aimlapi"]["accepted"] == 6, "the cap's room, between both manifests"
     assert bill["billed_usd"] == pytest.approx(1.50)
-    assert "today (UTC) spent $1.5000, held $0.0000 · daily cap $1.60" in listed, listed
+    assert "today (UTC) 6 takes, spent $1.5000, held $0.0000 · daily cap $1.60" in listed, listed
     assert "sim-aimlapi-key" not in listed + status
     assert "of budget $20.00" in status, status

@@ -57,6 +57,7 @@ def test_two_manifests_on_one_account_stop_at_its_daily_cap(pg_url: str, tmp_pat
 
         account = _accounts(pg_url)[ACCOUNT]
         assert (account.daily_usd, account.today_spent_usd, account.today_reserved_usd) == (1.0, 0.25, 0.6)
+        assert account.today_takes == 1
         assert a.money().spent_usd == 0.25 and b.money().reserved_usd == 0.6, "budgets stay per manifest"
     finally:
         a.close()
