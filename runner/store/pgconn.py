@@ -288,3 +288,21 @@ def _retried(method: Callable[..., T]) -> Callable[..., T]:
         return again(functools.partial(method, self, *args, **kwargs))
 
     return retried
+
+
+class Scoped:
+    """What the parts of a PostgreSQL store (its mixins) need from it: the scope, and the
+    connection to read on (``_conn`` under ``_lock``) or write on (``_tx``)."""
+
+    _scope: str
+
+    @property
+    def _conn(self) -> psycopg.Connection[Any]:
+        raise NotImplementedError
+
+    @property
+    def _lock(self) -> contextlib.AbstractContextManager[Any]:
+        raise NotImplementedError
+
+    def _tx(self) -> contextlib.AbstractContextManager[psycopg.Connection[Any]]:
+        raise NotImplementedError

@@ -22,6 +22,7 @@ from typing import Any
 
 import psycopg
 
+from runner.store.pgconn import Scoped
 from runner.store.records import DayMoney
 
 #: The advisory locks' first key ("prem"); the second is the account's (:func:`_lock_key`).
@@ -29,10 +30,9 @@ _LOCKS = 0x7072656D
 _TODAY = "(clock_timestamp() AT TIME ZONE 'UTC')::date"
 
 
-class AccountMoney:
+class AccountMoney(Scoped):
     """The store's side of account caps and budgets (a mixin of :class:`PostgresStore`)."""
 
-    _scope: str
     _accounts: dict[str, str]  # provider → account, for this run's providers
 
     def use_accounts(self, accounts: Mapping[str, str]) -> None:
@@ -93,9 +93,6 @@ class AccountMoney:
         """The manifest's budget, for the studio's view (``status --store``: spend against it)."""
         with self._tx() as conn:
             conn.execute("UPDATE money SET budget_usd = %s WHERE scope = %s", (budget_usd, self._scope))
-
-    def _tx(self) -> Any:
-        raise NotImplementedError
 
 
 def _lock_key(account: str) -> int:

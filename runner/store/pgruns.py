@@ -18,33 +18,20 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Collection
-from contextlib import AbstractContextManager
 from typing import Any
 
 import psycopg
 
 from runner.store.owner import LEASE_S, Owner, is_gone
-from runner.store.pgconn import Outage
+from runner.store.pgconn import Outage, Scoped
 from runner.store.records import COLUMNS, Record, record_of
 
 
-class ScopeRuns:
+class ScopeRuns(Scoped):
     """The scope's runs and its takes' leases (a mixin of :class:`PostgresStore`)."""
 
-    _scope: str
     _stopped: str | None  # why every write is refused from now on (this run was taken over)
     location: str
-
-    @property
-    def _conn(self) -> psycopg.Connection[Any]:
-        raise NotImplementedError
-
-    @property
-    def _lock(self) -> AbstractContextManager[Any]:
-        raise NotImplementedError
-
-    def _tx(self) -> AbstractContextManager[psycopg.Connection[Any]]:
-        raise NotImplementedError
 
     # --- the runs of a scope (runner.store.owner): many at once, each with its beat ------------
 

@@ -17,27 +17,12 @@ for a ``postgresql://`` store.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from contextlib import AbstractContextManager
-from typing import Any
 
-import psycopg
+from runner.store.pgconn import Scoped
 
 
-class ScopeSelects:
+class ScopeSelects(Scoped):
     """The scope's selects: who chose which take, and when (a mixin of :class:`PostgresStore`)."""
-
-    _scope: str
-
-    @property
-    def _conn(self) -> psycopg.Connection[Any]:
-        raise NotImplementedError
-
-    @property
-    def _lock(self) -> AbstractContextManager[Any]:
-        raise NotImplementedError
-
-    def _tx(self) -> AbstractContextManager[psycopg.Connection[Any]]:
-        raise NotImplementedError
 
     def selects(self) -> dict[str, tuple[str, str]]:
         with self._lock:

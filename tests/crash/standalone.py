@@ -102,6 +102,17 @@ def run(manifest: Path, base_url: str, *extra: str, clock_scale: float) -> tuple
     return finish(start_run(manifest, base_url, *extra, clock_scale=clock_scale))
 
 
+def previz(*argv: str, url: str) -> subprocess.CompletedProcess[str]:
+    """Any other ``previz`` command (status, report, accounts…) against the simulator at ``url``."""
+    return subprocess.run(
+        [sys.executable, "-m", "runner", *argv],
+        env=env_for(url),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
 def ledger(run_dir: Path) -> list[dict[str, Any]]:
     path = run_dir / "ledger.jsonl"
     if not path.exists():

@@ -8,8 +8,6 @@ against the cap and each manifest's spend against its budget.
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -23,16 +21,6 @@ pytestmark = pytest.mark.slow
 SCALE = 0.02
 
 
-def _previz(*argv: str, url: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "runner", *argv],
-        env=standalone.env_for(url),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-
-
 def test_two_manifests_stop_at_their_accounts_daily_cap(pg_url: str, tmp_path: Path) -> None:
     """$1.60 a day at $0.25 a take: room for 6 of the 12 takes, whichever manifest asks first."""
     (tmp_path / "h").mkdir()
@@ -42,9 +30,11 @@ def test_two_manifests_stop_at_their_accounts_daily_cap(pg_url: str, tmp_path: P
     )
     gorge = write_manifest(tmp_path / "g", [shot("b", "aimlapi", takes=6)], name="gorge", concurrency=2)
     with standalone.simulator("clean", time_scale=SCALE, gen_min_s=30, gen_max_s=30) as url:
-        bad = _previz("accounts", "set", "aimlapi", "--daily-usd", "-1", "--store", pg_url, url=url)
+        bad = standalone.previz("accounts", "set", "aimlapi", "--daily-usd", "-1", "--store", pg_url, url=url)
         assert bad.returncode == 2 and "--daily-usd" in bad.stderr, bad.stderr
-        said = _previz("accounts", "set", "aimlapi", "--daily-usd", "1.60", "--store", pg_url, url=url)
+        said = standalone.previz(
+            "accounts", "set", "aimlapi", "--daily-usd", "1.60", "--store", pg_url, url=url
+        )
         assert said.returncode == 0, said.stderr
         assert "a daily cap of $1.60 for every run on the store" in said.stdout
         store = ("--store", pg_url)
@@ -54,8 +44,8 @@ def test_two_manifests_stop_at_their_accounts_daily_cap(pg_url: str, tmp_path: P
         ):
             results = [standalone.finish(a), standalone.finish(b)]
         bill = stats(url)
-        listed = _previz("accounts", "--store", pg_url, url=url).stdout
-        status = _previz("status", "--store", pg_url, url=url).stdout
+        listed = standalone.previz("accounts", "--store", pg_url, url=url).stdout
+        status = standalone.previz("status", "--store", pg_url, url=url).stdout
     for code, out, err in results:
         assert code == 3, out + err
         assert "daily spend cap $1.60 of account aimlapi:" in out + err

@@ -10,8 +10,6 @@ import csv
 import json
 import signal
 import socket
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -28,16 +26,6 @@ from tests.pgcluster import settled
 pytestmark = pytest.mark.slow
 
 SCALE = 0.02
-
-
-def _previz(*argv: str, url: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "runner", *argv],
-        env=standalone.env_for(url),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
 
 
 def _csv(run_dir: Path) -> tuple[list[str], list[dict[str, str]]]:
@@ -73,8 +61,8 @@ def test_report_store_is_both_ledgers_and_the_bill_and_status_store_sees_the_run
             live = view(pg_url)  # while the runs go: in process, no interpreter to start
             results = [standalone.finish(a), standalone.finish(b)]
         bill = stats(url)
-        reported = _previz("report", *store, "--format", "json", url=url)
-        status = _previz("status", *store, url=url)
+        reported = standalone.previz("report", *store, "--format", "json", url=url)
+        status = standalone.previz("status", *store, url=url)
     for code, out, err in results:
         assert code == 0, out + err
     assert reported.returncode == 0, reported.stderr
@@ -120,10 +108,12 @@ def test_cancel_store_cancels_a_dead_runs_runway_tasks_once_its_leases_lapse(
             _wait(lambda: _submitted(pg_url) >= 3)  # the task ids in the store, not only at Runway
             a.send_signal(signal.SIGKILL)  # the workstation dies with three tasks in flight
         _wait(lambda: not view(pg_url)["manifests"][0]["leases"])
-        cancelled = _previz("cancel", str(manifest), "--store", pg_url, url=url)  # from another machine
+        cancelled = standalone.previz(
+            "cancel", str(manifest), "--store", pg_url, url=url
+        )  # from another machine
         time.sleep(0.5)
         bill = stats(url)["providers"]["runway"]
-        status = _previz("status", "--store", pg_url, url=url)
+        status = standalone.previz("status", "--store", pg_url, url=url)
     assert cancelled.returncode == 0, cancelled.stdout + cancelled.stderr
     assert "no task in flight" not in cancelled.stdout, cancelled.stdout
     assert sum(line.startswith("cancelled a#t0") for line in cancelled.stdout.splitlines()) == 3
