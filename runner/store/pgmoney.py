@@ -17,7 +17,7 @@ no cap on a take's account takes no lock at all.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import psycopg
@@ -27,7 +27,10 @@ from runner.store.records import DayMoney
 
 #: The advisory locks' first key ("prem"); the second is the account's (:func:`_lock_key`).
 _LOCKS = 0x7072656D
-_TODAY = "(clock_timestamp() AT TIME ZONE 'UTC')::date"
+#: The store's UTC day now, by the server's clock (never a workstation's).
+TODAY = "(clock_timestamp() AT TIME ZONE 'UTC')::date"
+#: A take's columns that say which account and day its cost counts on (:meth:`_counted_on`).
+COUNTED_ON = f"account, held_day::text, provider, {TODAY}::text"
 
 
 class AccountMoney(Scoped):
@@ -46,7 +49,7 @@ class AccountMoney(Scoped):
         if account is None:
             return None, "", None
         found = conn.execute(
-            f"SELECT (SELECT daily_usd FROM accounts WHERE account = %s), {_TODAY}::text", (account,)
+            f"SELECT (SELECT daily_usd FROM accounts WHERE account = %s), {TODAY}::text", (account,)
         ).fetchone()
         cap, day = (found[0], str(found[1])) if found else (None, "")
         if cap is None:
@@ -77,17 +80,12 @@ class AccountMoney(Scoped):
                 (account, day, self._scope, key),
             )
 
-    def _charged_on(self, conn: psycopg.Connection[Any], key: str) -> tuple[str | None, str | None]:
-        """The account and day a take's cost counts on: its hold's (else the run's account, today)."""
-        row = conn.execute(
-            f"SELECT account, held_day::text, provider, {_TODAY}::text FROM takes"
-            " WHERE scope = %s AND key = %s",
-            (self._scope, key),
-        ).fetchone()
-        if row is None:
-            return None, None
-        account = row[0] or self._accounts.get(str(row[2]))
-        return account, (row[1] or row[3]) if account else None
+    def _counted_on(self, found: Sequence[Any]) -> tuple[str | None, str | None]:
+        """The account and day a take's cost counts on, from its :data:`COUNTED_ON` columns: its
+        hold's (else the run's account for its provider, today)."""
+        held_account, held_day, provider, today = found
+        account = held_account or self._accounts.get(str(provider))
+        return account, (held_day or today) if account else None
 
     def set_budget(self, budget_usd: float | None) -> None:
         """The manifest's budget, for the studio's view (``status --store``: spend against it)."""

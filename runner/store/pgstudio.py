@@ -20,6 +20,7 @@ import psycopg
 
 from runner.store.base import JournalError
 from runner.store.owner import Owner, is_gone
+from runner.store.pgmoney import TODAY
 from runner.store.pgschema import SCHEMA_VERSION, version_of
 from runner.store.storeurl import shown, without_password
 
@@ -238,14 +239,13 @@ class Studio:
         ]
 
 
-_TODAY = "(clock_timestamp() AT TIME ZONE 'UTC')::date"
 #: Each account with its cap and today's money (runner.store.pgmoney: the day a hold was made).
 _ACCOUNTS = (
     "SELECT a.account, a.provider, a.slots, a.daily_usd,"
-    f" (SELECT coalesce(sum(cost_usd), 0) FROM rows WHERE account = a.account AND day = {_TODAY}),"
+    f" (SELECT coalesce(sum(cost_usd), 0) FROM rows WHERE account = a.account AND day = {TODAY}),"
     " (SELECT coalesce(sum(reserved_usd), 0) FROM takes"
-    f"  WHERE account = a.account AND held_day = {_TODAY} AND reserved_usd > 0),"
-    f" (SELECT count(DISTINCT (scope, key)) FROM rows WHERE account = a.account AND day = {_TODAY})"
+    f"  WHERE account = a.account AND held_day = {TODAY} AND reserved_usd > 0),"
+    f" (SELECT count(DISTINCT (scope, key)) FROM rows WHERE account = a.account AND day = {TODAY})"
     " FROM accounts a ORDER BY a.account"
 )
 

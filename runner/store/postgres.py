@@ -40,7 +40,7 @@ import psycopg
 from runner.store.base import JournalError, JournalWriteError, PlannedTake
 from runner.store.calls import SingleCalls
 from runner.store.pgconn import Outage, PgConn, again, comes_back
-from runner.store.pgmoney import AccountMoney
+from runner.store.pgmoney import COUNTED_ON, AccountMoney
 from runner.store.pgruns import ScopeRuns
 from runner.store.pgschema import SCHEMA_VERSION, migrate, version_of
 from runner.store.pgselects import ScopeSelects
@@ -336,7 +336,8 @@ class PostgresStore(ScopeRuns, ScopeSelects, AccountMoney, SingleCalls):
     ) -> dict[str, Any]:
         conn = self._conn
         was = conn.execute(
-            "SELECT charged FROM takes WHERE scope = %s AND key = %s FOR UPDATE", (self._scope, key)
+            f"SELECT charged, {COUNTED_ON} FROM takes WHERE scope = %s AND key = %s FOR UPDATE",
+            (self._scope, key),
         ).fetchone()
         written = dict(row)
         if was is not None and was[0]:
@@ -344,7 +345,7 @@ class PostgresStore(ScopeRuns, ScopeSelects, AccountMoney, SingleCalls):
             written["flags"] = ";".join(f for f in (written.get("flags") or "", "paid_earlier") if f)
         cost = written.get("cost_usd") or 0.0
         blob = json.dumps(written, ensure_ascii=False, allow_nan=False)
-        account, day = self._charged_on(conn, key)
+        account, day = self._counted_on(was[1:]) if was is not None else (None, None)
         conn.execute(
             "INSERT INTO rows (scope, key, cost_usd, row, saved_in, account, day)"
             " VALUES (%s, %s, %s, %s, %s, %s, %s)",
